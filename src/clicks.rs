@@ -1,0 +1,319 @@
+//! Clicks: who followed a link, and the one write that records it.
+//!
+//! A click row holds the slug, the time, the referrer's host, the browser and
+//! OS families (woothee), a bot flag (isbot) and a visitor hash: an
+//! HMAC-SHA256 of (client IP, user agent, UTC day) keyed with the secret
+//! `visitor_salt`. No raw IP is stored.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::OnceLock;
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use time::OffsetDateTime;
+
+use crate::links::Slug;
+use crate::storage::{SqlStore, SqlValue, Statement, StoreError};
+
+/// The click write: one statement, one transaction. The `clicks_rollup`
+/// trigger maintains the daily rollups inside it. The `EXISTS` guard drops a
+/// click whose link was deleted between the key-value read and this write.
+pub const RECORD: Statement = Statement {
+    sql: "INSERT INTO clicks (slug, at, day, referrer_host, browser, os, is_bot, visitor) \
+          SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8 WHERE EXISTS (SELECT 1 FROM links WHERE slug = ?1) \
+          RETURNING id",
+    operation: "INSERT",
+    table: "clicks",
+};
+
+/// The longest referrer host we keep.
+const MAX_HOST_LEN: usize = 253;
+
+/// Who followed a link, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Visitor {
+    /// Referrer host, lower-case, if a valid http(s) referrer was sent.
+    pub referrer_host: Option<String>,
+    /// Browser family (`Chrome`, `Firefox`, ... or `UNKNOWN`).
+    pub browser: String,
+    /// OS family (`Windows 10`, `Mac OSX`, `Android`, ... or `UNKNOWN`).
+    pub os: String,
+    /// A known crawler, tool or an empty user agent.
+    pub is_bot: bool,
+}
+
+fn bots() -> &'static isbot::Bots {
+    static BOTS: OnceLock<isbot::Bots> = OnceLock::new();
+    BOTS.get_or_init(isbot::Bots::default)
+}
+
+fn ua_parser() -> &'static woothee::parser::Parser {
+    static PARSER: OnceLock<woothee::parser::Parser> = OnceLock::new();
+    PARSER.get_or_init(woothee::parser::Parser::new)
+}
+
+impl Visitor {
+    /// Classifies a request from its `User-Agent` and `Referer`.
+    pub fn classify(user_agent: &str, referer: Option<&str>) -> Self {
+        let ua = user_agent.trim();
+        let parsed = ua_parser().parse(ua);
+        let (browser, os, crawler) = match &parsed {
+            Some(r) => (r.name, r.os, r.category == "crawler"),
+            None => ("UNKNOWN", "UNKNOWN", false),
+        };
+        Self {
+            referrer_host: referer.and_then(referrer_host),
+            browser: browser.to_owned(),
+            os: os.to_owned(),
+            // No user agent at all is a script, not a person.
+            is_bot: ua.is_empty() || crawler || bots().is_bot(ua),
+        }
+    }
+
+    /// `human` or `bot` (the span attribute value and metric label).
+    pub fn kind(&self) -> &'static str {
+        if self.is_bot { "bot" } else { "human" }
+    }
+}
+
+fn referrer_host(raw: &str) -> Option<String> {
+    let url = url::Url::parse(raw.trim()).ok()?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return None;
+    }
+    url.host_str()
+        .filter(|h| !h.is_empty() && h.len() <= MAX_HOST_LEN)
+        .map(str::to_ascii_lowercase)
+}
+
+/// The client's address: the direct peer with `trusted_hops = 0`; otherwise
+/// the `trusted_hops`-th address from the right of `X-Forwarded-For` (each
+/// proxy we run appends the address it saw, so entries further left are
+/// whatever the client claimed). With fewer entries than trusted hops the
+/// request did not come through our proxies, and the peer is used.
+pub fn client_ip(
+    peer: Option<IpAddr>,
+    forwarded_for: &[&str],
+    trusted_hops: usize,
+) -> Option<IpAddr> {
+    if trusted_hops == 0 {
+        return peer;
+    }
+    let entries: Vec<&str> = forwarded_for
+        .iter()
+        .flat_map(|h| h.split(','))
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .collect();
+    if entries.len() < trusted_hops {
+        return peer;
+    }
+    parse_forwarded_ip(entries[entries.len() - trusted_hops]).or(peer)
+}
+
+fn parse_forwarded_ip(entry: &str) -> Option<IpAddr> {
+    entry
+        .parse::<IpAddr>()
+        .ok()
+        .or_else(|| entry.parse::<SocketAddr>().ok().map(|s| s.ip()))
+        .or_else(|| {
+            entry
+                .strip_prefix('[')
+                .and_then(|e| e.split(']').next())
+                .and_then(|e| e.parse().ok())
+        })
+}
+
+/// The keyed visitor hash of (ip, user agent, day), hex, 128 bits.
+pub fn visitor_hash(salt: &str, ip: Option<IpAddr>, user_agent: &str, day: &str) -> String {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(salt.as_bytes())
+        .expect("HMAC accepts keys of any length");
+    let ip = ip.map(|i| i.to_string()).unwrap_or_default();
+    for part in [ip.as_bytes(), user_agent.as_bytes(), day.as_bytes()] {
+        mac.update(&(part.len() as u64).to_be_bytes());
+        mac.update(part);
+    }
+    let digest = mac.finalize().into_bytes();
+    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `YYYY-MM-DD` of `t` in UTC.
+pub fn utc_day(t: OffsetDateTime) -> String {
+    let d = t.to_offset(time::UtcOffset::UTC).date();
+    format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
+}
+
+/// A click to record.
+#[derive(Debug, Clone)]
+pub struct Click<'a> {
+    /// The link.
+    pub slug: &'a Slug,
+    /// When.
+    pub at: OffsetDateTime,
+    /// Who.
+    pub visitor: &'a Visitor,
+    /// Their keyed hash.
+    pub visitor_hash: String,
+}
+
+/// Records one click; `false` when the link is no longer registered (deleted
+/// while the redirect was being served), in which case nothing was written.
+pub async fn record(sql: &dyn SqlStore, click: &Click<'_>) -> Result<bool, StoreError> {
+    let at_ms = i64::try_from(click.at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX);
+    let rows = sql
+        .execute(
+            &RECORD,
+            vec![
+                click.slug.as_str().into(),
+                SqlValue::Integer(at_ms),
+                utc_day(click.at).into(),
+                click.visitor.referrer_host.clone().into(),
+                click.visitor.browser.clone().into(),
+                click.visitor.os.clone().into(),
+                click.visitor.is_bot.into(),
+                click.visitor_hash.clone().into(),
+            ],
+        )
+        .await?;
+    Ok(!rows.rows.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36";
+    const FIREFOX_LINUX: &str =
+        "Mozilla/5.0 (X11; Linux x86_64; rv:125.0) Gecko/20100101 Firefox/125.0";
+    const SAFARI_IOS: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1";
+    const GOOGLEBOT: &str =
+        "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
+
+    #[test]
+    fn browsers_are_humans_with_their_family_and_os() {
+        let v = Visitor::classify(CHROME, None);
+        assert!(!v.is_bot);
+        assert_eq!(v.browser, "Chrome");
+        assert!(v.os.starts_with("Windows"), "{}", v.os);
+        let f = Visitor::classify(FIREFOX_LINUX, None);
+        assert_eq!((f.browser.as_str(), f.is_bot), ("Firefox", false));
+        let s = Visitor::classify(SAFARI_IOS, None);
+        assert_eq!(
+            (s.browser.as_str(), s.os.as_str(), s.is_bot),
+            ("Safari", "iPhone", false)
+        );
+    }
+
+    #[test]
+    fn crawlers_tools_and_empty_agents_are_bots() {
+        for ua in [
+            GOOGLEBOT,
+            "curl/8.5.0",
+            "python-requests/2.31.0",
+            "facebookexternalhit/1.1",
+            "",
+        ] {
+            assert!(Visitor::classify(ua, None).is_bot, "{ua}");
+        }
+    }
+
+    #[test]
+    fn only_the_referrer_host_is_kept() {
+        let v = Visitor::classify(CHROME, Some("https://News.Example.com/a/b?secret=1"));
+        assert_eq!(v.referrer_host.as_deref(), Some("news.example.com"));
+        assert_eq!(
+            Visitor::classify(CHROME, Some("not a url")).referrer_host,
+            None
+        );
+        assert_eq!(
+            Visitor::classify(CHROME, Some("android-app://x")).referrer_host,
+            None
+        );
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn without_trusted_hops_the_peer_is_the_client() {
+        assert_eq!(
+            client_ip(Some(ip("10.0.0.1")), &["1.2.3.4"], 0),
+            Some(ip("10.0.0.1"))
+        );
+    }
+
+    #[test]
+    fn trusted_hops_take_the_nth_address_from_the_right() {
+        let xff = ["6.6.6.6, 1.2.3.4", "172.18.0.5"];
+        assert_eq!(
+            client_ip(Some(ip("172.18.0.9")), &xff, 1),
+            Some(ip("172.18.0.5"))
+        );
+        assert_eq!(
+            client_ip(Some(ip("172.18.0.9")), &xff, 2),
+            Some(ip("1.2.3.4"))
+        );
+    }
+
+    #[test]
+    fn a_spoofed_left_most_entry_does_not_change_the_client() {
+        let honest = client_ip(Some(ip("10.0.0.2")), &["1.2.3.4"], 1);
+        let spoofed = client_ip(Some(ip("10.0.0.2")), &["9.9.9.9, 1.2.3.4"], 1);
+        assert_eq!(honest, spoofed);
+    }
+
+    #[test]
+    fn too_few_forwarded_entries_fall_back_to_the_peer() {
+        assert_eq!(
+            client_ip(Some(ip("10.0.0.3")), &[], 1),
+            Some(ip("10.0.0.3"))
+        );
+        assert_eq!(
+            client_ip(Some(ip("10.0.0.3")), &["garbage"], 1),
+            Some(ip("10.0.0.3"))
+        );
+    }
+
+    #[test]
+    fn forwarded_entries_with_ports_and_ipv6_parse() {
+        assert_eq!(client_ip(None, &["1.2.3.4:5678"], 1), Some(ip("1.2.3.4")));
+        assert_eq!(
+            client_ip(None, &["[2001:db8::1]:443"], 1),
+            Some(ip("2001:db8::1"))
+        );
+        assert_eq!(
+            client_ip(None, &["2001:db8::1"], 1),
+            Some(ip("2001:db8::1"))
+        );
+    }
+
+    #[test]
+    fn visitor_hashes_are_keyed_daily_and_hide_the_ip() {
+        let a = visitor_hash("salt", Some(ip("1.2.3.4")), CHROME, "2030-01-01");
+        assert_eq!(a.len(), 32);
+        assert!(!a.contains("1.2.3.4"));
+        assert_eq!(
+            a,
+            visitor_hash("salt", Some(ip("1.2.3.4")), CHROME, "2030-01-01")
+        );
+        assert_ne!(
+            a,
+            visitor_hash("pepper", Some(ip("1.2.3.4")), CHROME, "2030-01-01")
+        );
+        assert_ne!(
+            a,
+            visitor_hash("salt", Some(ip("1.2.3.4")), CHROME, "2030-01-02")
+        );
+        assert_ne!(
+            a,
+            visitor_hash("salt", Some(ip("1.2.3.5")), CHROME, "2030-01-01")
+        );
+    }
+
+    #[test]
+    fn days_are_utc() {
+        let t = OffsetDateTime::from_unix_timestamp(1_900_000_000).unwrap();
+        assert_eq!(utc_day(t), "2030-03-17");
+    }
+}

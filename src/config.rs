@@ -1,0 +1,271 @@
+//! Typed settings, read once per instance from Spin variables.
+//!
+//! The host supplies a lookup (`name -> Option<value>`); [`Settings::from_lookup`]
+//! validates everything at once, so a bad value is refused with a clear error
+//! before any request is served.
+
+use std::fmt;
+
+use axum::http::StatusCode;
+use url::Url;
+
+/// Variable names, as declared in spin.toml `[variables]`.
+pub mod names {
+    /// Bearer token for `/api/...` (secret). Empty means the API refuses every call.
+    pub const ADMIN_TOKEN: &str = "admin_token";
+    /// Base of every `short_url`, e.g. `https://sho.rt`.
+    pub const PUBLIC_BASE_URL: &str = "public_base_url";
+    /// 301, 302, 307 or 308.
+    pub const REDIRECT_STATUS: &str = "redirect_status";
+    /// Length of random slugs.
+    pub const SLUG_LENGTH: &str = "slug_length";
+    /// How many reverse proxies append to `X-Forwarded-For` in front of us.
+    pub const TRUSTED_PROXY_HOPS: &str = "trusted_proxy_hops";
+    /// Key of the visitor hash (secret).
+    pub const VISITOR_SALT: &str = "visitor_salt";
+
+    /// Every variable the app reads.
+    pub const ALL: [&str; 6] = [
+        ADMIN_TOKEN,
+        PUBLIC_BASE_URL,
+        REDIRECT_STATUS,
+        SLUG_LENGTH,
+        TRUSTED_PROXY_HOPS,
+        VISITOR_SALT,
+    ];
+}
+
+/// Defaults for optional variables.
+pub mod defaults {
+    /// `redirect_status`.
+    pub const REDIRECT_STATUS: u16 = 302;
+    /// `slug_length`.
+    pub const SLUG_LENGTH: usize = 7;
+    /// `trusted_proxy_hops`.
+    pub const TRUSTED_PROXY_HOPS: usize = 0;
+    /// `public_base_url`.
+    pub const PUBLIC_BASE_URL: &str = "http://127.0.0.1:3000";
+}
+
+/// The shortest and longest random slug we allow.
+pub const SLUG_LENGTH_RANGE: std::ops::RangeInclusive<usize> = 4..=32;
+
+/// The app's configuration.
+#[derive(Clone)]
+pub struct Settings {
+    /// `None` when no token is configured: the API then refuses every call.
+    pub admin_token: Option<String>,
+    /// Normalised (no trailing slash).
+    pub public_base_url: Url,
+    /// The redirect status.
+    pub redirect_status: StatusCode,
+    /// Random slug length.
+    pub slug_length: usize,
+    /// Trusted `X-Forwarded-For` hops.
+    pub trusted_proxy_hops: usize,
+    /// Visitor-hash key. `None` only in a component that serves no redirects.
+    pub visitor_salt: Option<String>,
+}
+
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Secrets are never printed.
+        f.debug_struct("Settings")
+            .field("admin_token", &self.admin_token.as_ref().map(|_| "<set>"))
+            .field("public_base_url", &self.public_base_url.as_str())
+            .field("redirect_status", &self.redirect_status.as_u16())
+            .field("slug_length", &self.slug_length)
+            .field("trusted_proxy_hops", &self.trusted_proxy_hops)
+            .field("visitor_salt", &self.visitor_salt.as_ref().map(|_| "<set>"))
+            .finish()
+    }
+}
+
+/// A variable with a value the app cannot run with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid Spin variable `{name}`: {reason}")]
+pub struct ConfigError {
+    /// The variable.
+    pub name: &'static str,
+    /// Why it was refused.
+    pub reason: String,
+}
+
+fn invalid(name: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError {
+        name,
+        reason: reason.into(),
+    }
+}
+
+impl Settings {
+    /// Reads and validates every variable. `lookup` returns `None` for a
+    /// variable that is undefined or not granted to this component; empty
+    /// strings count as unset.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| {
+            lookup(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+
+        let redirect_status = match get(names::REDIRECT_STATUS) {
+            None => StatusCode::from_u16(defaults::REDIRECT_STATUS).expect("valid default"),
+            Some(raw) => parse_redirect_status(&raw)?,
+        };
+        let slug_length = match get(names::SLUG_LENGTH) {
+            None => defaults::SLUG_LENGTH,
+            Some(raw) => {
+                let n: usize = raw
+                    .parse()
+                    .map_err(|_| invalid(names::SLUG_LENGTH, format!("`{raw}` is not a number")))?;
+                if !SLUG_LENGTH_RANGE.contains(&n) {
+                    return Err(invalid(
+                        names::SLUG_LENGTH,
+                        format!(
+                            "{n} is outside {}..={}",
+                            SLUG_LENGTH_RANGE.start(),
+                            SLUG_LENGTH_RANGE.end()
+                        ),
+                    ));
+                }
+                n
+            }
+        };
+        let trusted_proxy_hops = match get(names::TRUSTED_PROXY_HOPS) {
+            None => defaults::TRUSTED_PROXY_HOPS,
+            Some(raw) => raw.parse().map_err(|_| {
+                invalid(
+                    names::TRUSTED_PROXY_HOPS,
+                    format!("`{raw}` is not a whole number"),
+                )
+            })?,
+        };
+        let base = get(names::PUBLIC_BASE_URL).unwrap_or_else(|| defaults::PUBLIC_BASE_URL.into());
+        let public_base_url = parse_base_url(&base)?;
+
+        Ok(Self {
+            admin_token: get(names::ADMIN_TOKEN),
+            public_base_url,
+            redirect_status,
+            slug_length,
+            trusted_proxy_hops,
+            visitor_salt: get(names::VISITOR_SALT),
+        })
+    }
+
+    /// The public short URL of `slug`.
+    pub fn short_url(&self, slug: &str) -> String {
+        format!(
+            "{}/{slug}",
+            self.public_base_url.as_str().trim_end_matches('/')
+        )
+    }
+}
+
+fn parse_redirect_status(raw: &str) -> Result<StatusCode, ConfigError> {
+    match raw.parse::<u16>() {
+        Ok(code @ (301 | 302 | 307 | 308)) => Ok(StatusCode::from_u16(code).expect("valid code")),
+        _ => Err(invalid(
+            names::REDIRECT_STATUS,
+            format!("`{raw}` is not one of 301, 302, 307, 308"),
+        )),
+    }
+}
+
+fn parse_base_url(raw: &str) -> Result<Url, ConfigError> {
+    let url =
+        Url::parse(raw).map_err(|e| invalid(names::PUBLIC_BASE_URL, format!("`{raw}`: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(invalid(
+            names::PUBLIC_BASE_URL,
+            format!("`{raw}` is not an absolute http(s) URL"),
+        ));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(invalid(
+            names::PUBLIC_BASE_URL,
+            format!("`{raw}` must not have a query or fragment"),
+        ));
+    }
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn settings(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_apply_when_variables_are_unset() {
+        let s = settings(&[]).unwrap();
+        assert_eq!(s.redirect_status, StatusCode::FOUND);
+        assert_eq!(s.slug_length, 7);
+        assert_eq!(s.trusted_proxy_hops, 0);
+        assert!(s.admin_token.is_none());
+    }
+
+    #[test]
+    fn every_allowed_redirect_status_is_accepted() {
+        for code in ["301", "302", "307", "308"] {
+            let s = settings(&[(names::REDIRECT_STATUS, code)]).unwrap();
+            assert_eq!(s.redirect_status.as_str(), code);
+        }
+    }
+
+    #[test]
+    fn other_redirect_statuses_are_refused_with_a_clear_error() {
+        for code in ["200", "303", "404", "abc", "3020"] {
+            let err = settings(&[(names::REDIRECT_STATUS, code)]).unwrap_err();
+            assert_eq!(err.name, names::REDIRECT_STATUS);
+            assert!(err.to_string().contains("301, 302, 307, 308"), "{err}");
+        }
+    }
+
+    #[test]
+    fn slug_length_out_of_range_is_refused() {
+        assert!(settings(&[(names::SLUG_LENGTH, "2")]).is_err());
+        assert!(settings(&[(names::SLUG_LENGTH, "x")]).is_err());
+        assert_eq!(
+            settings(&[(names::SLUG_LENGTH, "10")]).unwrap().slug_length,
+            10
+        );
+    }
+
+    #[test]
+    fn public_base_url_must_be_absolute_http() {
+        assert!(settings(&[(names::PUBLIC_BASE_URL, "ftp://x")]).is_err());
+        assert!(settings(&[(names::PUBLIC_BASE_URL, "/relative")]).is_err());
+        let s = settings(&[(names::PUBLIC_BASE_URL, "https://sho.rt/")]).unwrap();
+        assert_eq!(s.short_url("abc"), "https://sho.rt/abc");
+    }
+
+    #[test]
+    fn an_empty_admin_token_counts_as_unset() {
+        assert!(
+            settings(&[(names::ADMIN_TOKEN, "  ")])
+                .unwrap()
+                .admin_token
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn debug_output_hides_secrets() {
+        let s = settings(&[
+            (names::ADMIN_TOKEN, "s3cret"),
+            (names::VISITOR_SALT, "salty"),
+        ])
+        .unwrap();
+        let printed = format!("{s:?}");
+        assert!(!printed.contains("s3cret") && !printed.contains("salty"));
+    }
+}

@@ -1,0 +1,516 @@
+//! The HTTP surface: an axum [`Router`] over an [`App`].
+//!
+//! The same router serves the Spin component (`crate::shell`) and the native
+//! tests, which call it with `tower::ServiceExt::oneshot`.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, MatchedPath, Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header, request::Parts};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Extension, Json, Router};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use subtle::ConstantTimeEq;
+use time::OffsetDateTime;
+use tracing::Instrument;
+
+use crate::analytics::{self, DayRange};
+use crate::clicks::{self, Visitor};
+use crate::config::{ConfigError, Settings};
+use crate::error::AppError;
+use crate::links::{self, Link, Links, NewLink, Slug, TargetUrl};
+use crate::metrics;
+use crate::storage::{KvStore, SqlStore, Statement};
+use crate::telemetry::{self, attr};
+
+/// Largest JSON body accepted.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+/// Page size when `limit` is absent.
+pub const DEFAULT_PAGE: usize = 20;
+/// Largest page.
+pub const MAX_PAGE: usize = 100;
+
+/// The key `/health` reads (it never writes).
+const HEALTH_PROBE_KEY: &str = "health:probe";
+const HEALTH_SQL: Statement = Statement {
+    sql: "SELECT 1",
+    operation: "SELECT",
+    table: "",
+};
+
+/// A source of the current time (swappable in tests).
+pub type Clock = Arc<dyn Fn() -> OffsetDateTime + Send + Sync>;
+
+/// The socket peer of a request, put into the request's extensions by the
+/// host (Spin's `spin-client-addr`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddr(pub IpAddr);
+
+/// Everything a request handler needs.
+#[derive(Clone)]
+pub struct App {
+    /// Links (traced).
+    pub kv: Arc<dyn KvStore>,
+    /// Clicks and registry (traced).
+    pub sql: Arc<dyn SqlStore>,
+    /// Validated settings.
+    pub settings: Arc<Settings>,
+    /// Now.
+    pub clock: Clock,
+}
+
+impl App {
+    fn links(&self) -> Links<'_> {
+        Links {
+            kv: self.kv.as_ref(),
+            sql: self.sql.as_ref(),
+        }
+    }
+}
+
+/// The full router.
+pub fn router(app: App) -> Router {
+    let api = Router::new()
+        .route("/links", get(list_links).post(create_link))
+        .route("/links/{slug}", get(get_link).delete(delete_link))
+        .route("/links/{slug}/stats", get(link_stats));
+    Router::new()
+        .route("/health", get(health))
+        .route("/metrics", get(metrics_endpoint))
+        .route("/{slug}", get(redirect))
+        .nest("/api", api)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(app)
+        .layer(middleware::from_fn(request_span))
+}
+
+/// A router that answers every request with the configuration error, for a
+/// component whose variables were refused (logged once by the caller).
+pub fn misconfigured_router(error: ConfigError) -> Router {
+    let message = error.to_string();
+    Router::new()
+        .fallback(move || {
+            let message = message.clone();
+            async move {
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    Json(json!({"error": {"code": "misconfigured", "message": message}})),
+                )
+            }
+        })
+        .layer(middleware::from_fn(request_span))
+}
+
+async fn request_span(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned());
+    let method = request.method().as_str().to_owned();
+    let span = telemetry::request_span(&method, route.as_deref().unwrap_or(""), request.headers());
+    let response = next.run(request).instrument(span.clone()).await;
+    telemetry::record_status(&span, response.status());
+    response
+}
+
+async fn not_found() -> AppError {
+    AppError::NotFound("No such route.".into())
+}
+
+async fn method_not_allowed() -> Response {
+    (
+        StatusCode::METHOD_NOT_ALLOWED,
+        Json(json!({"error": {"code": "method_not_allowed", "message": "This method is not allowed on this route."}})),
+    )
+        .into_response()
+}
+
+// ---------------------------------------------------------------- extractors
+
+/// Proof that the request carried the admin bearer token.
+pub struct Admin;
+
+impl FromRequestParts<App> for Admin {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, AppError> {
+        let Some(expected) = app.settings.admin_token.as_deref() else {
+            return Err(AppError::Unauthorized {
+                code: "api_disabled",
+                message: "The API is disabled: no admin_token is configured on the server.".into(),
+            });
+        };
+        let presented = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                let (scheme, token) = v.split_once(' ')?;
+                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+            });
+        match presented {
+            Some(token) if bool::from(token.as_bytes().ct_eq(expected.as_bytes())) => Ok(Admin),
+            Some(_) => Err(AppError::Unauthorized {
+                code: "unauthorized",
+                message: "The bearer token is wrong.".into(),
+            }),
+            None => Err(AppError::Unauthorized {
+                code: "unauthorized",
+                message: "Send `Authorization: Bearer <admin_token>`.".into(),
+            }),
+        }
+    }
+}
+
+/// A JSON body: `application/json`, at most [`MAX_BODY_BYTES`].
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, _: &S) -> Result<Self, AppError> {
+        let is_json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"));
+        if !is_json {
+            return Err(AppError::UnsupportedMediaType(
+                "Send the body as JSON with `Content-Type: application/json`.".into(),
+            ));
+        }
+        let too_large = || {
+            AppError::PayloadTooLarge(format!(
+                "The body is larger than {} KiB.",
+                MAX_BODY_BYTES / 1024
+            ))
+        };
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+            return Err(too_large());
+        }
+        let bytes = axum::body::to_bytes(req.into_body(), MAX_BODY_BYTES)
+            .await
+            .map_err(|_| too_large())?;
+        serde_json::from_slice(&bytes).map(JsonBody).map_err(|e| {
+            AppError::validation("invalid_json", format!("The JSON body is not valid: {e}."))
+        })
+    }
+}
+
+fn path_slug(path: Result<Path<String>, PathRejection>) -> Result<Slug, AppError> {
+    let not_found = || AppError::NotFound("No link has that slug.".into());
+    let Path(raw) = path.map_err(|_| not_found())?;
+    Slug::parse(&raw).map_err(|_| not_found())
+}
+
+fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, AppError> {
+    q.map(|Query(t)| t).map_err(|e| {
+        AppError::validation(
+            "invalid_query",
+            format!("The query string is not valid: {e}."),
+        )
+    })
+}
+
+// ------------------------------------------------------------------ redirect
+
+async fn redirect(
+    State(app): State<App>,
+    method: Method,
+    path: Result<Path<String>, PathRejection>,
+    peer: Option<Extension<ClientAddr>>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    let span = tracing::Span::current();
+    let outcome = |o: &'static str| span.record(attr::REDIRECT_OUTCOME, o);
+    let Ok(slug) = path_slug(path) else {
+        outcome("miss");
+        return Err(AppError::NotFound("No link has that slug.".into()));
+    };
+    let Some(link) = app.links().get(&slug).await? else {
+        outcome("miss");
+        return Err(AppError::NotFound("No link has that slug.".into()));
+    };
+    let now = (app.clock)();
+    if link.is_expired(now) {
+        outcome("expired");
+        return Err(AppError::Gone("This link has expired.".into()));
+    }
+    let answer = redirect_response(app.settings.redirect_status, &link.url);
+    if method == Method::HEAD {
+        // Link previews and checkers: same answer, no click.
+        outcome("hit");
+        return Ok(answer);
+    }
+
+    let header_str = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
+    let user_agent = header_str(header::USER_AGENT).unwrap_or_default();
+    let visitor = Visitor::classify(user_agent, header_str(header::REFERER));
+    span.record(attr::VISITOR_KIND, visitor.kind());
+    let forwarded: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let ip = clicks::client_ip(
+        peer.map(|Extension(ClientAddr(ip))| ip),
+        &forwarded,
+        app.settings.trusted_proxy_hops,
+    );
+    let Some(salt) = app.settings.visitor_salt.as_deref() else {
+        return Err(AppError::Internal(anyhow::anyhow!(
+            "visitor_salt is not set: refusing to record clicks without it"
+        )));
+    };
+    let day = clicks::utc_day(now);
+    let click = clicks::Click {
+        slug: &slug,
+        at: now,
+        visitor: &visitor,
+        visitor_hash: clicks::visitor_hash(salt, ip, user_agent, &day),
+    };
+    // Answer only once the click is committed: a redirect served is a click
+    // recorded. A failed write is a 500 (and an error span), never silent.
+    if !clicks::record(app.sql.as_ref(), &click).await? {
+        outcome("miss");
+        return Err(AppError::NotFound("No link has that slug.".into()));
+    }
+    outcome("hit");
+    Ok(answer)
+}
+
+fn redirect_response(status: StatusCode, location: &str) -> Response {
+    let mut response = status.into_response();
+    let headers = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(location) {
+        headers.insert(header::LOCATION, v);
+    }
+    // Every follow must reach us to be counted.
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-store"),
+    );
+    response
+}
+
+// ----------------------------------------------------------------------- API
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateRequest {
+    url: String,
+    #[serde(default)]
+    slug: Option<String>,
+    #[serde(default)]
+    expires_at: Option<String>,
+}
+
+#[derive(Serialize)]
+struct LinkView {
+    slug: String,
+    short_url: String,
+    url: String,
+    created_at: String,
+    expires_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    clicks: Option<i64>,
+}
+
+impl LinkView {
+    fn new(link: Link, settings: &Settings, clicks: Option<i64>) -> Self {
+        Self {
+            short_url: settings.short_url(link.slug.as_str()),
+            slug: link.slug.to_string(),
+            url: link.url,
+            created_at: link.created_at,
+            expires_at: link.expires_at,
+            clicks,
+        }
+    }
+}
+
+async fn create_link(
+    State(app): State<App>,
+    _: Admin,
+    JsonBody(body): JsonBody<CreateRequest>,
+) -> Result<Response, AppError> {
+    let now = (app.clock)();
+    let url = TargetUrl::parse(&body.url, &app.settings.public_base_url)?;
+    let slug = body.slug.as_deref().map(Slug::parse).transpose()?;
+    let expires_at = body
+        .expires_at
+        .as_deref()
+        .map(|raw| links::parse_rfc3339("expires_at", raw))
+        .transpose()?;
+    if expires_at.is_some_and(|e| e <= now) {
+        return Err(AppError::validation(
+            "invalid_expiry",
+            "`expires_at` must be in the future.",
+        ));
+    }
+    let link = app
+        .links()
+        .create(
+            NewLink {
+                url,
+                slug,
+                expires_at,
+            },
+            app.settings.slug_length,
+            now,
+        )
+        .await?;
+    let location = format!("/api/links/{}", link.slug);
+    let mut response = (
+        StatusCode::CREATED,
+        Json(LinkView::new(link, &app.settings, None)),
+    )
+        .into_response();
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(response)
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+async fn list_links(
+    State(app): State<App>,
+    _: Admin,
+    q: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Json<serde_json::Value>, AppError> {
+    let q = query(q)?;
+    let limit = match q.limit.as_deref() {
+        None => DEFAULT_PAGE,
+        Some(raw) => match raw.parse::<usize>() {
+            Ok(n) if n >= 1 => n.min(MAX_PAGE),
+            _ => {
+                return Err(AppError::validation(
+                    "invalid_limit",
+                    format!("`limit` must be a whole number from 1 to {MAX_PAGE}."),
+                ));
+            }
+        },
+    };
+    let cursor = q
+        .cursor
+        .as_deref()
+        .filter(|c| !c.is_empty())
+        .map(|c| {
+            Slug::parse(c).map_err(|_| {
+                AppError::validation("invalid_cursor", "`cursor` is not one this API returned.")
+            })
+        })
+        .transpose()?;
+    let (page, next) = app.links().page(cursor.as_ref(), limit).await?;
+    let views: Vec<LinkView> = page
+        .into_iter()
+        .map(|l| LinkView::new(l, &app.settings, None))
+        .collect();
+    Ok(Json(json!({"links": views, "next_cursor": next})))
+}
+
+async fn get_link(
+    State(app): State<App>,
+    _: Admin,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Json<LinkView>, AppError> {
+    let slug = path_slug(path)?;
+    let link = app
+        .links()
+        .get(&slug)
+        .await?
+        .ok_or_else(|| AppError::NotFound("No link has that slug.".into()))?;
+    let clicks = analytics::link_total(app.sql.as_ref(), &slug).await?;
+    Ok(Json(LinkView::new(link, &app.settings, Some(clicks))))
+}
+
+async fn delete_link(
+    State(app): State<App>,
+    _: Admin,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<StatusCode, AppError> {
+    let slug = path_slug(path)?;
+    if app.links().delete(&slug).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(AppError::NotFound("No link has that slug.".into()))
+    }
+}
+
+#[derive(Deserialize)]
+struct StatsQuery {
+    from: Option<String>,
+    to: Option<String>,
+}
+
+async fn link_stats(
+    State(app): State<App>,
+    _: Admin,
+    path: Result<Path<String>, PathRejection>,
+    q: Result<Query<StatsQuery>, QueryRejection>,
+) -> Result<Json<analytics::Stats>, AppError> {
+    let slug = path_slug(path)?;
+    let q = query(q)?;
+    let range = DayRange::parse(q.from.as_deref(), q.to.as_deref())?;
+    if app.links().get(&slug).await?.is_none() {
+        return Err(AppError::NotFound("No link has that slug.".into()));
+    }
+    Ok(Json(
+        analytics::stats(app.sql.as_ref(), &slug, &range).await?,
+    ))
+}
+
+// --------------------------------------------------------- health, metrics
+
+async fn health(State(app): State<App>) -> Response {
+    let kv_ok = app.kv.get(HEALTH_PROBE_KEY).await.is_ok();
+    let sql_ok = app.sql.execute(&HEALTH_SQL, vec![]).await.is_ok();
+    let word = |ok: bool| if ok { "ok" } else { "error" };
+    let status = if kv_ok && sql_ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = json!({
+        "status": if status == StatusCode::OK { "ok" } else { "unavailable" },
+        "checks": {"kv": word(kv_ok), "sqlite": word(sql_ok)},
+    });
+    (status, Json(body)).into_response()
+}
+
+async fn metrics_endpoint(State(app): State<App>) -> Result<Response, AppError> {
+    let (human_clicks, bot_clicks) = analytics::all_time(app.sql.as_ref()).await?;
+    let links = app.sql.execute(&links::COUNT, vec![]).await?.scalar_i64();
+    let text = metrics::render(metrics::Snapshot {
+        human_clicks,
+        bot_clicks,
+        links,
+    })?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(metrics::CONTENT_TYPE),
+        )],
+        Body::from(text),
+    )
+        .into_response())
+}

@@ -1,0 +1,257 @@
+//! The Spin shell: the only code that imports `spin_sdk`.
+//!
+//! It adapts, it does not decide: Spin's key-value store and SQLite
+//! connection behind the core's ports, Spin variables into `Settings`,
+//! `spin-client-addr` into a [`ClientAddr`] extension, and each request into
+//! the core's router.
+//!
+//! Per instance (Spin reuses an instance for ~128 requests, up to 16 at a
+//! time), on first use: open the key-value store and **one** SQLite
+//! connection, apply WAL + `synchronous=NORMAL` and the migrations, build the
+//! router. SPIN-NOTES.md §4: one connection per instance with WAL + NORMAL is
+//! ~20x faster than a connection per request in the default rollback mode.
+
+#[cfg(feature = "otel")]
+pub mod otel;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
+
+use async_trait::async_trait;
+use futures::lock::Mutex;
+use spin_sdk::http::{IntoResponse, Request};
+
+use crate::config::{Settings, names};
+use crate::http::{ClientAddr, misconfigured_router};
+use crate::storage::{KvStore, Rows, SqlStore, SqlValue, Statement, StoreError};
+
+/// Holds a value of a host binding type across `.await` in futures that axum
+/// requires to be `Send`.
+///
+/// SAFETY: a wasm32-wasip2 component has exactly one thread; nothing is ever
+/// sent to or shared with another thread.
+struct Local<T>(T);
+unsafe impl<T> Send for Local<T> {}
+unsafe impl<T> Sync for Local<T> {}
+
+/// A future asserted `Send` for the same reason as [`Local`].
+struct AssertSend<F>(F);
+unsafe impl<F> Send for AssertSend<F> {}
+impl<F: Future> Future for AssertSend<F> {
+    type Output = F::Output;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        // SAFETY: structural pinning of the only field.
+        unsafe { self.map_unchecked_mut(|s| &mut s.0) }.poll(cx)
+    }
+}
+
+/// Spin's key-value store.
+struct SpinKv(Local<spin_sdk::key_value::Store>);
+
+fn kv_error(e: spin_sdk::key_value::Error) -> StoreError {
+    use spin_sdk::key_value::Error as E;
+    let kind = match &e {
+        E::StoreTableFull => "store_table_full",
+        E::NoSuchStore => "no_such_store",
+        E::AccessDenied => "access_denied",
+        E::Other(_) => "other",
+    };
+    StoreError::new(kind, format!("{e:?}"))
+}
+
+#[async_trait]
+impl KvStore for SpinKv {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        AssertSend(self.0.0.get(key)).await.map_err(kv_error)
+    }
+    async fn set(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        AssertSend(self.0.0.set(key, value)).await.map_err(kv_error)
+    }
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        AssertSend(self.0.0.delete(key)).await.map_err(kv_error)
+    }
+    async fn exists(&self, key: &str) -> Result<bool, StoreError> {
+        AssertSend(self.0.0.exists(key)).await.map_err(kv_error)
+    }
+    async fn get_keys(&self) -> Result<Vec<String>, StoreError> {
+        AssertSend(async { self.0.0.get_keys().await.collect().await })
+            .await
+            .map_err(kv_error)
+    }
+}
+
+/// One Spin SQLite connection, shared by the instance's requests.
+struct SpinSql(Local<spin_sdk::sqlite::Connection>);
+
+fn sql_error(e: spin_sdk::sqlite::Error) -> StoreError {
+    use spin_sdk::sqlite::Error as E;
+    let kind = match &e {
+        E::NoSuchDatabase => "no_such_database",
+        E::AccessDenied => "access_denied",
+        E::InvalidConnection => "invalid_connection",
+        E::DatabaseFull => "database_full",
+        E::Io(_) => "io",
+    };
+    StoreError::new(kind, format!("{e:?}"))
+}
+
+fn to_spin(v: SqlValue) -> spin_sdk::sqlite::Value {
+    use spin_sdk::sqlite::Value;
+    match v {
+        SqlValue::Null => Value::Null,
+        SqlValue::Integer(i) => Value::Integer(i),
+        SqlValue::Real(f) => Value::Real(f),
+        SqlValue::Text(s) => Value::Text(s),
+        SqlValue::Blob(b) => Value::Blob(b),
+    }
+}
+
+fn from_spin(v: spin_sdk::sqlite::Value) -> SqlValue {
+    use spin_sdk::sqlite::Value;
+    match v {
+        Value::Null => SqlValue::Null,
+        Value::Integer(i) => SqlValue::Integer(i),
+        Value::Real(f) => SqlValue::Real(f),
+        Value::Text(s) => SqlValue::Text(s),
+        Value::Blob(b) => SqlValue::Blob(b),
+    }
+}
+
+#[async_trait]
+impl SqlStore for SpinSql {
+    async fn execute(
+        &self,
+        statement: &Statement,
+        params: Vec<SqlValue>,
+    ) -> Result<Rows, StoreError> {
+        let sql = statement.sql;
+        AssertSend(async move {
+            let result = self
+                .0
+                .0
+                .execute(sql, params.into_iter().map(to_spin))
+                .await
+                .map_err(sql_error)?;
+            // Awaited even for writes: the statement's outcome arrives here.
+            let rows = result.collect().await.map_err(sql_error)?;
+            Ok(Rows {
+                rows: rows
+                    .into_iter()
+                    .map(|r| r.values.into_iter().map(from_spin).collect())
+                    .collect(),
+            })
+        })
+        .await
+    }
+}
+
+/// A store that could not be opened: every call fails with the reason, so
+/// `/health` answers 503 naming it and the next request tries again.
+struct Unavailable(StoreError);
+
+#[async_trait]
+impl KvStore for Unavailable {
+    async fn get(&self, _: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Err(self.0.clone())
+    }
+    async fn set(&self, _: &str, _: &[u8]) -> Result<(), StoreError> {
+        Err(self.0.clone())
+    }
+    async fn delete(&self, _: &str) -> Result<(), StoreError> {
+        Err(self.0.clone())
+    }
+    async fn exists(&self, _: &str) -> Result<bool, StoreError> {
+        Err(self.0.clone())
+    }
+    async fn get_keys(&self) -> Result<Vec<String>, StoreError> {
+        Err(self.0.clone())
+    }
+}
+
+#[async_trait]
+impl SqlStore for Unavailable {
+    async fn execute(&self, _: &Statement, _: Vec<SqlValue>) -> Result<Rows, StoreError> {
+        Err(self.0.clone())
+    }
+}
+
+async fn read_settings() -> Result<Settings, crate::config::ConfigError> {
+    let mut values = Vec::new();
+    for name in names::ALL {
+        // Undefined or not granted to this component: unset.
+        if let Ok(v) = AssertSend(spin_sdk::variables::get(name)).await {
+            values.push((name, v));
+        }
+    }
+    Settings::from_lookup(|k| values.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone()))
+}
+
+/// Builds the instance's router; `true` when it may be kept for the
+/// instance's later requests.
+async fn build() -> (axum::Router, bool) {
+    let settings = match read_settings().await {
+        Ok(s) => s,
+        Err(e) => {
+            // A clear error, once per instance, in Spin's log and every answer.
+            eprintln!("shortener: refusing to serve: {e}");
+            return (misconfigured_router(e), true);
+        }
+    };
+    let kv: Arc<dyn KvStore> = match AssertSend(spin_sdk::key_value::Store::open_default()).await {
+        Ok(store) => Arc::new(SpinKv(Local(store))),
+        Err(e) => Arc::new(Unavailable(kv_error(e))),
+    };
+    let sql: Arc<dyn SqlStore> =
+        match AssertSend(spin_sdk::sqlite::Connection::open_default()).await {
+            Ok(conn) => Arc::new(SpinSql(Local(conn))),
+            Err(e) => Arc::new(Unavailable(sql_error(e))),
+        };
+    let app = crate::build_app(kv, sql, settings, crate::system_clock());
+    let keep = match crate::migrate(&app).await {
+        Ok(_) => true,
+        Err(e) => {
+            eprintln!("shortener: schema migration failed (will retry): {e}");
+            false
+        }
+    };
+    (crate::http::router(app), keep)
+}
+
+static ROUTER: OnceLock<Mutex<Option<axum::Router>>> = OnceLock::new();
+
+async fn router() -> axum::Router {
+    let cell = ROUTER.get_or_init(|| Mutex::new(None));
+    let mut slot = cell.lock().await;
+    if let Some(router) = slot.as_ref() {
+        return router.clone();
+    }
+    let (router, keep) = build().await;
+    if keep {
+        *slot = Some(router.clone());
+    }
+    router
+}
+
+#[spin_sdk::http_service]
+async fn handle(request: Request) -> impl IntoResponse {
+    #[cfg(feature = "otel")]
+    otel::init();
+    let mut router = router().await;
+    let (mut parts, body) = request.into_parts();
+    if let Some(peer) = parts
+        .headers
+        .get("spin-client-addr")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<SocketAddr>().ok())
+    {
+        parts.extensions.insert(ClientAddr(peer.ip()));
+    }
+    let request = http::Request::from_parts(parts, body);
+    match tower_service::Service::call(&mut router, request).await {
+        Ok(response) => response,
+        Err(never) => match never {},
+    }
+}

@@ -1,0 +1,106 @@
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use serde_json::json;
+
+use crate::helpers::{GOOGLEBOT, TestApp, Visit};
+
+async fn get(app: &TestApp, path: &str) -> crate::helpers::TestResponse {
+    app.send(Request::get(path).body(Body::empty()).unwrap())
+        .await
+}
+
+#[tokio::test]
+async fn health_is_ok_when_both_stores_answer() {
+    let app = TestApp::spawn().await;
+    let r = get(&app, "/health").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(
+        r.json(),
+        json!({"status": "ok", "checks": {"kv": "ok", "sqlite": "ok"}})
+    );
+}
+
+#[tokio::test]
+async fn health_is_503_naming_the_store_that_failed() {
+    let app = TestApp::spawn().await;
+    app.sql.set_failing(true);
+    let r = get(&app, "/health").await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(r.json()["checks"], json!({"kv": "ok", "sqlite": "error"}));
+    app.sql.set_failing(false);
+    app.kv.set_failing(true);
+    let r = get(&app, "/health").await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(r.json()["checks"], json!({"kv": "error", "sqlite": "ok"}));
+}
+
+#[tokio::test]
+async fn metrics_report_clicks_by_kind_and_links_from_sqlite() {
+    let app = TestApp::spawn().await;
+    let a = app.create_ok("https://a.example", None).await;
+    let b = app.create_ok("https://b.example", None).await;
+    app.follow(&a).await;
+    app.follow(&a).await;
+    app.visit(
+        &b,
+        Visit {
+            user_agent: Some(GOOGLEBOT),
+            ..Visit::default()
+        },
+    )
+    .await;
+    app.visit(
+        &b,
+        Visit {
+            method: Method::HEAD,
+            ..Visit::default()
+        },
+    )
+    .await;
+
+    let r = get(&app, "/metrics").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(
+        r.header("content-type")
+            .unwrap()
+            .starts_with("application/openmetrics-text")
+    );
+    let text = r.text();
+    assert!(
+        text.contains("shortener_clicks_total{kind=\"human\"} 2"),
+        "{text}"
+    );
+    assert!(
+        text.contains("shortener_clicks_total{kind=\"bot\"} 1"),
+        "{text}"
+    );
+    assert!(text.contains("shortener_links 2"), "{text}");
+    for forbidden in [a.as_str(), b.as_str(), "203.0.113.7", "Googlebot"] {
+        assert!(!text.contains(forbidden), "no slug, IP or agent in labels");
+    }
+    if let Ok(path) = std::env::var("SHORTENER_METRICS_DUMP") {
+        std::fs::write(path, &text).unwrap();
+    }
+}
+
+#[tokio::test]
+async fn the_click_counter_never_goes_down_when_a_link_is_deleted() {
+    let app = TestApp::spawn().await;
+    let a = app.create_ok("https://a.example", None).await;
+    app.follow(&a).await;
+    app.follow(&a).await;
+    app.api(Method::DELETE, &format!("/api/links/{a}"), None)
+        .await;
+    let text = get(&app, "/metrics").await.text();
+    assert!(
+        text.contains("shortener_clicks_total{kind=\"human\"} 2"),
+        "{text}"
+    );
+    assert!(text.contains("shortener_links 0"), "{text}");
+}
+
+#[tokio::test]
+async fn metrics_and_health_need_no_token() {
+    let app = TestApp::spawn().await;
+    assert_eq!(get(&app, "/metrics").await.status, StatusCode::OK);
+}

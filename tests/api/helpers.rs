@@ -1,0 +1,230 @@
+//! `TestApp`: the whole app over an in-memory key-value store and a real
+//! SQLite file, with typed request helpers.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode};
+use serde_json::{Value, json};
+use shortener::config::{Settings, names};
+use shortener::http::ClientAddr;
+use shortener::native::{MemoryKv, SqliteStore};
+use shortener::storage::{SqlValue, Statement};
+use time::OffsetDateTime;
+use time::macros::datetime;
+use tower::ServiceExt;
+
+pub const TOKEN: &str = "test-admin-token";
+pub const BASE: &str = "https://sho.rt";
+pub const CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36";
+pub const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:125.0) Gecko/20100101 Firefox/125.0";
+pub const GOOGLEBOT: &str =
+    "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
+
+/// A response, fully read.
+#[derive(Debug)]
+pub struct TestResponse {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl TestResponse {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+    /// The `error.code` of an error body.
+    pub fn error_code(&self) -> String {
+        self.json()["error"]["code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+}
+
+/// One visit of a short link.
+#[derive(Debug, Clone)]
+pub struct Visit<'a> {
+    pub method: Method,
+    pub user_agent: Option<&'a str>,
+    pub referer: Option<&'a str>,
+    pub peer: &'a str,
+    pub forwarded_for: Option<&'a str>,
+}
+
+impl Default for Visit<'_> {
+    fn default() -> Self {
+        Self {
+            method: Method::GET,
+            user_agent: Some(CHROME),
+            referer: None,
+            peer: "203.0.113.7",
+            forwarded_for: None,
+        }
+    }
+}
+
+pub struct TestApp {
+    pub router: Router,
+    pub kv: MemoryKv,
+    pub sql: Arc<SqliteStore>,
+    pub now: Arc<Mutex<OffsetDateTime>>,
+    pub db_path: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl TestApp {
+    /// The app with a configured token, salt and base URL.
+    pub async fn spawn() -> Self {
+        Self::with_vars(&[]).await
+    }
+
+    /// The app with extra (or overriding) Spin variables.
+    pub async fn with_vars(overrides: &[(&str, &str)]) -> Self {
+        let mut vars: HashMap<String, String> = [
+            (names::ADMIN_TOKEN, TOKEN),
+            (names::PUBLIC_BASE_URL, BASE),
+            (names::VISITOR_SALT, "test-salt"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        for (k, v) in overrides {
+            vars.insert((*k).to_owned(), (*v).to_owned());
+        }
+        let settings = Settings::from_lookup(|k| vars.get(k).cloned()).expect("valid settings");
+        let dir = tempfile::tempdir().unwrap();
+        let db_path = dir.path().join("clicks.db");
+        let sql = Arc::new(SqliteStore::open(&db_path).unwrap());
+        let kv = MemoryKv::default();
+        let now = Arc::new(Mutex::new(datetime!(2030-01-15 12:00 UTC)));
+        let clock_now = now.clone();
+        let app = shortener::build_app(
+            kv.clone(),
+            sql.clone(),
+            settings,
+            Arc::new(move || *clock_now.lock().unwrap()),
+        );
+        shortener::migrate(&app).await.expect("migrations run");
+        Self {
+            router: shortener::http::router(app),
+            kv,
+            sql,
+            now,
+            db_path,
+            _dir: dir,
+        }
+    }
+
+    pub fn set_now(&self, t: OffsetDateTime) {
+        *self.now.lock().unwrap() = t;
+    }
+
+    pub async fn send(&self, request: Request<Body>) -> TestResponse {
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap()
+            .to_vec();
+        TestResponse {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// An authorised API call with an optional JSON body.
+    pub async fn api(&self, method: Method, path: &str, body: Option<Value>) -> TestResponse {
+        let mut builder = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("authorization", format!("Bearer {TOKEN}"));
+        let body = match body {
+            Some(v) => {
+                builder = builder.header("content-type", "application/json");
+                Body::from(v.to_string())
+            }
+            None => Body::empty(),
+        };
+        self.send(builder.body(body).unwrap()).await
+    }
+
+    pub async fn create(&self, body: Value) -> TestResponse {
+        self.api(Method::POST, "/api/links", Some(body)).await
+    }
+
+    /// Creates a link and returns its slug.
+    pub async fn create_ok(&self, url: &str, slug: Option<&str>) -> String {
+        let mut body = json!({"url": url});
+        if let Some(s) = slug {
+            body["slug"] = json!(s);
+        }
+        let r = self.create(body).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+        r.json()["slug"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn visit(&self, slug: &str, visit: Visit<'_>) -> TestResponse {
+        let mut builder = Request::builder()
+            .method(visit.method)
+            .uri(format!("/{slug}"));
+        if let Some(ua) = visit.user_agent {
+            builder = builder.header("user-agent", ua);
+        }
+        if let Some(r) = visit.referer {
+            builder = builder.header("referer", r);
+        }
+        if let Some(x) = visit.forwarded_for {
+            builder = builder.header("x-forwarded-for", x);
+        }
+        let mut request = builder.body(Body::empty()).unwrap();
+        let peer: IpAddr = visit.peer.parse().unwrap();
+        request.extensions_mut().insert(ClientAddr(peer));
+        self.send(request).await
+    }
+
+    /// A plain GET from a human browser.
+    pub async fn follow(&self, slug: &str) -> TestResponse {
+        self.visit(slug, Visit::default()).await
+    }
+
+    pub async fn stats(&self, slug: &str, query: &str) -> TestResponse {
+        self.api(
+            Method::GET,
+            &format!("/api/links/{slug}/stats{query}"),
+            None,
+        )
+        .await
+    }
+
+    /// Runs raw SQL against the database (for assertions).
+    pub fn query(&self, sql: &'static str, params: Vec<SqlValue>) -> Vec<Vec<SqlValue>> {
+        self.sql
+            .execute_blocking(
+                &Statement {
+                    sql,
+                    operation: "SELECT",
+                    table: "",
+                },
+                params,
+            )
+            .unwrap()
+            .rows
+    }
+
+    pub fn count(&self, sql: &'static str, params: Vec<SqlValue>) -> i64 {
+        self.query(sql, params)[0][0].as_i64().unwrap()
+    }
+}

@@ -1,0 +1,9 @@
+//! The HTTP surface, driven natively through the router.
+
+mod auth;
+mod health_metrics;
+mod helpers;
+mod links;
+mod redirect;
+mod refusals;
+mod stats;

@@ -1,0 +1,217 @@
+use axum::http::{Method, StatusCode};
+use serde_json::json;
+use shortener::config::names;
+use shortener::storage::SqlValue;
+use time::macros::datetime;
+
+use crate::helpers::{GOOGLEBOT, TestApp, Visit};
+
+fn clicks_of(app: &TestApp, slug: &str) -> i64 {
+    app.count(
+        "SELECT count(*) FROM clicks WHERE slug = ?1",
+        vec![slug.into()],
+    )
+}
+
+#[tokio::test]
+async fn following_a_link_redirects_with_302_and_records_one_click() {
+    let app = TestApp::spawn().await;
+    let slug = app.create_ok("https://example.com/target", None).await;
+    let r = app.follow(&slug).await;
+    assert_eq!(r.status, StatusCode::FOUND);
+    assert_eq!(r.header("location"), Some("https://example.com/target"));
+    assert_eq!(r.header("cache-control"), Some("private, no-store"));
+    assert_eq!(clicks_of(&app, &slug), 1);
+}
+
+#[tokio::test]
+async fn the_redirect_status_follows_the_variable() {
+    for code in [301u16, 302, 307, 308] {
+        let app = TestApp::with_vars(&[(names::REDIRECT_STATUS, &code.to_string())]).await;
+        let slug = app.create_ok("https://example.com", None).await;
+        assert_eq!(app.follow(&slug).await.status.as_u16(), code);
+    }
+}
+
+#[tokio::test]
+async fn head_answers_like_get_but_records_no_click() {
+    let app = TestApp::spawn().await;
+    let slug = app.create_ok("https://example.com/x", None).await;
+    let head = app
+        .visit(
+            &slug,
+            Visit {
+                method: Method::HEAD,
+                ..Visit::default()
+            },
+        )
+        .await;
+    assert_eq!(head.status, StatusCode::FOUND);
+    assert_eq!(head.header("location"), Some("https://example.com/x"));
+    assert!(head.body.is_empty());
+    assert_eq!(clicks_of(&app, &slug), 0);
+    let link = app
+        .api(Method::GET, &format!("/api/links/{slug}"), None)
+        .await
+        .json();
+    assert_eq!(link["clicks"], 0);
+}
+
+#[tokio::test]
+async fn an_unknown_slug_is_404_and_records_nothing() {
+    let app = TestApp::spawn().await;
+    for path in ["nope", "x", "a.b", "%FF%FE"] {
+        let r = app.follow(path).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(r.error_code(), "not_found");
+    }
+    assert_eq!(app.count("SELECT count(*) FROM clicks", vec![]), 0);
+}
+
+#[tokio::test]
+async fn an_expired_link_is_410_and_records_nothing() {
+    let app = TestApp::spawn().await;
+    let r = app
+        .create(
+            json!({"url": "https://e.com", "slug": "brief", "expires_at": "2030-01-16T00:00:00Z"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    assert_eq!(app.follow("brief").await.status, StatusCode::FOUND);
+    app.set_now(datetime!(2030-01-16 00:00 UTC));
+    let r = app.follow("brief").await;
+    assert_eq!(r.status, StatusCode::GONE);
+    assert_eq!(r.error_code(), "link_expired");
+    let head = app
+        .visit(
+            "brief",
+            Visit {
+                method: Method::HEAD,
+                ..Visit::default()
+            },
+        )
+        .await;
+    assert_eq!(head.status, StatusCode::GONE);
+    assert_eq!(clicks_of(&app, "brief"), 1);
+}
+
+#[tokio::test]
+async fn a_click_row_holds_referrer_host_browser_os_bot_flag_and_a_hash_but_no_ip() {
+    let app = TestApp::spawn().await;
+    let slug = app.create_ok("https://e.com", None).await;
+    app.visit(
+        &slug,
+        Visit {
+            referer: Some("https://News.example.org/item?id=1"),
+            ..Visit::default()
+        },
+    )
+    .await;
+    app.visit(
+        &slug,
+        Visit {
+            user_agent: Some(GOOGLEBOT),
+            ..Visit::default()
+        },
+    )
+    .await;
+    let rows = app.query(
+        "SELECT referrer_host, browser, os, is_bot, visitor, day FROM clicks ORDER BY id",
+        vec![],
+    );
+    assert_eq!(rows[0][0], SqlValue::Text("news.example.org".into()));
+    assert_eq!(rows[0][1], SqlValue::Text("Chrome".into()));
+    assert_eq!(rows[0][3], SqlValue::Integer(0));
+    assert_eq!(rows[1][3], SqlValue::Integer(1));
+    assert_eq!(rows[0][5], SqlValue::Text("2030-01-15".into()));
+    let raw = std::fs::read(&app.db_path).unwrap();
+    let wal = std::fs::read(app.db_path.with_extension("db-wal")).unwrap_or_default();
+    for bytes in [raw, wal] {
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(!text.contains("203.0.113.7"), "no raw IP is stored");
+    }
+}
+
+fn visitor_hashes(app: &TestApp) -> Vec<SqlValue> {
+    app.query("SELECT visitor FROM clicks ORDER BY id", vec![])
+        .into_iter()
+        .map(|r| r[0].clone())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_spoofed_left_most_forwarded_for_does_not_change_the_visitor() {
+    let app = TestApp::with_vars(&[(names::TRUSTED_PROXY_HOPS, "1")]).await;
+    let slug = app.create_ok("https://e.com", None).await;
+    let via_proxy = |xff| Visit {
+        peer: "172.18.0.3",
+        forwarded_for: Some(xff),
+        ..Visit::default()
+    };
+    app.visit(&slug, via_proxy("198.51.100.4")).await;
+    app.visit(&slug, via_proxy("6.6.6.6, 198.51.100.4")).await;
+    app.visit(&slug, via_proxy("7.7.7.7, 8.8.8.8, 198.51.100.4"))
+        .await;
+    app.visit(&slug, via_proxy("198.51.100.5")).await;
+    let h = visitor_hashes(&app);
+    assert_eq!(h[0], h[1]);
+    assert_eq!(h[0], h[2]);
+    assert_ne!(h[0], h[3], "a different real client is a different visitor");
+    let stats = app.stats(&slug, "").await.json();
+    assert_eq!(stats["unique_visitors"], 2);
+}
+
+#[tokio::test]
+async fn without_trusted_hops_forwarded_for_is_ignored() {
+    let app = TestApp::spawn().await;
+    let slug = app.create_ok("https://e.com", None).await;
+    app.visit(
+        &slug,
+        Visit {
+            forwarded_for: Some("1.1.1.1"),
+            ..Visit::default()
+        },
+    )
+    .await;
+    app.visit(
+        &slug,
+        Visit {
+            forwarded_for: Some("2.2.2.2"),
+            ..Visit::default()
+        },
+    )
+    .await;
+    let h = visitor_hashes(&app);
+    assert_eq!(h[0], h[1], "the peer is the client");
+}
+
+#[tokio::test]
+async fn a_failed_click_write_is_a_500_with_a_generic_body_and_no_redirect() {
+    let app = TestApp::spawn().await;
+    let slug = app.create_ok("https://e.com", None).await;
+    app.sql.set_failing(true);
+    let r = app.follow(&slug).await;
+    app.sql.set_failing(false);
+    assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(r.error_code(), "internal");
+    assert!(r.header("location").is_none());
+    assert!(
+        !r.text().contains("unavailable (test)"),
+        "the cause is not sent"
+    );
+    assert_eq!(clicks_of(&app, &slug), 0);
+}
+
+#[tokio::test]
+async fn a_failing_key_value_store_is_a_500_not_a_panic() {
+    let app = TestApp::spawn().await;
+    let slug = app.create_ok("https://e.com", None).await;
+    app.kv.set_failing(true);
+    let r = app.follow(&slug).await;
+    assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
+    let create = app.create(json!({"url": "https://e.com"})).await;
+    assert_eq!(create.status, StatusCode::INTERNAL_SERVER_ERROR);
+    app.kv.set_failing(false);
+    // The failed create released its slug claim: nothing half-written.
+    assert_eq!(app.count("SELECT count(*) FROM links", vec![]), 1);
+}

@@ -1,0 +1,244 @@
+use axum::http::{Method, StatusCode};
+use serde_json::json;
+use shortener::storage::SqlValue;
+use time::macros::datetime;
+
+use crate::helpers::{CHROME, FIREFOX, GOOGLEBOT, TestApp, Visit};
+
+const IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1";
+
+#[tokio::test]
+async fn stats_break_clicks_down_by_day_kind_referrer_browser_and_os() {
+    let app = TestApp::spawn().await;
+    let slug = app.create_ok("https://e.com", None).await;
+    app.visit(
+        &slug,
+        Visit {
+            referer: Some("https://news.example/a"),
+            ..Visit::default()
+        },
+    )
+    .await;
+    app.visit(
+        &slug,
+        Visit {
+            referer: Some("https://news.example/b"),
+            ..Visit::default()
+        },
+    )
+    .await;
+    app.visit(
+        &slug,
+        Visit {
+            user_agent: Some(GOOGLEBOT),
+            peer: "66.249.66.1",
+            ..Visit::default()
+        },
+    )
+    .await;
+    app.set_now(datetime!(2030-01-16 08:00 UTC));
+    app.visit(
+        &slug,
+        Visit {
+            user_agent: Some(FIREFOX),
+            peer: "198.51.100.9",
+            ..Visit::default()
+        },
+    )
+    .await;
+
+    let s = app.stats(&slug, "").await;
+    assert_eq!(s.status, StatusCode::OK);
+    let s = s.json();
+    assert_eq!(s["slug"], slug);
+    assert_eq!(
+        (s["total"].clone(), s["humans"].clone(), s["bots"].clone()),
+        (json!(4), json!(3), json!(1))
+    );
+    // Same browser + IP twice on day 1 is one visitor; Googlebot another; Firefox on day 2 a third.
+    assert_eq!(s["unique_visitors"], 3);
+    assert_eq!(
+        s["daily"],
+        json!([
+            {"date": "2030-01-15", "clicks": 3, "humans": 2, "bots": 1},
+            {"date": "2030-01-16", "clicks": 1, "humans": 1, "bots": 0}
+        ])
+    );
+    let referrers = s["referrers"].as_array().unwrap();
+    assert_eq!(referrers.len(), 2);
+    assert!(referrers.contains(&json!({"host": "news.example", "clicks": 2})));
+    assert!(
+        referrers.contains(&json!({"host": null, "clicks": 2})),
+        "no referrer is `null`"
+    );
+    assert_eq!(s["browsers"][0], json!({"name": "Chrome", "clicks": 2}));
+    assert!(s["operating_systems"].as_array().unwrap().len() >= 2);
+}
+
+#[tokio::test]
+async fn stats_can_be_limited_to_a_day_range() {
+    let app = TestApp::spawn().await;
+    let slug = app.create_ok("https://e.com", None).await;
+    for (day, n) in [(10, 1), (11, 2), (12, 3)] {
+        app.set_now(datetime!(2030-02-01 10:00 UTC).replace_day(day).unwrap());
+        for _ in 0..n {
+            app.follow(&slug).await;
+        }
+    }
+    let s = app
+        .stats(&slug, "?from=2030-02-11&to=2030-02-12")
+        .await
+        .json();
+    assert_eq!(s["total"], 5);
+    assert_eq!(s["daily"].as_array().unwrap().len(), 2);
+    assert_eq!(s["from"], "2030-02-11");
+    let s = app.stats(&slug, "?to=2030-02-10").await.json();
+    assert_eq!(s["total"], 1);
+}
+
+#[tokio::test]
+async fn bad_stats_ranges_are_400_and_unknown_links_404() {
+    let app = TestApp::spawn().await;
+    let slug = app.create_ok("https://e.com", None).await;
+    for q in [
+        "?from=2030-1-1",
+        "?to=tomorrow",
+        "?from=2030-02-02&to=2030-02-01",
+    ] {
+        let r = app.stats(&slug, q).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{q}");
+    }
+    assert_eq!(app.stats("unknown", "").await.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn the_link_view_counts_every_click_bots_included() {
+    let app = TestApp::spawn().await;
+    let slug = app.create_ok("https://e.com", None).await;
+    app.follow(&slug).await;
+    app.visit(
+        &slug,
+        Visit {
+            user_agent: Some(GOOGLEBOT),
+            ..Visit::default()
+        },
+    )
+    .await;
+    app.visit(
+        &slug,
+        Visit {
+            user_agent: None,
+            ..Visit::default()
+        },
+    )
+    .await;
+    let link = app
+        .api(Method::GET, &format!("/api/links/{slug}"), None)
+        .await
+        .json();
+    assert_eq!(link["clicks"], 3);
+}
+
+/// A deterministic mixed workload: several links, days, agents, referrers,
+/// HEADs, unknown slugs and a delete; then every rollup must equal what the
+/// raw click rows say.
+#[tokio::test]
+async fn rollups_equal_the_raw_click_rows_after_a_mixed_workload() {
+    let app = TestApp::spawn().await;
+    let mut slugs = Vec::new();
+    for i in 0..5 {
+        slugs.push(
+            app.create_ok(&format!("https://site{i}.example/"), None)
+                .await,
+        );
+    }
+    let agents = [CHROME, FIREFOX, IPHONE, GOOGLEBOT, "curl/8.5.0", ""];
+    let referers = [
+        None,
+        Some("https://a.example/x"),
+        Some("https://b.example/"),
+        Some("junk"),
+    ];
+    let peers = ["198.51.100.1", "198.51.100.2", "2001:db8::7"];
+    let mut state: u64 = 42;
+    let mut next = |m: usize| {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((state >> 33) as usize) % m
+    };
+    for step in 0..400 {
+        if step % 100 == 0 {
+            app.set_now(
+                datetime!(2030-03-01 23:30 UTC) + time::Duration::hours((step / 100) as i64 * 13),
+            );
+        }
+        let slug = &slugs[next(slugs.len())];
+        let method = if next(10) == 0 {
+            Method::HEAD
+        } else {
+            Method::GET
+        };
+        let ua = agents[next(agents.len())];
+        let visit = Visit {
+            method,
+            user_agent: (!ua.is_empty()).then_some(ua),
+            referer: referers[next(referers.len())],
+            peer: peers[next(peers.len())],
+            forwarded_for: None,
+        };
+        app.visit(slug, visit).await;
+        if next(20) == 0 {
+            app.follow("no-such-link").await;
+        }
+    }
+    app.api(Method::DELETE, &format!("/api/links/{}", slugs[4]), None)
+        .await;
+
+    let mismatches = app.query(
+        "SELECT r.slug, r.day FROM daily_clicks r LEFT JOIN ( \
+            SELECT slug, day, count(*) AS clicks, sum(1 - is_bot) AS humans, sum(is_bot) AS bots, \
+                   count(DISTINCT visitor) AS visitors FROM clicks GROUP BY slug, day) c \
+         ON c.slug = r.slug AND c.day = r.day \
+         WHERE c.clicks IS NULL OR r.clicks <> c.clicks OR r.humans <> c.humans \
+            OR r.bots <> c.bots OR r.visitors <> c.visitors",
+        vec![],
+    );
+    assert!(
+        mismatches.is_empty(),
+        "daily rollups differ from raw rows: {mismatches:?}"
+    );
+    let dims = app.query(
+        "SELECT d.slug FROM daily_dimensions d LEFT JOIN ( \
+            SELECT slug, day, 'referrer' AS dimension, coalesce(referrer_host, '') AS value, count(*) AS n FROM clicks GROUP BY 1, 2, 3, 4 \
+            UNION ALL SELECT slug, day, 'browser', browser, count(*) FROM clicks GROUP BY 1, 2, 3, 4 \
+            UNION ALL SELECT slug, day, 'os', os, count(*) FROM clicks GROUP BY 1, 2, 3, 4) c \
+         USING (slug, day, dimension, value) WHERE c.n IS NULL OR c.n <> d.clicks",
+        vec![],
+    );
+    assert!(dims.is_empty(), "dimension rollups differ: {dims:?}");
+    let raw_groups = app.count(
+        "SELECT count(*) FROM (SELECT DISTINCT slug, day FROM clicks)",
+        vec![],
+    );
+    let rollup_rows = app.count("SELECT count(*) FROM daily_clicks", vec![]);
+    assert_eq!(raw_groups, rollup_rows, "every raw group has a rollup");
+    assert!(
+        app.count("SELECT count(*) FROM clicks", vec![]) > 200,
+        "the workload clicked"
+    );
+
+    for slug in &slugs[..4] {
+        let s = app.stats(slug, "").await.json();
+        let raw = app.count(
+            "SELECT count(*) FROM clicks WHERE slug = ?1",
+            vec![SqlValue::from(slug.as_str())],
+        );
+        assert_eq!(s["total"], raw);
+        let link = app
+            .api(Method::GET, &format!("/api/links/{slug}"), None)
+            .await
+            .json();
+        assert_eq!(link["clicks"], raw);
+    }
+}
