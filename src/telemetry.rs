@@ -92,3 +92,30 @@ impl opentelemetry::propagation::Extractor for HeaderExtractor<'_> {
         self.0.keys().map(http::HeaderName::as_str).collect()
     }
 }
+
+/// The tracer provider builder every host uses: parent-based sampling, on by
+/// default (a sampled or absent parent records; an unsampled one does not).
+/// The host adds its span processor (wasi:otel in Spin, in-memory in tests).
+pub fn provider_builder() -> opentelemetry_sdk::trace::TracerProviderBuilder {
+    use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
+    SdkTracerProvider::builder().with_sampler(Sampler::ParentBased(Box::new(Sampler::AlwaysOn)))
+}
+
+/// The name of our instrumentation scope.
+pub const SCOPE: &str = "shortener";
+
+/// The `tracing` → OpenTelemetry layer, without the `code.*`, `thread.*`
+/// and `target` attributes tracing-opentelemetry adds by default.
+pub fn layer<S>(
+    provider: &opentelemetry_sdk::trace::SdkTracerProvider,
+) -> tracing_opentelemetry::OpenTelemetryLayer<S, opentelemetry_sdk::trace::SdkTracer>
+where
+    S: tracing::Subscriber + for<'span> tracing_subscriber::registry::LookupSpan<'span>,
+{
+    use opentelemetry::trace::TracerProvider as _;
+    tracing_opentelemetry::layer()
+        .with_tracer(provider.tracer(SCOPE))
+        .with_location(false)
+        .with_threads(false)
+        .with_target(false)
+}
