@@ -89,7 +89,10 @@ impl IntoResponse for AppError {
         let (status, code) = self.status_and_code();
         let message = match &self {
             AppError::Internal(cause) => {
-                // Logged once, here, with the whole chain; never sent.
+                // Logged once, here, with the whole chain; never sent. stderr
+                // is Spin's log (exported as OTLP logs); the event also lands
+                // on the request span.
+                eprintln!("shortener: request failed: {cause:#}");
                 tracing::error!(error = format!("{cause:#}"), "request failed");
                 "Something went wrong on our side; it has been logged.".to_owned()
             }

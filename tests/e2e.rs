@@ -99,10 +99,11 @@ impl Spin {
         };
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
-            if let Ok(r) = spin.request("GET", "/health", &[], None) {
-                if r.status == 200 {
-                    return spin;
-                }
+            if spin
+                .request("GET", "/health", &[], None)
+                .is_ok_and(|r| r.status == 200)
+            {
+                return spin;
             }
             std::thread::sleep(Duration::from_millis(200));
         }
@@ -118,7 +119,8 @@ impl Spin {
     ) -> std::io::Result<Reply> {
         let mut stream = TcpStream::connect(("127.0.0.1", self.port))?;
         stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-        let mut req = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
+        let mut req =
+            format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
         for (k, v) in headers {
             req.push_str(&format!("{k}: {v}\r\n"));
         }
@@ -142,8 +144,16 @@ impl Spin {
         let chunked = headers
             .iter()
             .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
-        let body = if chunked { dechunk(rest) } else { rest.to_owned() };
-        Ok(Reply { status, headers, body })
+        let body = if chunked {
+            dechunk(rest)
+        } else {
+            rest.to_owned()
+        };
+        Ok(Reply {
+            status,
+            headers,
+            body,
+        })
     }
 
     fn api(&self, method: &str, path: &str, body: Option<Value>) -> Reply {
@@ -153,7 +163,8 @@ impl Spin {
             headers.push(("Content-Type", "application/json"));
         }
         let text = body.map(|b| b.to_string());
-        self.request(method, path, &headers, text.as_deref()).unwrap()
+        self.request(method, path, &headers, text.as_deref())
+            .unwrap()
     }
 }
 
@@ -184,42 +195,85 @@ fn the_api_contract_holds_under_a_real_spin_up() {
     assert_eq!(health.json()["checks"], json!({"kv": "ok", "sqlite": "ok"}));
 
     // Auth.
-    assert_eq!(spin.request("GET", "/api/links", &[], None).unwrap().status, 401);
+    assert_eq!(
+        spin.request("GET", "/api/links", &[], None).unwrap().status,
+        401
+    );
 
     // Create: random and custom slugs; conflicts; refusals.
-    let created = spin.api("POST", "/api/links", Some(json!({"url": "https://example.com/e2e"})));
+    let created = spin.api(
+        "POST",
+        "/api/links",
+        Some(json!({"url": "https://example.com/e2e"})),
+    );
     assert_eq!(created.status, 201, "{}", created.body);
     let random = created.json()["slug"].as_str().unwrap().to_owned();
     assert_eq!(random.len(), 7);
-    assert_eq!(created.json()["short_url"], format!("https://sho.rt/{random}"));
-    let custom = spin.api("POST", "/api/links", Some(json!({"url": "https://example.org/", "slug": "e2e-custom"})));
+    assert_eq!(
+        created.json()["short_url"],
+        format!("https://sho.rt/{random}")
+    );
+    let custom = spin.api(
+        "POST",
+        "/api/links",
+        Some(json!({"url": "https://example.org/", "slug": "e2e-custom"})),
+    );
     assert_eq!(custom.status, 201);
-    let dup = spin.api("POST", "/api/links", Some(json!({"url": "https://other.org/", "slug": "e2e-custom"})));
+    let dup = spin.api(
+        "POST",
+        "/api/links",
+        Some(json!({"url": "https://other.org/", "slug": "e2e-custom"})),
+    );
     assert_eq!(dup.status, 409);
     for (body, status) in [
         (json!({"url": "ftp://x"}), 400),
         (json!({"url": "https://sho.rt/abc"}), 400),
         (json!({"url": "https://e.com", "slug": "api"}), 400),
-        (json!({"url": "https://e.com", "slug": "x".repeat(17000)}), 413),
+        (
+            json!({"url": "https://e.com", "slug": "x".repeat(17000)}),
+            413,
+        ),
     ] {
         assert_eq!(spin.api("POST", "/api/links", Some(body)).status, status);
     }
     let text = spin
-        .request("POST", "/api/links", &[("Authorization", &format!("Bearer {TOKEN}")), ("Content-Type", "text/plain")], Some("x"))
+        .request(
+            "POST",
+            "/api/links",
+            &[
+                ("Authorization", &format!("Bearer {TOKEN}")),
+                ("Content-Type", "text/plain"),
+            ],
+            Some("x"),
+        )
         .unwrap();
     assert_eq!(text.status, 415);
 
     // Redirects: GET counts, HEAD does not, unknown is 404.
     for _ in 0..3 {
-        let r = spin.request("GET", "/e2e-custom", &[("User-Agent", CHROME)], None).unwrap();
+        let r = spin
+            .request("GET", "/e2e-custom", &[("User-Agent", CHROME)], None)
+            .unwrap();
         assert_eq!(r.status, 302);
         assert_eq!(r.header("location"), Some("https://example.org/"));
     }
-    let bot = spin.request("GET", "/e2e-custom", &[("User-Agent", "Googlebot/2.1")], None).unwrap();
+    let bot = spin
+        .request(
+            "GET",
+            "/e2e-custom",
+            &[("User-Agent", "Googlebot/2.1")],
+            None,
+        )
+        .unwrap();
     assert_eq!(bot.status, 302);
-    let head = spin.request("HEAD", "/e2e-custom", &[("User-Agent", CHROME)], None).unwrap();
+    let head = spin
+        .request("HEAD", "/e2e-custom", &[("User-Agent", CHROME)], None)
+        .unwrap();
     assert_eq!(head.status, 302);
-    assert_eq!(spin.request("GET", "/nope-nope", &[], None).unwrap().status, 404);
+    assert_eq!(
+        spin.request("GET", "/nope-nope", &[], None).unwrap().status,
+        404
+    );
 
     // Get, list, stats.
     let link = spin.api("GET", "/api/links/e2e-custom", None);
@@ -228,14 +282,38 @@ fn the_api_contract_holds_under_a_real_spin_up() {
     assert_eq!(list["links"].as_array().unwrap().len(), 1);
     assert!(list["next_cursor"].is_string());
     let stats = spin.api("GET", "/api/links/e2e-custom/stats", None).json();
-    assert_eq!((stats["total"].clone(), stats["humans"].clone(), stats["bots"].clone()), (json!(4), json!(3), json!(1)));
+    assert_eq!(
+        (
+            stats["total"].clone(),
+            stats["humans"].clone(),
+            stats["bots"].clone()
+        ),
+        (json!(4), json!(3), json!(1))
+    );
 
     // Metrics are read from SQLite.
     let metrics = spin.request("GET", "/metrics", &[], None).unwrap();
-    assert!(metrics.body.contains("shortener_clicks_total{kind=\"human\"} 3"), "{}", metrics.body);
+    assert!(
+        metrics
+            .body
+            .contains("shortener_clicks_total{kind=\"human\"} 3"),
+        "{}",
+        metrics.body
+    );
 
     // Delete removes everything.
-    assert_eq!(spin.api("DELETE", "/api/links/e2e-custom", None).status, 204);
-    assert_eq!(spin.request("GET", "/e2e-custom", &[], None).unwrap().status, 404);
-    assert_eq!(spin.api("DELETE", "/api/links/e2e-custom", None).status, 404);
+    assert_eq!(
+        spin.api("DELETE", "/api/links/e2e-custom", None).status,
+        204
+    );
+    assert_eq!(
+        spin.request("GET", "/e2e-custom", &[], None)
+            .unwrap()
+            .status,
+        404
+    );
+    assert_eq!(
+        spin.api("DELETE", "/api/links/e2e-custom", None).status,
+        404
+    );
 }

@@ -7,3 +7,4 @@ mod links;
 mod redirect;
 mod refusals;
 mod stats;
+mod telemetry;

@@ -6,6 +6,8 @@
 //! is the host's business: the Spin shell hands them to Spin over wasi:otel
 //! (`crate::shell::otel`), the native tests to an in-memory exporter.
 
+pub mod wasi_records;
+
 use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
@@ -118,4 +120,5 @@ where
         .with_location(false)
         .with_threads(false)
         .with_target(false)
+        .with_tracked_inactivity(false)
 }

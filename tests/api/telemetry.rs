@@ -1,0 +1,523 @@
+//! Spans: one server span per request, exactly the storage spans each route
+//! makes, nested under it, with semantic-convention attributes and nothing
+//! personal. Each test installs the production layer as its thread's
+//! default subscriber, exporting to memory.
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use opentelemetry::trace::{SpanKind, Status};
+use opentelemetry::{KeyValue, Value};
+use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
+use serde_json::json;
+use shortener::native::{MemoryKv, SqliteStore};
+use shortener::storage::{KvStore, SqlStore, Statement, Traced};
+use shortener::telemetry;
+use tracing::subscriber::DefaultGuard;
+use tracing_subscriber::layer::SubscriberExt;
+
+use crate::helpers::{GOOGLEBOT, TOKEN, TestApp, Visit};
+
+struct Capture {
+    exporter: InMemorySpanExporter,
+    provider: SdkTracerProvider,
+    _guard: DefaultGuard,
+}
+
+impl Capture {
+    fn start() -> Self {
+        let exporter = InMemorySpanExporter::default();
+        let provider = telemetry::provider_builder()
+            .with_simple_exporter(exporter.clone())
+            .build();
+        let subscriber = tracing_subscriber::registry().with(telemetry::layer(&provider));
+        let guard = tracing::subscriber::set_default(subscriber);
+        Self {
+            exporter,
+            provider,
+            _guard: guard,
+        }
+    }
+
+    fn take(&self) -> Vec<SpanData> {
+        let _ = self.provider.force_flush();
+        let spans = self.exporter.get_finished_spans().unwrap();
+        self.exporter.reset();
+        spans
+    }
+}
+
+fn attr<'a>(span: &'a SpanData, key: &str) -> Option<&'a Value> {
+    span.attributes
+        .iter()
+        .find(|kv| kv.key.as_str() == key)
+        .map(|kv: &KeyValue| &kv.value)
+}
+
+fn attr_str(span: &SpanData, key: &str) -> Option<String> {
+    attr(span, key).map(|v| v.as_str().into_owned())
+}
+
+/// The one server span, and the storage spans in the order they ended,
+/// after checking every storage span is a client child of the server span.
+fn split(spans: &[SpanData]) -> (&SpanData, Vec<&SpanData>) {
+    let servers: Vec<_> = spans
+        .iter()
+        .filter(|s| s.span_kind == SpanKind::Server)
+        .collect();
+    assert_eq!(servers.len(), 1, "one request span: {:?}", names(spans));
+    let server = servers[0];
+    let storage: Vec<_> = spans
+        .iter()
+        .filter(|s| s.span_kind != SpanKind::Server)
+        .collect();
+    for s in &storage {
+        assert_eq!(s.span_kind, SpanKind::Client, "{}", s.name);
+        assert_eq!(
+            s.parent_span_id,
+            server.span_context.span_id(),
+            "{} nests under the request",
+            s.name
+        );
+        assert_eq!(s.span_context.trace_id(), server.span_context.trace_id());
+    }
+    (server, storage)
+}
+
+fn names(spans: &[SpanData]) -> Vec<String> {
+    spans.iter().map(|s| s.name.to_string()).collect()
+}
+
+/// `(span name, db.operation.name, db.collection.name)` of each storage span.
+fn ops(storage: &[&SpanData]) -> Vec<(String, String, Option<String>)> {
+    storage
+        .iter()
+        .map(|s| {
+            (
+                s.name.to_string(),
+                attr_str(s, "db.operation.name").unwrap_or_default(),
+                attr_str(s, "db.collection.name"),
+            )
+        })
+        .collect()
+}
+
+/// A request, the span name and status it must give, and its storage spans.
+type RouteCase = (
+    Method,
+    String,
+    Option<serde_json::Value>,
+    &'static str,
+    u16,
+    Vec<(String, String, Option<String>)>,
+);
+
+fn op(name: &str, operation: &str, table: Option<&str>) -> (String, String, Option<String>) {
+    (name.into(), operation.into(), table.map(Into::into))
+}
+
+#[tokio::test]
+async fn a_redirect_hit_is_one_kv_get_and_one_click_insert_under_the_request_span() {
+    let app = TestApp::spawn().await;
+    let slug = app.create_ok("https://e.com", None).await;
+    let capture = Capture::start();
+    let r = app.follow(&slug).await;
+    assert_eq!(r.status, StatusCode::FOUND);
+
+    let spans = capture.take();
+    let (server, storage) = split(&spans);
+    assert_eq!(server.name, "GET /{slug}");
+    assert_eq!(
+        attr_str(server, "http.request.method").as_deref(),
+        Some("GET")
+    );
+    assert_eq!(attr_str(server, "http.route").as_deref(), Some("/{slug}"));
+    assert_eq!(
+        attr(server, "http.response.status_code"),
+        Some(&Value::I64(302))
+    );
+    assert_eq!(
+        attr_str(server, "shortener.redirect.outcome").as_deref(),
+        Some("hit")
+    );
+    assert_eq!(
+        attr_str(server, "shortener.visitor.kind").as_deref(),
+        Some("human")
+    );
+    assert_eq!(server.status, Status::Unset);
+    assert_eq!(
+        ops(&storage),
+        vec![
+            op("kv.get", "get", None),
+            op("sqlite.execute", "INSERT", Some("clicks"))
+        ]
+    );
+
+    let kv = storage[0];
+    assert_eq!(
+        attr_str(kv, "db.system.name").as_deref(),
+        Some("spin_key_value")
+    );
+    assert_eq!(attr_str(kv, "db.namespace").as_deref(), Some("default"));
+    let sql = storage[1];
+    assert_eq!(attr_str(sql, "db.system.name").as_deref(), Some("sqlite"));
+    assert_eq!(attr_str(sql, "db.namespace").as_deref(), Some("default"));
+    assert_eq!(
+        attr_str(sql, "db.query.text").as_deref(),
+        Some(shortener::clicks::RECORD.sql)
+    );
+    for s in &spans {
+        for key in [
+            "code.filepath",
+            "code.lineno",
+            "thread.id",
+            "target",
+            "busy_ns",
+        ] {
+            assert!(attr(s, key).is_none(), "{key} on {}", s.name);
+        }
+    }
+}
+
+#[tokio::test]
+async fn each_route_makes_exactly_its_storage_spans() {
+    let app = TestApp::spawn().await;
+    let slug = app.create_ok("https://e.com", Some("routed")).await;
+    app.follow(&slug).await;
+    let capture = Capture::start();
+
+    let auth = format!("Bearer {TOKEN}");
+    let cases: Vec<RouteCase> = vec![
+        (
+            Method::HEAD,
+            "/routed".into(),
+            None,
+            "HEAD /{slug}",
+            302,
+            vec![op("kv.get", "get", None)],
+        ),
+        (
+            Method::GET,
+            "/missing".into(),
+            None,
+            "GET /{slug}",
+            404,
+            vec![op("kv.get", "get", None)],
+        ),
+        (
+            Method::POST,
+            "/api/links".into(),
+            Some(json!({"url": "https://x.example", "slug": "newone"})),
+            "POST /api/links",
+            201,
+            vec![
+                op("sqlite.execute", "INSERT", Some("links")),
+                op("kv.set", "set", None),
+            ],
+        ),
+        (
+            Method::GET,
+            "/api/links?limit=1".into(),
+            None,
+            "GET /api/links",
+            200,
+            vec![
+                op("sqlite.execute", "SELECT", Some("links")),
+                op("kv.get", "get", None),
+            ],
+        ),
+        (
+            Method::GET,
+            "/api/links/routed".into(),
+            None,
+            "GET /api/links/{slug}",
+            200,
+            vec![
+                op("kv.get", "get", None),
+                op("sqlite.execute", "SELECT", Some("daily_clicks")),
+            ],
+        ),
+        (
+            Method::GET,
+            "/api/links/routed/stats".into(),
+            None,
+            "GET /api/links/{slug}/stats",
+            200,
+            vec![
+                op("kv.get", "get", None),
+                op("sqlite.execute", "SELECT", Some("daily_clicks")),
+                op("sqlite.execute", "SELECT", Some("daily_dimensions")),
+            ],
+        ),
+        (
+            Method::DELETE,
+            "/api/links/newone".into(),
+            None,
+            "DELETE /api/links/{slug}",
+            204,
+            vec![
+                op("kv.exists", "exists", None),
+                op("kv.delete", "delete", None),
+                op("sqlite.execute", "DELETE", Some("links")),
+            ],
+        ),
+        (
+            Method::GET,
+            "/health".into(),
+            None,
+            "GET /health",
+            200,
+            vec![
+                op("kv.get", "get", None),
+                op("sqlite.execute", "SELECT", None),
+            ],
+        ),
+        (
+            Method::GET,
+            "/metrics".into(),
+            None,
+            "GET /metrics",
+            200,
+            vec![
+                op("sqlite.execute", "SELECT", Some("daily_clicks")),
+                op("sqlite.execute", "SELECT", Some("links")),
+            ],
+        ),
+    ];
+    for (method, path, body, name, status, expected) in cases {
+        let mut builder = Request::builder()
+            .method(method)
+            .uri(&path)
+            .header("authorization", &auth);
+        if body.is_some() {
+            builder = builder.header("content-type", "application/json");
+        }
+        let body = body.map_or_else(Body::empty, |b| Body::from(b.to_string()));
+        let r = app.send(builder.body(body).unwrap()).await;
+        assert_eq!(r.status.as_u16(), status, "{path}: {}", r.text());
+        let spans = capture.take();
+        let (server, storage) = split(&spans);
+        assert_eq!(server.name, name, "{path}");
+        assert_eq!(
+            attr(server, "http.response.status_code"),
+            Some(&Value::I64(status.into()))
+        );
+        assert_eq!(ops(&storage), expected, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn redirect_outcomes_and_visitor_kinds_are_recorded() {
+    let app = TestApp::spawn().await;
+    let slug = app.create_ok("https://e.com", None).await;
+    let r = app
+        .create(
+            json!({"url": "https://e.com", "slug": "old", "expires_at": "2030-01-16T00:00:00Z"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    app.set_now(time::macros::datetime!(2030-02-01 00:00 UTC));
+    let capture = Capture::start();
+    let outcome = |spans: &[SpanData]| {
+        let (server, _) = split(spans);
+        (
+            attr_str(server, "shortener.redirect.outcome"),
+            attr_str(server, "shortener.visitor.kind"),
+        )
+    };
+    app.visit(
+        &slug,
+        Visit {
+            user_agent: Some(GOOGLEBOT),
+            ..Visit::default()
+        },
+    )
+    .await;
+    assert_eq!(
+        outcome(&capture.take()),
+        (Some("hit".into()), Some("bot".into()))
+    );
+    app.follow("missing").await;
+    assert_eq!(outcome(&capture.take()), (Some("miss".into()), None));
+    app.follow("old").await;
+    assert_eq!(outcome(&capture.take()), (Some("expired".into()), None));
+}
+
+#[tokio::test]
+async fn the_request_span_continues_an_incoming_traceparent() {
+    let app = TestApp::spawn().await;
+    let capture = Capture::start();
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let parent = "00f067aa0ba902b7";
+    let request = Request::get("/health")
+        .header("traceparent", format!("00-{trace}-{parent}-01"))
+        .body(Body::empty())
+        .unwrap();
+    app.send(request).await;
+    let spans = capture.take();
+    let (server, storage) = split(&spans);
+    assert_eq!(server.span_context.trace_id().to_string(), trace);
+    assert_eq!(server.parent_span_id.to_string(), parent);
+    assert!(server.parent_span_is_remote);
+    assert_eq!(storage.len(), 2);
+}
+
+#[tokio::test]
+async fn without_a_traceparent_a_new_trace_starts() {
+    let app = TestApp::spawn().await;
+    let capture = Capture::start();
+    for traceparent in [
+        None,
+        Some("garbage"),
+        Some("00-00000000000000000000000000000000-00f067aa0ba902b7-01"),
+    ] {
+        let mut builder = Request::get("/health");
+        if let Some(t) = traceparent {
+            builder = builder.header("traceparent", t);
+        }
+        app.send(builder.body(Body::empty()).unwrap()).await;
+        let spans = capture.take();
+        let (server, _) = split(&spans);
+        assert!(server.span_context.trace_id() != opentelemetry::trace::TraceId::INVALID);
+        assert_eq!(
+            server.parent_span_id,
+            opentelemetry::trace::SpanId::INVALID,
+            "{traceparent:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn sampling_follows_the_parent_and_is_on_by_default() {
+    let app = TestApp::spawn().await;
+    let capture = Capture::start();
+    let request = Request::get("/health")
+        .header(
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00",
+        )
+        .body(Body::empty())
+        .unwrap();
+    app.send(request).await;
+    assert!(
+        capture.take().is_empty(),
+        "an unsampled parent records nothing"
+    );
+    app.send(Request::get("/health").body(Body::empty()).unwrap())
+        .await;
+    assert_eq!(capture.take().len(), 3, "no parent: sampled");
+}
+
+#[tokio::test]
+async fn a_failed_click_write_is_an_error_span_under_a_failed_request() {
+    let app = TestApp::spawn().await;
+    let slug = app.create_ok("https://e.com", None).await;
+    let capture = Capture::start();
+    app.sql.set_failing(true);
+    let r = app.follow(&slug).await;
+    app.sql.set_failing(false);
+    assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
+    let spans = capture.take();
+    let (server, storage) = split(&spans);
+    let insert = storage
+        .iter()
+        .find(|s| s.name == "sqlite.execute")
+        .expect("the write has a span");
+    assert!(
+        matches!(insert.status, Status::Error { .. }),
+        "{:?}",
+        insert.status
+    );
+    assert_eq!(attr_str(insert, "error.type").as_deref(), Some("io"));
+    assert_eq!(
+        attr_str(insert, "db.collection.name").as_deref(),
+        Some("clicks")
+    );
+    assert!(matches!(server.status, Status::Error { .. }));
+    assert_eq!(
+        attr(server, "http.response.status_code"),
+        Some(&Value::I64(500))
+    );
+}
+
+#[tokio::test]
+async fn no_span_attribute_carries_a_slug_ip_user_agent_token_or_referrer() {
+    let app = TestApp::with_vars(&[(shortener::config::names::TRUSTED_PROXY_HOPS, "1")]).await;
+    let slug = app
+        .create_ok("https://target.example/secret-path", Some("privateslug"))
+        .await;
+    let capture = Capture::start();
+    app.visit(
+        &slug,
+        Visit {
+            referer: Some("https://referrer.example/page"),
+            forwarded_for: Some("198.51.100.77"),
+            ..Visit::default()
+        },
+    )
+    .await;
+    app.api(Method::GET, "/api/links/privateslug/stats", None)
+        .await;
+    app.create(json!({"url": "https://body.example/x", "slug": "bodyslug"}))
+        .await;
+    let spans = capture.take();
+    assert_eq!(spans.len(), 3 + 4 + 3);
+    for s in &spans {
+        assert!(!s.name.contains("privateslug"));
+        for kv in &s.attributes {
+            let v = kv.value.as_str();
+            for secret in [
+                "privateslug",
+                "bodyslug",
+                "198.51.100.77",
+                "203.0.113.7",
+                "Mozilla",
+                TOKEN,
+                "referrer.example",
+                "target.example",
+                "body.example",
+            ] {
+                assert!(!v.contains(secret), "{}={v} on {}", kv.key, s.name);
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_storage_trait_method_emits_exactly_one_named_span() {
+    let dir = tempfile::tempdir().unwrap();
+    let kv = Traced::new(MemoryKv::default(), "default");
+    let sql = Traced::new(
+        SqliteStore::open(dir.path().join("t.db")).unwrap(),
+        "default",
+    );
+    let capture = Capture::start();
+    // One call of every method of both ports. A new method must be added to
+    // `Traced` (or the crate does not compile) and here.
+    kv.get("k").await.unwrap();
+    kv.set("k", b"v").await.unwrap();
+    kv.exists("k").await.unwrap();
+    kv.delete("k").await.unwrap();
+    kv.get_keys().await.unwrap();
+    let select = Statement {
+        sql: "SELECT 1",
+        operation: "SELECT",
+        table: "",
+    };
+    sql.execute(&select, vec![]).await.unwrap();
+    let spans = capture.take();
+    assert_eq!(
+        names(&spans),
+        [
+            "kv.get",
+            "kv.set",
+            "kv.exists",
+            "kv.delete",
+            "kv.get_keys",
+            "sqlite.execute"
+        ]
+    );
+    for s in &spans {
+        assert_eq!(s.span_kind, SpanKind::Client);
+        assert_eq!(s.parent_span_id, opentelemetry::trace::SpanId::INVALID);
+    }
+}
