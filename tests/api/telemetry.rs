@@ -25,6 +25,13 @@ struct Capture {
 
 impl Capture {
     fn start() -> Self {
+        // tracing caches each callsite's interest process-wide. A global
+        // registry keeps every callsite enabled, so the per-thread capture
+        // below sees all spans even while tests without one run in parallel.
+        static GLOBAL: std::sync::Once = std::sync::Once::new();
+        GLOBAL.call_once(|| {
+            let _ = tracing::subscriber::set_global_default(tracing_subscriber::registry());
+        });
         let exporter = InMemorySpanExporter::default();
         let provider = telemetry::provider_builder()
             .with_simple_exporter(exporter.clone())
@@ -421,7 +428,7 @@ async fn a_failed_click_write_is_an_error_span_under_a_failed_request() {
     let insert = storage
         .iter()
         .find(|s| s.name == "sqlite.execute")
-        .expect("the write has a span");
+        .unwrap_or_else(|| panic!("the write has a span: {:?}", names(&spans)));
     assert!(
         matches!(insert.status, Status::Error { .. }),
         "{:?}",
