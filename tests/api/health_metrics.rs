@@ -41,22 +41,8 @@ async fn metrics_report_clicks_by_kind_and_links_from_sqlite() {
     let b = app.create_ok("https://b.example", None).await;
     app.follow(&a).await;
     app.follow(&a).await;
-    app.visit(
-        &b,
-        Visit {
-            user_agent: Some(GOOGLEBOT),
-            ..Visit::default()
-        },
-    )
-    .await;
-    app.visit(
-        &b,
-        Visit {
-            method: Method::HEAD,
-            ..Visit::default()
-        },
-    )
-    .await;
+    app.visit(&b, Visit::default().user_agent(GOOGLEBOT)).await;
+    app.visit(&b, Visit::default().method(Method::HEAD)).await;
 
     let r = get(&app, "/metrics").await;
     assert_eq!(r.status, StatusCode::OK);

@@ -52,7 +52,8 @@ impl TestResponse {
     }
 }
 
-/// One visit of a short link.
+/// One visit of a short link; build it from `Visit::default()` (a human
+/// Chrome from 203.0.113.7 with no referrer) with the setters below.
 #[derive(Debug, Clone)]
 pub struct Visit<'a> {
     pub method: Method,
@@ -70,6 +71,39 @@ impl Default for Visit<'_> {
             referer: None,
             peer: "203.0.113.7",
             forwarded_for: None,
+        }
+    }
+}
+
+impl<'a> Visit<'a> {
+    pub fn method(self, method: Method) -> Self {
+        Self { method, ..self }
+    }
+    pub fn user_agent(self, ua: &'a str) -> Self {
+        Self {
+            user_agent: Some(ua),
+            ..self
+        }
+    }
+    pub fn no_user_agent(self) -> Self {
+        Self {
+            user_agent: None,
+            ..self
+        }
+    }
+    pub fn referer(self, referer: &'a str) -> Self {
+        Self {
+            referer: Some(referer),
+            ..self
+        }
+    }
+    pub fn peer(self, peer: &'a str) -> Self {
+        Self { peer, ..self }
+    }
+    pub fn forwarded_for(self, xff: &'a str) -> Self {
+        Self {
+            forwarded_for: Some(xff),
+            ..self
         }
     }
 }

@@ -38,13 +38,7 @@ async fn head_answers_like_get_but_records_no_click() {
     let app = TestApp::spawn().await;
     let slug = app.create_ok("https://example.com/x", None).await;
     let head = app
-        .visit(
-            &slug,
-            Visit {
-                method: Method::HEAD,
-                ..Visit::default()
-            },
-        )
+        .visit(&slug, Visit::default().method(Method::HEAD))
         .await;
     assert_eq!(head.status, StatusCode::FOUND);
     assert_eq!(head.header("location"), Some("https://example.com/x"));
@@ -83,13 +77,7 @@ async fn an_expired_link_is_410_and_records_nothing() {
     assert_eq!(r.status, StatusCode::GONE);
     assert_eq!(r.error_code(), "link_expired");
     let head = app
-        .visit(
-            "brief",
-            Visit {
-                method: Method::HEAD,
-                ..Visit::default()
-            },
-        )
+        .visit("brief", Visit::default().method(Method::HEAD))
         .await;
     assert_eq!(head.status, StatusCode::GONE);
     assert_eq!(clicks_of(&app, "brief"), 1);
@@ -101,20 +89,11 @@ async fn a_click_row_holds_referrer_host_browser_os_bot_flag_and_a_hash_but_no_i
     let slug = app.create_ok("https://e.com", None).await;
     app.visit(
         &slug,
-        Visit {
-            referer: Some("https://News.example.org/item?id=1"),
-            ..Visit::default()
-        },
+        Visit::default().referer("https://News.example.org/item?id=1"),
     )
     .await;
-    app.visit(
-        &slug,
-        Visit {
-            user_agent: Some(GOOGLEBOT),
-            ..Visit::default()
-        },
-    )
-    .await;
+    app.visit(&slug, Visit::default().user_agent(GOOGLEBOT))
+        .await;
     let rows = app.query(
         "SELECT referrer_host, browser, os, is_bot, visitor, day FROM clicks ORDER BY id",
         vec![],
@@ -143,11 +122,7 @@ fn visitor_hashes(app: &TestApp) -> Vec<SqlValue> {
 async fn a_spoofed_left_most_forwarded_for_does_not_change_the_visitor() {
     let app = TestApp::with_vars(&[(names::TRUSTED_PROXY_HOPS, "1")]).await;
     let slug = app.create_ok("https://e.com", None).await;
-    let via_proxy = |xff| Visit {
-        peer: "172.18.0.3",
-        forwarded_for: Some(xff),
-        ..Visit::default()
-    };
+    let via_proxy = |xff| Visit::default().peer("172.18.0.3").forwarded_for(xff);
     app.visit(&slug, via_proxy("198.51.100.4")).await;
     app.visit(&slug, via_proxy("6.6.6.6, 198.51.100.4")).await;
     app.visit(&slug, via_proxy("7.7.7.7, 8.8.8.8, 198.51.100.4"))
@@ -165,22 +140,10 @@ async fn a_spoofed_left_most_forwarded_for_does_not_change_the_visitor() {
 async fn without_trusted_hops_forwarded_for_is_ignored() {
     let app = TestApp::spawn().await;
     let slug = app.create_ok("https://e.com", None).await;
-    app.visit(
-        &slug,
-        Visit {
-            forwarded_for: Some("1.1.1.1"),
-            ..Visit::default()
-        },
-    )
-    .await;
-    app.visit(
-        &slug,
-        Visit {
-            forwarded_for: Some("2.2.2.2"),
-            ..Visit::default()
-        },
-    )
-    .await;
+    app.visit(&slug, Visit::default().forwarded_for("1.1.1.1"))
+        .await;
+    app.visit(&slug, Visit::default().forwarded_for("2.2.2.2"))
+        .await;
     let h = visitor_hashes(&app);
     assert_eq!(h[0], h[1], "the peer is the client");
 }

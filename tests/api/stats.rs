@@ -11,39 +11,19 @@ const IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) App
 async fn stats_break_clicks_down_by_day_kind_referrer_browser_and_os() {
     let app = TestApp::spawn().await;
     let slug = app.create_ok("https://e.com", None).await;
+    app.visit(&slug, Visit::default().referer("https://news.example/a"))
+        .await;
+    app.visit(&slug, Visit::default().referer("https://news.example/b"))
+        .await;
     app.visit(
         &slug,
-        Visit {
-            referer: Some("https://news.example/a"),
-            ..Visit::default()
-        },
-    )
-    .await;
-    app.visit(
-        &slug,
-        Visit {
-            referer: Some("https://news.example/b"),
-            ..Visit::default()
-        },
-    )
-    .await;
-    app.visit(
-        &slug,
-        Visit {
-            user_agent: Some(GOOGLEBOT),
-            peer: "66.249.66.1",
-            ..Visit::default()
-        },
+        Visit::default().user_agent(GOOGLEBOT).peer("66.249.66.1"),
     )
     .await;
     app.set_now(datetime!(2030-01-16 08:00 UTC));
     app.visit(
         &slug,
-        Visit {
-            user_agent: Some(FIREFOX),
-            peer: "198.51.100.9",
-            ..Visit::default()
-        },
+        Visit::default().user_agent(FIREFOX).peer("198.51.100.9"),
     )
     .await;
 
@@ -116,22 +96,9 @@ async fn the_link_view_counts_every_click_bots_included() {
     let app = TestApp::spawn().await;
     let slug = app.create_ok("https://e.com", None).await;
     app.follow(&slug).await;
-    app.visit(
-        &slug,
-        Visit {
-            user_agent: Some(GOOGLEBOT),
-            ..Visit::default()
-        },
-    )
-    .await;
-    app.visit(
-        &slug,
-        Visit {
-            user_agent: None,
-            ..Visit::default()
-        },
-    )
-    .await;
+    app.visit(&slug, Visit::default().user_agent(GOOGLEBOT))
+        .await;
+    app.visit(&slug, Visit::default().no_user_agent()).await;
     let link = app
         .api(Method::GET, &format!("/api/links/{slug}"), None)
         .await

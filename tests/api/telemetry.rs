@@ -331,14 +331,8 @@ async fn redirect_outcomes_and_visitor_kinds_are_recorded() {
             attr_str(server, "shortener.visitor.kind"),
         )
     };
-    app.visit(
-        &slug,
-        Visit {
-            user_agent: Some(GOOGLEBOT),
-            ..Visit::default()
-        },
-    )
-    .await;
+    app.visit(&slug, Visit::default().user_agent(GOOGLEBOT))
+        .await;
     assert_eq!(
         outcome(&capture.take()),
         (Some("hit".into()), Some("bot".into()))
@@ -455,11 +449,9 @@ async fn no_span_attribute_carries_a_slug_ip_user_agent_token_or_referrer() {
     let capture = Capture::start();
     app.visit(
         &slug,
-        Visit {
-            referer: Some("https://referrer.example/page"),
-            forwarded_for: Some("198.51.100.77"),
-            ..Visit::default()
-        },
+        Visit::default()
+            .referer("https://referrer.example/page")
+            .forwarded_for("198.51.100.77"),
     )
     .await;
     app.api(Method::GET, "/api/links/privateslug/stats", None)
