@@ -16,8 +16,7 @@ const LINK_TOTAL: Statement = Statement {
     table: "daily_clicks",
 };
 const DAILY: Statement = Statement {
-    sql: "SELECT day, clicks, humans, bots, visitors FROM daily_clicks \
-          WHERE slug = ?1 AND day >= ?2 AND day <= ?3 ORDER BY day",
+    sql: "SELECT day, clicks, humans, bots, visitors FROM daily_clicks WHERE slug = ?1 ORDER BY day",
     operation: "SELECT",
     table: "daily_clicks",
 };
@@ -27,6 +26,12 @@ const BREAKDOWN: Statement = Statement {
           GROUP BY dimension, value ORDER BY dimension, n DESC, value",
     operation: "SELECT",
     table: "daily_dimensions",
+};
+const ALL_TIME_BREAKDOWN: Statement = Statement {
+    sql: "SELECT dimension, value, clicks FROM link_dimensions WHERE slug = ?1 \
+          ORDER BY dimension, clicks DESC, value",
+    operation: "SELECT",
+    table: "link_dimensions",
 };
 /// All-time clicks by kind, deleted links included (for `/metrics`).
 pub const ALL_TIME: Statement = Statement {
@@ -154,16 +159,37 @@ pub async fn link_total(sql: &dyn SqlStore, slug: &Slug) -> Result<i64, StoreErr
 }
 
 /// The stats of `slug` over `range`.
+///
+/// Reads every daily row of the link (one per day it was clicked) and keeps
+/// those in range. When the range covers all of them, the breakdowns come
+/// from the all-time `link_dimensions` rollup (~100 rows); otherwise from
+/// the daily breakdowns of the range.
 pub async fn stats(sql: &dyn SqlStore, slug: &Slug, range: &DayRange) -> Result<Stats, StoreError> {
-    let params = || {
-        vec![
+    let all_days = sql.execute(&DAILY, vec![slug.as_str().into()]).await?;
+    let in_range = |row: &Vec<SqlValue>| {
+        let day = text(row, 0);
+        range.from <= day && day <= range.to
+    };
+    let covers_all = all_days.rows.iter().all(in_range);
+    let daily_rows = Rows {
+        rows: all_days
+            .rows
+            .iter()
+            .filter(|r| in_range(r))
+            .cloned()
+            .collect(),
+    };
+    let breakdown = if covers_all {
+        sql.execute(&ALL_TIME_BREAKDOWN, vec![slug.as_str().into()])
+            .await?
+    } else {
+        let params = vec![
             SqlValue::from(slug.as_str()),
             range.from.clone().into(),
             range.to.clone().into(),
-        ]
+        ];
+        sql.execute(&BREAKDOWN, params).await?
     };
-    let daily_rows = sql.execute(&DAILY, params()).await?;
-    let breakdown = sql.execute(&BREAKDOWN, params()).await?;
     Ok(assemble(slug, range, &daily_rows, &breakdown))
 }
 

@@ -200,6 +200,7 @@ async fn deleting_removes_the_link_its_clicks_and_rollups() {
         "SELECT count(*) FROM clicks WHERE slug = ?1",
         "SELECT count(*) FROM daily_clicks WHERE slug = ?1",
         "SELECT count(*) FROM daily_dimensions WHERE slug = ?1",
+        "SELECT count(*) FROM link_dimensions WHERE slug = ?1",
         "SELECT count(*) FROM links WHERE slug = ?1",
     ] {
         assert_eq!(app.count(table, vec!["gone-soon".into()]), 0, "{table}");

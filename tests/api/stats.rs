@@ -72,8 +72,20 @@ async fn stats_can_be_limited_to_a_day_range() {
     assert_eq!(s["total"], 5);
     assert_eq!(s["daily"].as_array().unwrap().len(), 2);
     assert_eq!(s["from"], "2030-02-11");
+    assert_eq!(
+        s["browsers"],
+        json!([{"name": "Chrome", "clicks": 5}]),
+        "breakdowns follow the range"
+    );
     let s = app.stats(&slug, "?to=2030-02-10").await.json();
     assert_eq!(s["total"], 1);
+    assert_eq!(s["browsers"], json!([{"name": "Chrome", "clicks": 1}]));
+    let whole = app
+        .stats(&slug, "?from=2030-02-10&to=2030-02-12")
+        .await
+        .json();
+    assert_eq!(whole["browsers"], json!([{"name": "Chrome", "clicks": 6}]));
+    assert_eq!(whole["total"], 6);
 }
 
 #[tokio::test]
@@ -184,6 +196,24 @@ async fn rollups_equal_the_raw_click_rows_after_a_mixed_workload() {
         vec![],
     );
     assert!(dims.is_empty(), "dimension rollups differ: {dims:?}");
+    let all_time = app.query(
+        "SELECT l.slug FROM link_dimensions l LEFT JOIN ( \
+            SELECT slug, 'referrer' AS dimension, coalesce(referrer_host, '') AS value, count(*) AS n FROM clicks GROUP BY 1, 2, 3 \
+            UNION ALL SELECT slug, 'browser', browser, count(*) FROM clicks GROUP BY 1, 2, 3 \
+            UNION ALL SELECT slug, 'os', os, count(*) FROM clicks GROUP BY 1, 2, 3) c \
+         USING (slug, dimension, value) WHERE c.n IS NULL OR c.n <> l.clicks",
+        vec![],
+    );
+    assert!(all_time.is_empty(), "all-time rollups differ: {all_time:?}");
+    let raw_values = app.count(
+        "SELECT count(*) FROM (SELECT DISTINCT slug, coalesce(referrer_host, '') FROM clicks \
+         UNION ALL SELECT DISTINCT slug, browser FROM clicks UNION ALL SELECT DISTINCT slug, os FROM clicks)",
+        vec![],
+    );
+    assert_eq!(
+        raw_values,
+        app.count("SELECT count(*) FROM link_dimensions", vec![])
+    );
     let raw_groups = app.count(
         "SELECT count(*) FROM (SELECT DISTINCT slug, day FROM clicks)",
         vec![],

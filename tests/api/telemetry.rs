@@ -252,6 +252,18 @@ async fn each_route_makes_exactly_its_storage_spans() {
             vec![
                 op("kv.get", "get", None),
                 op("sqlite.execute", "SELECT", Some("daily_clicks")),
+                op("sqlite.execute", "SELECT", Some("link_dimensions")),
+            ],
+        ),
+        (
+            Method::GET,
+            "/api/links/routed/stats?from=2030-01-16".into(),
+            None,
+            "GET /api/links/{slug}/stats",
+            200,
+            vec![
+                op("kv.get", "get", None),
+                op("sqlite.execute", "SELECT", Some("daily_clicks")),
                 op("sqlite.execute", "SELECT", Some("daily_dimensions")),
             ],
         ),
