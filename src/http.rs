@@ -115,7 +115,7 @@ async fn request_span(request: Request, next: Next) -> Response {
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned());
     let method = request.method().as_str().to_owned();
-    let span = telemetry::request_span(&method, route.as_deref().unwrap_or(""), request.headers());
+    let span = telemetry::request_span(&method, route.as_deref(), request.headers());
     let response = next.run(request).instrument(span.clone()).await;
     telemetry::record_status(&span, response.status());
     response

@@ -55,10 +55,16 @@ pub fn record_error(span: &tracing::Span, error_type: &str, description: &str) {
 ///
 /// It continues the W3C trace context of `headers` (a `traceparent` from a
 /// tracing proxy), or starts a new trace when there is none or it is invalid.
-pub fn request_span(method: &str, route: &str, headers: &http::HeaderMap) -> tracing::Span {
+/// Without a matched route (`None`) the span is named by the method alone,
+/// as the HTTP semantic conventions ask.
+pub fn request_span(method: &str, route: Option<&str>, headers: &http::HeaderMap) -> tracing::Span {
+    let name = match route {
+        Some(route) => format!("{method} {route}"),
+        None => method.to_owned(),
+    };
     let span = tracing::info_span!(
         "request",
-        otel.name = format!("{method} {route}"),
+        otel.name = name,
         otel.kind = "server",
         { attr::HTTP_REQUEST_METHOD } = method,
         { attr::HTTP_ROUTE } = route,

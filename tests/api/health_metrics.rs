@@ -90,3 +90,31 @@ async fn metrics_and_health_need_no_token() {
     let app = TestApp::spawn().await;
     assert_eq!(get(&app, "/metrics").await.status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_refused_variable_makes_every_answer_name_it() {
+    let error = shortener::config::Settings::from_lookup(|k| {
+        (k == shortener::config::names::REDIRECT_STATUS).then(|| "303".to_owned())
+    })
+    .unwrap_err();
+    let router = shortener::http::misconfigured_router(error);
+    for path in ["/abc", "/health", "/api/links"] {
+        let response = tower::ServiceExt::oneshot(
+            router.clone(),
+            Request::get(path).body(Body::empty()).unwrap(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["error"]["code"], "misconfigured");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("redirect_status") && message.contains("303"),
+            "{message}"
+        );
+    }
+}

@@ -325,6 +325,19 @@ async fn each_route_makes_exactly_its_storage_spans() {
 }
 
 #[tokio::test]
+async fn an_unmatched_route_is_named_by_its_method_alone() {
+    let app = TestApp::spawn().await;
+    let capture = Capture::start();
+    let r = app.api(Method::GET, "/a/b/c", None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let spans = capture.take();
+    let (server, storage) = split(&spans);
+    assert_eq!(server.name, "GET");
+    assert!(attr(server, "http.route").is_none());
+    assert!(storage.is_empty());
+}
+
+#[tokio::test]
 async fn redirect_outcomes_and_visitor_kinds_are_recorded() {
     let app = TestApp::spawn().await;
     let slug = app.create_ok("https://e.com", None).await;
