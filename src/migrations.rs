@@ -168,3 +168,45 @@ pub async fn run(db: &dyn SqlStore, now_unix: i64) -> Result<i64, StoreError> {
 pub fn latest_version() -> i64 {
     MIGRATIONS.last().map_or(0, |m| m.version)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::native::SqliteStore;
+
+    const VERSIONS: Statement = Statement {
+        sql: "SELECT count(*) FROM schema_migrations",
+        operation: "SELECT",
+        table: "schema_migrations",
+    };
+    const JOURNAL: Statement = Statement {
+        sql: "PRAGMA journal_mode",
+        operation: "PRAGMA",
+        table: "",
+    };
+
+    #[tokio::test]
+    async fn a_fresh_database_is_migrated_to_the_latest_version_in_wal_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = SqliteStore::open(dir.path().join("m.db")).unwrap();
+        assert_eq!(run(&db, 0).await.unwrap(), latest_version());
+        let mode = db.execute(&JOURNAL, vec![]).await.unwrap();
+        assert_eq!(mode.rows[0][0], SqlValue::Text("wal".into()));
+    }
+
+    #[tokio::test]
+    async fn running_the_migrations_again_from_another_connection_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.db");
+        let first = SqliteStore::open(&path).unwrap();
+        let second = SqliteStore::open(&path).unwrap();
+        run(&first, 1).await.unwrap();
+        // Idempotent statements: replaying a migration is harmless.
+        for statement in MIGRATIONS[0].statements {
+            second.execute(statement, vec![]).await.unwrap();
+        }
+        assert_eq!(run(&second, 2).await.unwrap(), latest_version());
+        let versions = second.execute(&VERSIONS, vec![]).await.unwrap();
+        assert_eq!(versions.scalar_i64(), MIGRATIONS.len() as i64);
+    }
+}
