@@ -64,6 +64,8 @@ pub struct App {
     pub settings: Arc<Settings>,
     /// Now.
     pub clock: Clock,
+    /// Random slug candidates.
+    pub slugs: links::SlugSource,
 }
 
 impl App {
@@ -71,6 +73,7 @@ impl App {
         Links {
             kv: self.kv.as_ref(),
             sql: self.sql.as_ref(),
+            slugs: &self.slugs,
         }
     }
 }

@@ -61,6 +61,7 @@ pub fn build_app(
         sql: Arc::new(Traced::new(sql, STORE_LABEL)),
         settings: Arc::new(settings),
         clock,
+        slugs: links::random_slugs(),
     }
 }
 

@@ -237,12 +237,22 @@ pub struct NewLink {
     pub expires_at: Option<OffsetDateTime>,
 }
 
+/// Where random slugs come from (swappable in tests).
+pub type SlugSource = std::sync::Arc<dyn Fn(usize) -> Slug + Send + Sync>;
+
+/// Random base62 slugs from the thread's CSPRNG.
+pub fn random_slugs() -> SlugSource {
+    std::sync::Arc::new(|len| Slug::random(len, &mut rand::rng()))
+}
+
 /// Link storage over the two ports.
 pub struct Links<'a> {
     /// Key-value store (records).
     pub kv: &'a dyn KvStore,
     /// SQLite (registry).
     pub sql: &'a dyn SqlStore,
+    /// Random slug candidates.
+    pub slugs: &'a SlugSource,
 }
 
 impl Links<'_> {
@@ -305,7 +315,7 @@ impl Links<'_> {
 
     async fn claim_random(&self, len: usize, created_unix: i64) -> Result<Slug, AppError> {
         for _ in 0..RANDOM_SLUG_ATTEMPTS {
-            let slug = Slug::random(len, &mut rand::rng());
+            let slug = (self.slugs)(len);
             if self.claim(&slug, created_unix).await? {
                 return Ok(slug);
             }

@@ -110,6 +110,8 @@ impl<'a> Visit<'a> {
 
 pub struct TestApp {
     pub router: Router,
+    /// Slugs the next random-slug draws return, in order, before random ones.
+    slug_queue: Arc<Mutex<Vec<String>>>,
     pub kv: MemoryKv,
     pub sql: Arc<SqliteStore>,
     pub now: Arc<Mutex<OffsetDateTime>>,
@@ -150,14 +152,33 @@ impl TestApp {
             Arc::new(move || *clock_now.lock().unwrap()),
         );
         shortener::migrate(&app).await.expect("migrations run");
+        let slug_queue: Arc<Mutex<Vec<String>>> = Arc::default();
+        let queued = slug_queue.clone();
+        let random = app.slugs.clone();
+        let app = shortener::http::App {
+            // Queued candidates first (to force collisions), then random ones.
+            slugs: Arc::new(move |len| match queued.lock().unwrap().pop() {
+                Some(s) => shortener::links::Slug::parse(&s).unwrap(),
+                None => random(len),
+            }),
+            ..app
+        };
         Self {
             router: shortener::http::router(app),
+            slug_queue,
             kv,
             sql,
             now,
             db_path,
             _dir: dir,
         }
+    }
+
+    /// Makes the next random-slug draws return `slugs`, in order.
+    pub fn queue_random_slugs(&self, slugs: &[&str]) {
+        let mut queue = self.slug_queue.lock().unwrap();
+        queue.clear();
+        queue.extend(slugs.iter().rev().map(|s| (*s).to_owned()));
     }
 
     pub fn set_now(&self, t: OffsetDateTime) {

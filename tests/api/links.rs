@@ -231,3 +231,36 @@ async fn deleting_an_unknown_link_is_404() {
     let r = app.api(Method::DELETE, "/api/links/never", None).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn a_random_slug_that_collides_is_redrawn() {
+    let app = TestApp::spawn().await;
+    app.create_ok("https://first.example", Some("Taken12"))
+        .await;
+    app.queue_random_slugs(&["Taken12", "Fresh34"]);
+    let slug = app.create_ok("https://second.example", None).await;
+    assert_eq!(slug, "Fresh34");
+    let first = app
+        .api(Method::GET, "/api/links/Taken12", None)
+        .await
+        .json();
+    assert_eq!(
+        first["url"], "https://first.example/",
+        "the taken slug is untouched"
+    );
+}
+
+#[tokio::test]
+async fn random_slug_draws_give_up_with_a_500_after_repeated_collisions() {
+    let app = TestApp::spawn().await;
+    app.create_ok("https://first.example", Some("Taken12"))
+        .await;
+    app.queue_random_slugs(&["Taken12"; shortener::links::RANDOM_SLUG_ATTEMPTS]);
+    let r = app.create(json!({"url": "https://second.example"})).await;
+    assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(
+        app.count("SELECT count(*) FROM links", vec![]),
+        1,
+        "nothing else stored"
+    );
+}
