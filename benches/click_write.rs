@@ -14,6 +14,9 @@
 //! `cargo test --all-targets`) it runs a smoke version of a few dozen clicks
 //! per design and fails only if a click was lost or a rollup is wrong.
 
+mod common;
+
+use common::Rng;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -45,27 +48,20 @@ struct Config {
 
 impl Config {
     fn from_env_and_args() -> Self {
-        let args: Vec<String> = std::env::args().skip(1).collect();
-        let bench = args.iter().any(|a| a == "--bench");
-        let arg = |name: &str| {
-            args.iter()
-                .position(|a| a == name)
-                .and_then(|i| args.get(i + 1))
-                .cloned()
-        };
-        let get = |flag: &str, env: &str| arg(flag).or_else(|| std::env::var(env).ok());
-        let secs = get("--secs", "CLICK_WRITE_SECS")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(5.0);
-        let writers = get("--writers", "CLICK_WRITE_WRITERS")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(if bench { 32 } else { 4 });
-        let clients_per_instance =
-            get("--clients-per-instance", "CLICK_WRITE_CLIENTS_PER_INSTANCE")
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(if bench { 4 } else { 2 })
-                .max(1);
-        let only = get("--only", "CLICK_WRITE_ONLY")
+        let args = common::Args::parse();
+        let bench = args.bench;
+        let secs = args.get("--secs", "CLICK_WRITE_SECS", 5.0, 5.0);
+        let writers: usize = args.get("--writers", "CLICK_WRITE_WRITERS", 32, 4);
+        let clients_per_instance: usize = args
+            .get(
+                "--clients-per-instance",
+                "CLICK_WRITE_CLIENTS_PER_INSTANCE",
+                4,
+                2,
+            )
+            .max(1);
+        let only = args
+            .raw("--only", "CLICK_WRITE_ONLY")
             .map(|v| v.split(',').map(|s| s.trim().to_owned()).collect());
         Self {
             bench,
@@ -254,18 +250,6 @@ fn pool(size: usize) -> Vec<Template> {
             }
         })
         .collect()
-}
-
-/// xorshift64*: enough to vary the workload, no dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: usize) -> usize {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 33) as usize % n
-    }
 }
 
 // ------------------------------------------------------------------ helpers

@@ -17,7 +17,8 @@
 //! `cargo test --all-targets`) it makes a few dozen requests and checks that
 //! each is a 302 and that (b) exports 3 spans per redirect.
 
-use std::collections::HashMap;
+mod common;
+
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -28,14 +29,10 @@ use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
-use serde_json::json;
-use shortener::config::{Settings, names};
 use shortener::http::ClientAddr;
-use shortener::native::{MemoryKv, SqliteStore};
 use tower::ServiceExt;
 use tracing_subscriber::layer::SubscriberExt;
 
-const TOKEN: &str = "bench-admin-token";
 const SLUG: &str = "launch";
 const CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36";
 /// Spans a redirect hit makes: the request, `kv.get`, `sqlite.execute`.
@@ -60,26 +57,11 @@ struct Config {
 
 impl Config {
     fn from_env_and_args() -> Self {
-        let args: Vec<String> = std::env::args().skip(1).collect();
-        let bench = args.iter().any(|a| a == "--bench");
-        let get = |flag: &str, env: &str| {
-            args.iter()
-                .position(|a| a == flag)
-                .and_then(|i| args.get(i + 1))
-                .cloned()
-                .or_else(|| std::env::var(env).ok())
-                .and_then(|v| v.parse().ok())
-        };
+        let args = common::Args::parse();
         Self {
-            bench,
-            requests: get("--requests", "REDIRECT_REQUESTS").unwrap_or(if bench {
-                2_000
-            } else {
-                10
-            }),
-            rounds: get("--rounds", "REDIRECT_ROUNDS")
-                .unwrap_or(if bench { 6 } else { 1 })
-                .max(1),
+            bench: args.bench,
+            requests: args.get("--requests", "REDIRECT_REQUESTS", 2_000, 10),
+            rounds: args.get("--rounds", "REDIRECT_ROUNDS", 6, 1).max(1),
         }
     }
 }
@@ -144,36 +126,13 @@ fn main() {
 }
 
 async fn run(config: Config) {
-    let vars: HashMap<&str, &str> = [
-        (names::ADMIN_TOKEN, TOKEN),
-        (names::PUBLIC_BASE_URL, "https://sho.rt"),
-        (names::VISITOR_SALT, "bench-salt"),
-    ]
-    .into_iter()
-    .collect();
-    let settings =
-        Settings::from_lookup(|k| vars.get(k).map(|v| (*v).to_owned())).expect("settings");
     let dir = tempfile::tempdir().expect("temp dir");
-    let sql = SqliteStore::open(dir.path().join("clicks.db")).expect("open");
-    let app = shortener::build_app(
-        MemoryKv::default(),
-        sql,
-        settings,
+    let router = common::app_with_link(
+        &dir.path().join("clicks.db"),
+        SLUG,
         shortener::system_clock(),
-    );
-    shortener::migrate(&app).await.expect("migrations");
-    let router = shortener::http::router(app);
-    let create = Request::builder()
-        .method(Method::POST)
-        .uri("/api/links")
-        .header("authorization", format!("Bearer {TOKEN}"))
-        .header("content-type", "application/json")
-        .body(Body::from(
-            json!({"url": "https://example.com/landing", "slug": SLUG}).to_string(),
-        ))
-        .expect("request");
-    let created = router.clone().oneshot(create).await.expect("infallible");
-    assert_eq!(created.status(), StatusCode::CREATED);
+    )
+    .await;
 
     let n = config.requests;
     let mut seq = 0;

@@ -13,6 +13,8 @@
 //! `cargo test --all-targets`) it loads ~2,000 clicks, checks the stats add
 //! up, and makes a few requests.
 
+mod common;
+
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -21,17 +23,16 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
-use serde_json::{Value, json};
+use serde_json::Value;
 use shortener::clicks::{self, Visitor};
-use shortener::config::{Settings, names};
-use shortener::native::{MemoryKv, SqliteStore};
+use shortener::native::SqliteStore;
 use shortener::storage::{SqlValue, Statement};
 use time::OffsetDateTime;
 use time::macros::datetime;
 use tower::ServiceExt;
 
-const TOKEN: &str = "bench-admin-token";
-const SALT: &str = "bench-salt";
+use common::{Rng, SALT, TOKEN};
+
 const SLUG: &str = "big-launch";
 const DAYS: i64 = 365;
 const BATCH: usize = 50_000;
@@ -57,41 +58,12 @@ struct Config {
 
 impl Config {
     fn from_env_and_args() -> Self {
-        let args: Vec<String> = std::env::args().skip(1).collect();
-        let bench = args.iter().any(|a| a == "--bench");
-        let get = |flag: &str, env: &str| {
-            args.iter()
-                .position(|a| a == flag)
-                .and_then(|i| args.get(i + 1))
-                .cloned()
-                .or_else(|| std::env::var(env).ok())
-                .and_then(|v| v.parse().ok())
-        };
+        let args = common::Args::parse();
         Self {
-            bench,
-            clicks: get("--clicks", "STATS_CLICKS").unwrap_or(if bench {
-                1_000_000
-            } else {
-                2_000
-            }),
-            iterations: get("--iterations", "STATS_ITERATIONS").unwrap_or(if bench {
-                200
-            } else {
-                5
-            }),
+            bench: args.bench,
+            clicks: args.get("--clicks", "STATS_CLICKS", 1_000_000, 2_000),
+            iterations: args.get("--iterations", "STATS_ITERATIONS", 200, 5),
         }
-    }
-}
-
-/// xorshift64*.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: usize) -> usize {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 33) as usize % n
     }
 }
 
@@ -301,37 +273,8 @@ async fn run(config: Config) {
     let now = datetime!(2030-12-31 12:00 UTC);
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("clicks.db");
-    let vars: HashMap<&str, &str> = [
-        (names::ADMIN_TOKEN, TOKEN),
-        (names::PUBLIC_BASE_URL, "https://sho.rt"),
-        (names::VISITOR_SALT, SALT),
-    ]
-    .into_iter()
-    .collect();
-    let settings =
-        Settings::from_lookup(|k| vars.get(k).map(|v| (*v).to_owned())).expect("settings");
-    let sql = Arc::new(SqliteStore::open(&path).expect("open"));
-    let app = shortener::build_app(
-        MemoryKv::default(),
-        sql.clone(),
-        settings,
-        Arc::new(move || now),
-    );
-    shortener::migrate(&app).await.expect("migrations");
-    let router = shortener::http::router(app);
-    let (status, body) = send(
-        &router,
-        Method::POST,
-        "/api/links",
-        Some(json!({"url": "https://example.com/landing", "slug": SLUG})),
-    )
-    .await;
-    assert_eq!(
-        status,
-        StatusCode::CREATED,
-        "{}",
-        String::from_utf8_lossy(&body)
-    );
+    let router = common::app_with_link(&path, SLUG, Arc::new(move || now)).await;
+    let sql = SqliteStore::open(&path).expect("open");
 
     println!(
         "stats: loading {} clicks of one link over {DAYS} days through clicks::RECORD + trigger ...",

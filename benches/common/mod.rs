@@ -1,0 +1,94 @@
+//! Pieces every benchmark binary shares: flags, a small PRNG, the app.
+#![allow(dead_code)] // each bench uses a different subset
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use serde_json::json;
+use shortener::config::{Settings, names};
+use shortener::native::{MemoryKv, SqliteStore};
+use tower::ServiceExt;
+
+/// The admin token of the benchmark app.
+pub const TOKEN: &str = "bench-admin-token";
+/// Its visitor salt.
+pub const SALT: &str = "bench-salt";
+
+/// `--bench` (real run) or not (smoke run under `cargo test`), and flags.
+pub struct Args {
+    /// `cargo bench` passes `--bench`; `cargo test` does not.
+    pub bench: bool,
+    args: Vec<String>,
+}
+
+impl Args {
+    /// The process's arguments.
+    pub fn parse() -> Self {
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        let bench = args.iter().any(|a| a == "--bench");
+        Self { bench, args }
+    }
+
+    /// The raw value of `--flag value`, else of the environment variable `env`.
+    pub fn raw(&self, flag: &str, env: &str) -> Option<String> {
+        self.args
+            .iter()
+            .position(|a| a == flag)
+            .and_then(|i| self.args.get(i + 1))
+            .cloned()
+            .or_else(|| std::env::var(env).ok())
+    }
+
+    /// `raw` parsed; `bench` or `smoke` when absent or unparsable.
+    pub fn get<T: std::str::FromStr>(&self, flag: &str, env: &str, bench: T, smoke: T) -> T {
+        self.raw(flag, env)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(if self.bench { bench } else { smoke })
+    }
+}
+
+/// xorshift64*: enough to vary a workload, no dependency.
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// A number in `0..n`.
+    pub fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 33) as usize % n
+    }
+}
+
+/// The app over an in-memory key-value store and SQLite at `db`, migrated,
+/// with one link `slug` created through the API.
+pub async fn app_with_link(db: &Path, slug: &str, clock: shortener::http::Clock) -> Router {
+    let vars: HashMap<&str, &str> = [
+        (names::ADMIN_TOKEN, TOKEN),
+        (names::PUBLIC_BASE_URL, "https://sho.rt"),
+        (names::VISITOR_SALT, SALT),
+    ]
+    .into_iter()
+    .collect();
+    let settings =
+        Settings::from_lookup(|k| vars.get(k).map(|v| (*v).to_owned())).expect("settings");
+    let sql = SqliteStore::open(db).expect("open");
+    let app = shortener::build_app(MemoryKv::default(), sql, settings, clock);
+    shortener::migrate(&app).await.expect("migrations");
+    let router = shortener::http::router(app);
+    let create = Request::builder()
+        .method(Method::POST)
+        .uri("/api/links")
+        .header("authorization", format!("Bearer {TOKEN}"))
+        .header("content-type", "application/json")
+        .body(Body::from(
+            json!({"url": "https://example.com/landing", "slug": slug}).to_string(),
+        ))
+        .expect("request");
+    let created = router.clone().oneshot(create).await.expect("infallible");
+    assert_eq!(created.status(), StatusCode::CREATED);
+    router
+}
