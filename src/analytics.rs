@@ -166,19 +166,12 @@ pub async fn link_total(sql: &dyn SqlStore, slug: &Slug) -> Result<i64, StoreErr
 /// the daily breakdowns of the range.
 pub async fn stats(sql: &dyn SqlStore, slug: &Slug, range: &DayRange) -> Result<Stats, StoreError> {
     let all_days = sql.execute(&DAILY, vec![slug.as_str().into()]).await?;
-    let in_range = |row: &Vec<SqlValue>| {
-        let day = text(row, 0);
-        range.from <= day && day <= range.to
-    };
-    let covers_all = all_days.rows.iter().all(in_range);
-    let daily_rows = Rows {
-        rows: all_days
-            .rows
-            .iter()
-            .filter(|r| in_range(r))
-            .cloned()
-            .collect(),
-    };
+    let (in_range, outside): (Vec<_>, Vec<_>) = all_days.rows.into_iter().partition(|row| {
+        let day = row.first().and_then(SqlValue::as_str).unwrap_or_default();
+        range.from.as_str() <= day && day <= range.to.as_str()
+    });
+    let covers_all = outside.is_empty();
+    let daily_rows = Rows { rows: in_range };
     let breakdown = if covers_all {
         sql.execute(&ALL_TIME_BREAKDOWN, vec![slug.as_str().into()])
             .await?

@@ -92,8 +92,9 @@ impl IntoResponse for AppError {
                 // Logged once, here, with the whole chain; never sent. stderr
                 // is Spin's log (exported as OTLP logs); the event also lands
                 // on the request span.
-                eprintln!("shortener: request failed: {cause:#}");
-                tracing::error!(error = format!("{cause:#}"), "request failed");
+                let chain = format!("{cause:#}");
+                eprintln!("shortener: request failed: {chain}");
+                tracing::error!(error = chain, "request failed");
                 "Something went wrong on our side; it has been logged.".to_owned()
             }
             other => other.to_string(),

@@ -8,10 +8,9 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use opentelemetry::Context;
 use opentelemetry::trace::Span as _;
-use opentelemetry::{Context, global};
 use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{SdkTracerProvider, Span, SpanData, SpanProcessor};
 use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::layer::{Layer as _, SubscriberExt as _};
@@ -42,15 +41,14 @@ use bindings::wasi::otel::types::{InstrumentationScope, KeyValue};
 static PROVIDER: OnceLock<SdkTracerProvider> = OnceLock::new();
 
 /// Installs the bridge once per instance (later calls are no-ops): a tracer
-/// provider exporting through [`WasiOtelProcessor`], a global `tracing`
-/// subscriber feeding it (INFO and above), and the W3C `traceparent`
-/// propagator as the global text-map propagator.
+/// provider exporting through [`WasiOtelProcessor`] and a global `tracing`
+/// subscriber feeding it (INFO and above). The core extracts `traceparent`
+/// itself (`telemetry::request_span`), so no global propagator is needed.
 pub fn init() {
     PROVIDER.get_or_init(|| {
         let provider = crate::telemetry::provider_builder()
             .with_span_processor(WasiOtelProcessor)
             .build();
-        global::set_text_map_propagator(TraceContextPropagator::new());
         let layer = crate::telemetry::layer(&provider).with_filter(LevelFilter::INFO);
         // Fails only if another global subscriber was installed first.
         let _ = tracing::subscriber::set_global_default(tracing_subscriber::registry().with(layer));

@@ -12,7 +12,7 @@
 //!   both accepted and anything unparsable becomes the invalid (zero) id. We
 //!   send the canonical W3C form: 32 / 16 lowercase hex digits, zero-padded
 //!   (a root span's parent is `"0000000000000000"`). The host itself emits
-//!   *unpadded* hex (`"0"` for none); [`span_context_from_record`] reads both.
+//!   *unpadded* hex (`"0"` for none); we never read ids back from it.
 //! - attribute values: the host runs `serde_json::from_str` and **panics** on
 //!   failure. It accepts a bool, an integer that fits in i64, a float, a
 //!   string, or a *homogeneous* array of those, typed by its first element
@@ -25,7 +25,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use opentelemetry::trace::{
-    Event, Link, SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState,
+    Event, Link, SpanContext, SpanId, SpanKind, Status, TraceId, TraceState,
 };
 use opentelemetry::{Array, InstrumentationScope, KeyValue, Value};
 use opentelemetry_sdk::trace::SpanData;
@@ -157,31 +157,6 @@ pub fn span_context_record(cx: &SpanContext) -> SpanContextRecord {
         is_remote: cx.is_remote(),
         trace_state: trace_state_record(cx.trace_state()),
     }
-}
-
-/// Reads a span context coming from the host (e.g. `outer-span-context()`),
-/// whose ids are unpadded hex with `"0"` meaning none. Unparsable ids or
-/// trace state degrade to invalid ids / an empty state, as on the host.
-pub fn span_context_from_record(record: &SpanContextRecord) -> SpanContext {
-    let flags = if record.trace_flags.sampled {
-        TraceFlags::SAMPLED
-    } else {
-        TraceFlags::default()
-    };
-    let trace_state = TraceState::from_key_value(
-        record
-            .trace_state
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str())),
-    )
-    .unwrap_or_default();
-    SpanContext::new(
-        TraceId::from_hex(&record.trace_id).unwrap_or(TraceId::INVALID),
-        SpanId::from_hex(&record.span_id).unwrap_or(SpanId::INVALID),
-        flags,
-        record.is_remote,
-        trace_state,
-    )
 }
 
 /// A trace id as 32 lowercase hex digits.
@@ -466,39 +441,6 @@ mod tests {
         assert!(!unsampled.trace_flags.sampled);
         assert!(!unsampled.is_remote);
         assert!(unsampled.trace_state.is_empty());
-    }
-
-    #[test]
-    fn span_context_from_host_unpadded_ids() {
-        let record = SpanContextRecord {
-            trace_id: "abc".into(),
-            span_id: "f".into(),
-            trace_flags: TraceFlagsRecord { sampled: true },
-            is_remote: false,
-            trace_state: vec![("k".into(), "v".into())],
-        };
-        let context = span_context_from_record(&record);
-        assert_eq!(context.trace_id(), TraceId::from_hex("abc").unwrap());
-        assert_eq!(context.span_id(), SpanId::from_hex("f").unwrap());
-        assert!(context.is_sampled());
-        assert_eq!(context.trace_state().get("k"), Some("v"));
-
-        // "0" (and garbage) mean "no context".
-        let none = SpanContextRecord {
-            trace_id: "0".into(),
-            span_id: "zz".into(),
-            trace_flags: TraceFlagsRecord::default(),
-            is_remote: false,
-            trace_state: vec![],
-        };
-        assert!(!span_context_from_record(&none).is_valid());
-
-        // Round trip of our own records.
-        let original = cx(TRACE, SPAN, true, true);
-        assert_eq!(
-            span_context_from_record(&span_context_record(&original)),
-            original
-        );
     }
 
     #[test]
