@@ -1,0 +1,373 @@
+//! The e2e harness: a real `spin up` of the built component, a blocking HTTP
+//! client (ureq), and the rule for when Spin is missing.
+//!
+//! Every e2e test is a [`libtest_mimic::Trial`] made by [`trial`]. Without
+//! `spin` on PATH a trial is *ignored* (so it never counts as passed) and the
+//! run prints `skipped: spin not installed`; under `CI=true` a missing Spin
+//! fails the run instead.
+
+#![allow(dead_code)] // shared by every feature module; not each uses all of it.
+
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use libtest_mimic::{Failed, Trial};
+use serde_json::Value;
+
+/// The admin token every e2e app is started with (32+ bytes).
+pub const TOKEN: &str = "e2e-admin-token-0123456789abcdef0123456789";
+/// The visitor salt every e2e app is started with.
+pub const SALT: &str = "e2e-visitor-salt-0123456789abcdef";
+/// A desktop Chrome user agent (a human).
+pub const CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36";
+/// Googlebot (a bot).
+pub const GOOGLEBOT: &str =
+    "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
+
+/// The repository root.
+pub fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Whether `spin` runs.
+pub fn spin_on_path() -> bool {
+    Command::new("spin")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Whether this run is CI's (a missing Spin is then a failure).
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// Whether the component under test was built without the `otel` feature
+/// (`SHORTENER_E2E_NO_OTEL=1`): it then runs under a plain `spin up`.
+pub fn no_otel() -> bool {
+    std::env::var_os("SHORTENER_E2E_NO_OTEL").is_some()
+}
+
+/// An e2e test: ignored when Spin is missing outside CI.
+pub fn trial(name: &str, test: fn() -> Result<(), Failed>) -> Trial {
+    let ignore = !spin_on_path() && !in_ci();
+    Trial::test(name, move || {
+        if !spin_on_path() {
+            return Err("spin is not on PATH (CI=true: a missing Spin is a failure)".into());
+        }
+        test()
+    })
+    .with_ignored_flag(ignore)
+}
+
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// How to start a `spin up`.
+pub struct SpinBuilder {
+    variables: BTreeMap<String, String>,
+    env: Vec<(String, String)>,
+    args: Vec<String>,
+    runtime_config: Option<PathBuf>,
+    state_dir: Option<PathBuf>,
+    port: Option<u16>,
+    otel: bool,
+}
+
+impl Default for SpinBuilder {
+    fn default() -> Self {
+        let mut variables = BTreeMap::new();
+        variables.insert("admin_token".into(), TOKEN.into());
+        variables.insert("visitor_salt".into(), SALT.into());
+        variables.insert("public_base_url".into(), "https://sho.rt".into());
+        Self {
+            variables,
+            env: Vec::new(),
+            args: Vec::new(),
+            runtime_config: None,
+            state_dir: None,
+            port: None,
+            otel: !no_otel(),
+        }
+    }
+}
+
+impl SpinBuilder {
+    /// Sets a Spin variable.
+    pub fn variable(mut self, name: &str, value: &str) -> Self {
+        self.variables.insert(name.into(), value.into());
+        self
+    }
+    /// Sets an environment variable of the Spin process.
+    pub fn env(mut self, name: &str, value: &str) -> Self {
+        self.env.push((name.into(), value.into()));
+        self
+    }
+    /// Adds `spin up` arguments.
+    pub fn args(mut self, args: &[&str]) -> Self {
+        self.args.extend(args.iter().map(|a| a.to_string()));
+        self
+    }
+    /// Uses this runtime config file.
+    pub fn runtime_config(mut self, path: impl Into<PathBuf>) -> Self {
+        self.runtime_config = Some(path.into());
+        self
+    }
+    /// Uses this state dir (kept by the caller, e.g. across restarts).
+    pub fn state_dir(mut self, path: impl Into<PathBuf>) -> Self {
+        self.state_dir = Some(path.into());
+        self
+    }
+    /// Listens on this port.
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = Some(port);
+        self
+    }
+
+    /// Starts Spin and waits until `/health` answers 200.
+    pub fn start(self) -> SpinApp {
+        let app = self.spawn();
+        app.wait_healthy(Duration::from_secs(60));
+        app
+    }
+
+    /// Starts Spin without waiting.
+    pub fn spawn(self) -> SpinApp {
+        let wasm = root().join("target/wasm32-wasip2/release/shortener.wasm");
+        assert!(
+            wasm.exists(),
+            "build the component first: cargo build --target wasm32-wasip2 --release"
+        );
+        let workdir = tempfile::tempdir().unwrap();
+        let state_dir = self
+            .state_dir
+            .clone()
+            .unwrap_or_else(|| workdir.path().join("state"));
+        let port = self.port.unwrap_or_else(free_port);
+        let log = workdir.path().join("spin.log");
+        let mut cmd = Command::new("spin");
+        cmd.current_dir(workdir.path())
+            .arg("up")
+            .arg("--from")
+            .arg(root().join("spin.toml"))
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--state-dir")
+            .arg(&state_dir);
+        if let Some(rc) = &self.runtime_config {
+            cmd.arg("--runtime-config-file").arg(rc);
+        }
+        for (k, v) in &self.variables {
+            cmd.args(["--variable", &format!("{k}={v}")]);
+        }
+        if self.otel {
+            cmd.arg("--experimental-wasi-otel");
+        }
+        cmd.args(&self.args);
+        // No export unless a test asks for it.
+        cmd.env_remove("OTEL_EXPORTER_OTLP_ENDPOINT");
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        let out = std::fs::File::create(&log).unwrap();
+        cmd.stdout(out.try_clone().unwrap()).stderr(out);
+        let child = cmd.spawn().expect("spin up starts");
+        SpinApp {
+            child: Some(child),
+            port,
+            state_dir,
+            log,
+            _workdir: workdir,
+        }
+    }
+}
+
+/// A running `spin up`; killed on drop.
+pub struct SpinApp {
+    child: Option<Child>,
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+    /// Its state dir.
+    pub state_dir: PathBuf,
+    log: PathBuf,
+    _workdir: tempfile::TempDir,
+}
+
+impl Drop for SpinApp {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!("--- spin log ---\n{}", self.log_text());
+        }
+    }
+}
+
+impl SpinApp {
+    /// `spin up` with the defaults.
+    pub fn up() -> SpinApp {
+        SpinBuilder::default().start()
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn base(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// What Spin and the component printed so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits for `/health` to answer 200.
+    pub fn wait_healthy(&self, within: Duration) {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if try_request(&self.base(), "GET", "/health", &[], None).is_ok_and(|r| r.status == 200)
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!(
+            "spin up did not become healthy within {within:?}\n{}",
+            self.log_text()
+        );
+    }
+
+    /// Sends a signal (`"TERM"`, `"KILL"`) and waits for the process to end.
+    pub fn stop_with(&mut self, signal: &str) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args([&format!("-{signal}"), &child.id().to_string()])
+                .status();
+            let _ = child.wait();
+        }
+    }
+
+    /// One request; panics on a transport error.
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&str>,
+    ) -> Reply {
+        try_request(&self.base(), method, path, headers, body)
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+    }
+
+    /// `GET path` with no headers.
+    pub fn get(&self, path: &str) -> Reply {
+        self.request("GET", path, &[], None)
+    }
+
+    /// An authorised API call with an optional JSON body.
+    pub fn api(&self, method: &str, path: &str, body: Option<Value>) -> Reply {
+        let auth = format!("Bearer {TOKEN}");
+        let mut headers = vec![("Authorization", auth.as_str())];
+        if body.is_some() {
+            headers.push(("Content-Type", "application/json"));
+        }
+        let text = body.map(|b| b.to_string());
+        self.request(method, path, &headers, text.as_deref())
+    }
+}
+
+/// An HTTP answer.
+#[derive(Debug)]
+pub struct Reply {
+    /// Status code.
+    pub status: u16,
+    /// Headers, lower-case names.
+    pub headers: Vec<(String, String)>,
+    /// Body text.
+    pub body: String,
+}
+
+impl Reply {
+    /// The body as JSON (`Null` when it is not).
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or(Value::Null)
+    }
+    /// A header's first value.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into()
+}
+
+/// One request to `base` + `path`; a transport error is an `Err`.
+pub fn try_request(
+    base: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> Result<Reply, ureq::Error> {
+    let mut builder = ureq::http::Request::builder()
+        .method(method)
+        .uri(format!("{base}{path}"));
+    for (k, v) in headers {
+        builder = builder.header(*k, *v);
+    }
+    let request = builder
+        .body(body.unwrap_or("").as_bytes().to_vec())
+        .expect("a valid request");
+    let mut response = agent().run(request)?;
+    let status = response.status().as_u16();
+    let headers = response
+        .headers()
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_owned(),
+                v.to_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    let body = if method == "HEAD" {
+        String::new()
+    } else {
+        response.body_mut().read_to_string().unwrap_or_default()
+    };
+    Ok(Reply {
+        status,
+        headers,
+        body,
+    })
+}
+
+/// Fails the trial with a message unless `cond` holds.
+#[macro_export]
+macro_rules! ensure {
+    ($cond:expr, $($fmt:tt)+) => {
+        if !$cond {
+            return Err(format!($($fmt)+).into());
+        }
+    };
+}

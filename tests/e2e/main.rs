@@ -1,0 +1,23 @@
+//! End-to-end: the built component under a real `spin up`, over real HTTP.
+//!
+//! Build the component first (`cargo build --target wasm32-wasip2 --release`;
+//! `.ci/test` does). Without `spin` on PATH every trial is ignored and the run
+//! says `skipped: spin not installed`; under `CI=true` that is a failure.
+//! Set `SHORTENER_E2E_NO_OTEL=1` when the component was built with
+//! `--no-default-features` (it then runs under a plain `spin up`).
+//!
+//! Each module is one feature and returns its trials.
+
+mod harness;
+
+mod contract;
+
+fn main() {
+    let args = libtest_mimic::Arguments::from_args();
+    if !harness::spin_on_path() {
+        eprintln!("skipped: spin not installed");
+    }
+    let mut trials = Vec::new();
+    trials.extend(contract::trials());
+    libtest_mimic::run(&args, trials).exit();
+}
