@@ -371,3 +371,145 @@ macro_rules! ensure {
         }
     };
 }
+
+/// Waits until a TCP port on 127.0.0.1 accepts connections.
+pub fn wait_for_port(port: u16, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+/// A runtime config for `spin up` written into `dir`: links in Redis when
+/// `redis_url` is given (else Spin's file store), clicks in the SQLite file
+/// `sqlite_path`. Returns the file's path.
+pub fn write_runtime_config(dir: &Path, redis_url: Option<&str>, sqlite_path: &Path) -> PathBuf {
+    let kv = match redis_url {
+        Some(url) => format!("type = \"redis\"\nurl = \"{url}\""),
+        None => format!(
+            "type = \"spin\"\npath = \"{}\"",
+            dir.join("kv.db").display()
+        ),
+    };
+    let text = format!(
+        "[key_value_store.default]\n{kv}\n\n[sqlite_database.default]\ntype = \"spin\"\npath = \"{}\"\n",
+        sqlite_path.display()
+    );
+    let path = dir.join("runtime.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// A `redis-server` on a free loopback port, no persistence; stopped on drop.
+pub struct Redis {
+    child: Option<Child>,
+    /// Its port.
+    pub port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Redis {
+    /// Starts one and waits until it accepts connections.
+    pub fn start() -> Redis {
+        let mut redis = Redis {
+            child: None,
+            port: free_port(),
+            dir: tempfile::tempdir().unwrap(),
+        };
+        redis.restart();
+        redis
+    }
+
+    /// `redis://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Stops the server (its data is gone: no persistence).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same port.
+    pub fn restart(&mut self) {
+        self.stop();
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server starts (apt-get install redis-server)");
+        self.child = Some(child);
+        assert!(
+            wait_for_port(self.port, Duration::from_secs(10)),
+            "redis-server did not listen"
+        );
+    }
+
+    /// Runs `redis-cli` against it and returns its output.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new("redis-cli")
+            .args(["-p", &self.port.to_string()])
+            .args(args)
+            .output()
+            .expect("redis-cli runs");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A `caddy run` with the given Caddyfile text; stopped on drop.
+pub struct Caddy {
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Caddy {
+    /// Writes `caddyfile` to a temp dir, starts Caddy on it, and waits for
+    /// `wait_port` to accept connections.
+    pub fn start(caddyfile: &str, wait_port: u16) -> Caddy {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("Caddyfile");
+        std::fs::write(&file, caddyfile).unwrap();
+        let child = Command::new("caddy")
+            .arg("run")
+            .arg("--config")
+            .arg(&file)
+            .arg("--adapter")
+            .arg("caddyfile")
+            .env("HOME", dir.path())
+            .env("XDG_DATA_HOME", dir.path())
+            .env("XDG_CONFIG_HOME", dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("caddy starts (apt-get install caddy)");
+        assert!(
+            wait_for_port(wait_port, Duration::from_secs(15)),
+            "caddy did not listen on {wait_port}"
+        );
+        Caddy { child, _dir: dir }
+    }
+}
+
+impl Drop for Caddy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
