@@ -21,7 +21,6 @@ use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
 use async_trait::async_trait;
-use futures::lock::Mutex;
 use spin_sdk::http::{IntoResponse, Request};
 
 use crate::config::{Settings, names};
@@ -220,17 +219,20 @@ async fn build() -> (axum::Router, bool) {
     (crate::http::router(app), keep)
 }
 
-static ROUTER: OnceLock<Mutex<Option<axum::Router>>> = OnceLock::new();
+/// The instance's router, once built. Concurrent first requests of an
+/// instance each build one (opens and migrations are idempotent) and the
+/// first to finish is kept: no request ever waits on another, because a
+/// guest task waiting only on another guest task traps unless wit-bindgen
+/// has `inter-task-wakeup` (enabled too, as a safety net).
+static ROUTER: OnceLock<axum::Router> = OnceLock::new();
 
 async fn router() -> axum::Router {
-    let cell = ROUTER.get_or_init(|| Mutex::new(None));
-    let mut slot = cell.lock().await;
-    if let Some(router) = slot.as_ref() {
+    if let Some(router) = ROUTER.get() {
         return router.clone();
     }
     let (router, keep) = build().await;
     if keep {
-        *slot = Some(router.clone());
+        return ROUTER.get_or_init(|| router).clone();
     }
     router
 }
