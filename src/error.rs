@@ -50,6 +50,16 @@ pub enum AppError {
     /// A required store is not usable (500); the cause is logged, not sent.
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
+    /// A store the request needs is down (503), e.g. Redis for a redirect:
+    /// the message names it; the cause is logged, not sent.
+    #[error("The {store} is unavailable; try again shortly.")]
+    StoreUnavailable {
+        /// What the client is told is down, e.g. `link store (key-value)`.
+        store: &'static str,
+        /// What the host said.
+        #[source]
+        source: StoreError,
+    },
 }
 
 impl AppError {
@@ -74,6 +84,9 @@ impl AppError {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
             AppError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            AppError::StoreUnavailable { .. } => {
+                (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable")
+            }
         }
     }
 }
@@ -97,6 +110,11 @@ impl IntoResponse for AppError {
                 tracing::error!(error = chain, "request failed");
                 "Something went wrong on our side; it has been logged.".to_owned()
             }
+            AppError::StoreUnavailable { source, .. } => {
+                eprintln!("shortener: store unavailable: {source}");
+                tracing::error!(error = %source, "store unavailable");
+                self.to_string()
+            }
             other => other.to_string(),
         };
         let mut response = (
@@ -108,6 +126,12 @@ impl IntoResponse for AppError {
             response.headers_mut().insert(
                 axum::http::header::WWW_AUTHENTICATE,
                 axum::http::HeaderValue::from_static("Bearer"),
+            );
+        }
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("1"),
             );
         }
         response
@@ -143,6 +167,13 @@ mod tests {
             (AppError::PayloadTooLarge("m".into()), 413),
             (AppError::UnsupportedMediaType("m".into()), 415),
             (AppError::Internal(anyhow::anyhow!("m")), 500),
+            (
+                AppError::StoreUnavailable {
+                    store: "link store",
+                    source: StoreError::new("io", "m"),
+                },
+                503,
+            ),
         ];
         for (err, status) in cases {
             assert_eq!(err.status_and_code().0.as_u16(), status);

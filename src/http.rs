@@ -27,8 +27,9 @@ use crate::config::{ConfigError, Settings};
 use crate::error::AppError;
 use crate::links::{self, Link, Links, NewLink, Slug, TargetUrl};
 use crate::metrics;
-use crate::storage::{KvStore, SqlStore, Statement};
+use crate::storage::{KvStore, SqlStore, StoreError};
 use crate::telemetry::{self, attr};
+use crate::unrecorded;
 
 /// Largest JSON body accepted.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -39,11 +40,6 @@ pub const MAX_PAGE: usize = 100;
 
 /// The key `/health` reads (it never writes).
 const HEALTH_PROBE_KEY: &str = "health:probe";
-const HEALTH_SQL: Statement = Statement {
-    sql: "SELECT 1",
-    operation: "SELECT",
-    table: "",
-};
 
 /// A source of the current time (swappable in tests).
 pub type Clock = Arc<dyn Fn() -> OffsetDateTime + Send + Sync>;
@@ -60,6 +56,9 @@ pub struct App {
     pub kv: Arc<dyn KvStore>,
     /// Clicks and registry (traced).
     pub sql: Arc<dyn SqlStore>,
+    /// The tally of clicks served but not recorded (traced; a second
+    /// database, see [`crate::unrecorded`]).
+    pub unrecorded: Arc<dyn SqlStore>,
     /// Validated settings.
     pub settings: Arc<Settings>,
     /// Now.
@@ -244,7 +243,7 @@ async fn redirect(
         outcome("miss");
         return Err(AppError::NotFound("No link has that slug.".into()));
     };
-    let Some(link) = app.links().get(&slug).await? else {
+    let Some(link) = app.links().get(&slug).await.map_err(link_store_down)? else {
         outcome("miss");
         return Err(AppError::NotFound("No link has that slug.".into()));
     };
@@ -287,13 +286,65 @@ async fn redirect(
         visitor_hash: clicks::visitor_hash(salt, ip, user_agent, &day),
     };
     // Answer only once the click is committed: a redirect served is a click
-    // recorded. A failed write is a 500 (and an error span), never silent.
-    if !clicks::record(app.sql.as_ref(), &click).await? {
-        outcome("miss");
-        return Err(AppError::NotFound("No link has that slug.".into()));
+    // recorded, or (the click store failed) a click counted as unrecorded.
+    match clicks::record(app.sql.as_ref(), &click).await {
+        Ok(true) => {
+            span.record(attr::CLICK_OUTCOME, attr::CLICK_RECORDED);
+        }
+        Ok(false) => {
+            outcome("miss");
+            return Err(AppError::NotFound("No link has that slug.".into()));
+        }
+        Err(e) => click_unrecorded(&app, &span, &link, visitor.kind(), now, e).await,
     }
     outcome("hit");
     Ok(answer)
+}
+
+/// The click store refused the click: the redirect is served anyway, and the
+/// click is counted in the unrecorded tally (`/metrics`, the link's
+/// `unrecorded_clicks`), with a warning event on the request span (the
+/// failed SQLite span is the error span). `/health` reports the store as failing.
+async fn click_unrecorded(
+    app: &App,
+    span: &tracing::Span,
+    link: &Link,
+    kind: &'static str,
+    now: OffsetDateTime,
+    error: StoreError,
+) {
+    span.record(attr::CLICK_OUTCOME, attr::CLICK_UNRECORDED);
+    // A warning, not an error: the request itself succeeded (its span keeps
+    // an unset status); the failed SQLite span below it is the error span.
+    tracing::warn!(error = %error, "click not recorded: counted as unrecorded");
+    let at_ms = i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX);
+    let tallied = unrecorded::tally(
+        app.unrecorded.as_ref(),
+        link.slug.as_str(),
+        &link.created_at,
+        kind,
+        at_ms,
+    )
+    .await;
+    if let Err(e) = tallied {
+        // Neither recorded nor counted: say so loudly, once per click.
+        eprintln!("shortener: click lost (click store: {error}; unrecorded tally: {e})");
+        tracing::error!(error = %e, "click lost: the unrecorded tally failed too");
+    }
+}
+
+/// A failed link read in a redirect: the link store is down (503, naming it).
+fn link_store_down(e: AppError) -> AppError {
+    match e {
+        AppError::Internal(cause) => match cause.downcast::<StoreError>() {
+            Ok(source) => AppError::StoreUnavailable {
+                store: "link store (key-value)",
+                source,
+            },
+            Err(cause) => AppError::Internal(cause),
+        },
+        other => other,
+    }
 }
 
 fn redirect_response(status: StatusCode, location: &str) -> Response {
@@ -331,6 +382,9 @@ struct LinkView {
     expires_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     clicks: Option<i64>,
+    /// Served but not recorded (the click store failed), by kind.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unrecorded_clicks: Option<unrecorded::ByKind>,
 }
 
 impl LinkView {
@@ -342,6 +396,7 @@ impl LinkView {
             created_at: link.created_at,
             expires_at: link.expires_at,
             clicks,
+            unrecorded_clicks: None,
         }
     }
 }
@@ -443,7 +498,19 @@ async fn get_link(
         .await?
         .ok_or_else(|| AppError::NotFound("No link has that slug.".into()))?;
     let clicks = analytics::link_total(app.sql.as_ref(), &slug).await?;
-    Ok(Json(LinkView::new(link, &app.settings, Some(clicks))))
+    let lost = unrecorded::of_link(app.unrecorded.as_ref(), slug.as_str(), &link.created_at)
+        .await
+        .map_err(tally_down)?;
+    let mut view = LinkView::new(link, &app.settings, Some(clicks));
+    view.unrecorded_clicks = Some(lost);
+    Ok(Json(view))
+}
+
+fn tally_down(source: StoreError) -> AppError {
+    AppError::StoreUnavailable {
+        store: "unrecorded-clicks tally (SQLite)",
+        source,
+    }
 }
 
 async fn delete_link(
@@ -484,18 +551,49 @@ async fn link_stats(
 
 // --------------------------------------------------------- health, metrics
 
+/// Probes every store the way the product uses it: a key-value read, a
+/// one-row write to the click database (a lock held elsewhere, a read-only
+/// file or a full disk fail it as they fail a click), a read of the tally.
+/// 503 names what failed; the causes go to the log, not to the client.
 async fn health(State(app): State<App>) -> Response {
-    let kv_ok = app.kv.get(HEALTH_PROBE_KEY).await.is_ok();
-    let sql_ok = app.sql.execute(&HEALTH_SQL, vec![]).await.is_ok();
-    let word = |ok: bool| if ok { "ok" } else { "error" };
-    let status = if kv_ok && sql_ok {
+    let now_ms = i64::try_from((app.clock)().unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
+    let checks = [
+        ("kv", app.kv.get(HEALTH_PROBE_KEY).await.map(|_| ())),
+        (
+            "sqlite",
+            app.sql
+                .execute(&unrecorded::WRITE_PROBE, vec![now_ms.into()])
+                .await
+                .map(|_| ()),
+        ),
+        (
+            "sqlite_unrecorded",
+            app.unrecorded
+                .execute(&unrecorded::TALLY_PROBE, vec![])
+                .await
+                .map(|_| ()),
+        ),
+    ];
+    let mut report = serde_json::Map::new();
+    let mut healthy = true;
+    for (name, result) in checks {
+        if let Err(e) = &result {
+            eprintln!("shortener: health: {name} failed: {e}");
+            healthy = false;
+        }
+        report.insert(
+            name.into(),
+            json!(if result.is_ok() { "ok" } else { "error" }),
+        );
+    }
+    let status = if healthy {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
     let body = json!({
-        "status": if status == StatusCode::OK { "ok" } else { "unavailable" },
-        "checks": {"kv": word(kv_ok), "sqlite": word(sql_ok)},
+        "status": if healthy { "ok" } else { "unavailable" },
+        "checks": report,
     });
     (status, Json(body)).into_response()
 }
@@ -503,10 +601,13 @@ async fn health(State(app): State<App>) -> Response {
 async fn metrics_endpoint(State(app): State<App>) -> Result<Response, AppError> {
     let (human_clicks, bot_clicks) = analytics::all_time(app.sql.as_ref()).await?;
     let links = app.sql.execute(&links::COUNT, vec![]).await?.scalar_i64();
+    let unrecorded = unrecorded::all_time(app.unrecorded.as_ref()).await?;
     let text = metrics::render(metrics::Snapshot {
         human_clicks,
         bot_clicks,
         links,
+        unrecorded_human_clicks: unrecorded.human,
+        unrecorded_bot_clicks: unrecorded.bot,
     })?;
     Ok((
         [(

@@ -12,6 +12,11 @@
 //! * [`clicks`]: who followed a link (browser, OS, bot, referrer, client IP,
 //!   keyed visitor hash) and the one-statement click write.
 //! * [`analytics`]: per-link totals and stats from the daily rollups.
+//! * [`unrecorded`]: clicks served but not recorded (the click store
+//!   failed): their tally in a second database, the busy timeout, the
+//!   `/health` write probe.
+//! * [`host`]: what Spin says about a request (`spin-*` headers), told apart
+//!   from what the client says.
 //! * [`metrics`]: the `/metrics` exposition, read from SQLite.
 //! * [`migrations`]: the versioned SQLite schema and its triggers.
 //! * [`storage`]: the two ports (`KvStore`, `SqlStore`) and the `Traced`
@@ -27,12 +32,14 @@ pub mod analytics;
 pub mod clicks;
 pub mod config;
 pub mod error;
+pub mod host;
 pub mod http;
 pub mod links;
 pub mod metrics;
 pub mod migrations;
 pub mod storage;
 pub mod telemetry;
+pub mod unrecorded;
 
 #[cfg(not(target_arch = "wasm32"))]
 pub mod native;
@@ -49,27 +56,40 @@ use crate::storage::{KvStore, SqlStore, StoreError, Traced};
 /// The label of the key-value store and of the SQLite database.
 pub const STORE_LABEL: &str = "default";
 
-/// Builds the app over two stores, wrapping each in its tracing layer.
+/// Builds the app over its stores (links, clicks, and the tally of clicks
+/// that could not be recorded), wrapping each in its tracing layer.
 pub fn build_app(
     kv: impl KvStore + 'static,
     sql: impl SqlStore + 'static,
+    unrecorded: impl SqlStore + 'static,
     settings: Settings,
     clock: Clock,
 ) -> App {
     App {
         kv: Arc::new(Traced::new(kv, STORE_LABEL)),
         sql: Arc::new(Traced::new(sql, STORE_LABEL)),
+        unrecorded: Arc::new(Traced::new(unrecorded, unrecorded::TALLY_LABEL)),
         settings: Arc::new(settings),
         clock,
         slugs: links::random_slugs(),
     }
 }
 
-/// Applies the schema (pragmas and pending migrations) through the app's
-/// traced SQLite store. Called once per instance, on first use.
+/// Applies the busy timeout and the schema (pragmas and pending migrations)
+/// through the app's traced SQLite stores, then the tally's schema. Called
+/// once per instance, on first use.
 pub async fn migrate(app: &App) -> Result<i64, StoreError> {
     let now = (app.clock)().unix_timestamp();
-    migrations::run(app.sql.as_ref(), now).await
+    let timeout = unrecorded::busy_timeout(app.settings.sqlite_busy_timeout_ms);
+    for db in [app.sql.as_ref(), app.unrecorded.as_ref()] {
+        // A remote database (libSQL) may refuse it: not fatal.
+        if let Err(e) = db.execute(&timeout, vec![]).await {
+            tracing::warn!(error = %e, "busy_timeout not applied");
+        }
+    }
+    let version = migrations::run(app.sql.as_ref(), now).await?;
+    unrecorded::prepare(app.unrecorded.as_ref()).await?;
+    Ok(version)
 }
 
 /// The wall clock.

@@ -37,6 +37,11 @@ pub struct Snapshot {
     pub bot_clicks: i64,
     /// Links stored now.
     pub links: i64,
+    /// All-time clicks by humans that were served but not recorded (the
+    /// click store failed; see `crate::unrecorded`).
+    pub unrecorded_human_clicks: i64,
+    /// The same, by bots.
+    pub unrecorded_bot_clicks: i64,
 }
 
 /// Encodes `snapshot` as OpenMetrics text.
@@ -55,6 +60,19 @@ pub fn render(snapshot: Snapshot) -> Result<String, StoreError> {
     clicks
         .get_or_create(&KindLabel { kind: "bot" })
         .inc_by(u64::try_from(snapshot.bot_clicks).unwrap_or(0));
+
+    let unrecorded = Family::<KindLabel, Counter>::default();
+    registry.register(
+        "shortener_clicks_unrecorded",
+        "Redirects served whose click the click database refused (counted in the unrecorded tally instead)",
+        unrecorded.clone(),
+    );
+    unrecorded
+        .get_or_create(&KindLabel { kind: "human" })
+        .inc_by(u64::try_from(snapshot.unrecorded_human_clicks).unwrap_or(0));
+    unrecorded
+        .get_or_create(&KindLabel { kind: "bot" })
+        .inc_by(u64::try_from(snapshot.unrecorded_bot_clicks).unwrap_or(0));
 
     let links = Gauge::<i64>::default();
     registry.register("shortener_links", "Links currently stored", links.clone());
@@ -83,6 +101,8 @@ mod tests {
             human_clicks: 12,
             bot_clicks: 3,
             links: 4,
+            unrecorded_human_clicks: 2,
+            unrecorded_bot_clicks: 0,
         })
         .unwrap();
         assert!(text.contains("# TYPE shortener_clicks counter"), "{text}");
@@ -92,6 +112,18 @@ mod tests {
         );
         assert!(
             text.contains("shortener_clicks_total{kind=\"bot\"} 3"),
+            "{text}"
+        );
+        assert!(
+            text.contains("# TYPE shortener_clicks_unrecorded counter"),
+            "{text}"
+        );
+        assert!(
+            text.contains("shortener_clicks_unrecorded_total{kind=\"human\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("shortener_clicks_unrecorded_total{kind=\"bot\"} 0"),
             "{text}"
         );
         assert!(text.contains("# TYPE shortener_links gauge"), "{text}");

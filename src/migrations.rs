@@ -63,44 +63,47 @@ pub struct Migration {
 }
 
 /// Every migration, oldest first.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    statements: &[
-        // The link registry: arbiter of slug ownership (KV has no
-        // create-if-absent) and the ordered index behind paging.
-        ddl(
-            "CREATE TABLE IF NOT EXISTS links (slug TEXT PRIMARY KEY, created_at INTEGER NOT NULL) WITHOUT ROWID",
-        ),
-        // One row per counted redirect. No IP: only a keyed visitor hash.
-        ddl(
-            "CREATE TABLE IF NOT EXISTS clicks (id INTEGER PRIMARY KEY, slug TEXT NOT NULL, at INTEGER NOT NULL, day TEXT NOT NULL, referrer_host TEXT, browser TEXT NOT NULL, os TEXT NOT NULL, is_bot INTEGER NOT NULL, visitor TEXT NOT NULL)",
-        ),
-        ddl("CREATE INDEX IF NOT EXISTS clicks_slug_day_visitor ON clicks (slug, day, visitor)"),
-        // Per link and day: totals and distinct visitors (the visitor hash
-        // includes the day, so daily distinct counts add up over a range).
-        ddl(
-            "CREATE TABLE IF NOT EXISTS daily_clicks (slug TEXT NOT NULL, day TEXT NOT NULL, clicks INTEGER NOT NULL, humans INTEGER NOT NULL, bots INTEGER NOT NULL, visitors INTEGER NOT NULL, PRIMARY KEY (slug, day)) WITHOUT ROWID",
-        ),
-        // Per link, day and dimension (referrer / browser / os) value.
-        ddl(
-            "CREATE TABLE IF NOT EXISTS daily_dimensions (slug TEXT NOT NULL, day TEXT NOT NULL, dimension TEXT NOT NULL, value TEXT NOT NULL, clicks INTEGER NOT NULL, PRIMARY KEY (slug, day, dimension, value)) WITHOUT ROWID",
-        ),
-        // Per link and dimension value, all time: stats over a link's whole
-        // life read ~100 rows here instead of every day's breakdown.
-        ddl(
-            "CREATE TABLE IF NOT EXISTS link_dimensions (slug TEXT NOT NULL, dimension TEXT NOT NULL, value TEXT NOT NULL, clicks INTEGER NOT NULL, PRIMARY KEY (slug, dimension, value)) WITHOUT ROWID",
-        ),
-        // Clicks of deleted links, so the Prometheus counter never goes down.
-        ddl(
-            "CREATE TABLE IF NOT EXISTS retired_clicks (id INTEGER PRIMARY KEY CHECK (id = 1), humans INTEGER NOT NULL, bots INTEGER NOT NULL)",
-        ),
-        Statement {
-            sql: "INSERT OR IGNORE INTO retired_clicks (id, humans, bots) VALUES (1, 0, 0)",
-            operation: "INSERT",
-            table: "retired_clicks",
-        },
-        ddl(
-            "CREATE TRIGGER IF NOT EXISTS clicks_rollup AFTER INSERT ON clicks BEGIN \
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        statements: &[
+            // The link registry: arbiter of slug ownership (KV has no
+            // create-if-absent) and the ordered index behind paging.
+            ddl(
+                "CREATE TABLE IF NOT EXISTS links (slug TEXT PRIMARY KEY, created_at INTEGER NOT NULL) WITHOUT ROWID",
+            ),
+            // One row per counted redirect. No IP: only a keyed visitor hash.
+            ddl(
+                "CREATE TABLE IF NOT EXISTS clicks (id INTEGER PRIMARY KEY, slug TEXT NOT NULL, at INTEGER NOT NULL, day TEXT NOT NULL, referrer_host TEXT, browser TEXT NOT NULL, os TEXT NOT NULL, is_bot INTEGER NOT NULL, visitor TEXT NOT NULL)",
+            ),
+            ddl(
+                "CREATE INDEX IF NOT EXISTS clicks_slug_day_visitor ON clicks (slug, day, visitor)",
+            ),
+            // Per link and day: totals and distinct visitors (the visitor hash
+            // includes the day, so daily distinct counts add up over a range).
+            ddl(
+                "CREATE TABLE IF NOT EXISTS daily_clicks (slug TEXT NOT NULL, day TEXT NOT NULL, clicks INTEGER NOT NULL, humans INTEGER NOT NULL, bots INTEGER NOT NULL, visitors INTEGER NOT NULL, PRIMARY KEY (slug, day)) WITHOUT ROWID",
+            ),
+            // Per link, day and dimension (referrer / browser / os) value.
+            ddl(
+                "CREATE TABLE IF NOT EXISTS daily_dimensions (slug TEXT NOT NULL, day TEXT NOT NULL, dimension TEXT NOT NULL, value TEXT NOT NULL, clicks INTEGER NOT NULL, PRIMARY KEY (slug, day, dimension, value)) WITHOUT ROWID",
+            ),
+            // Per link and dimension value, all time: stats over a link's whole
+            // life read ~100 rows here instead of every day's breakdown.
+            ddl(
+                "CREATE TABLE IF NOT EXISTS link_dimensions (slug TEXT NOT NULL, dimension TEXT NOT NULL, value TEXT NOT NULL, clicks INTEGER NOT NULL, PRIMARY KEY (slug, dimension, value)) WITHOUT ROWID",
+            ),
+            // Clicks of deleted links, so the Prometheus counter never goes down.
+            ddl(
+                "CREATE TABLE IF NOT EXISTS retired_clicks (id INTEGER PRIMARY KEY CHECK (id = 1), humans INTEGER NOT NULL, bots INTEGER NOT NULL)",
+            ),
+            Statement {
+                sql: "INSERT OR IGNORE INTO retired_clicks (id, humans, bots) VALUES (1, 0, 0)",
+                operation: "INSERT",
+                table: "retired_clicks",
+            },
+            ddl(
+                "CREATE TRIGGER IF NOT EXISTS clicks_rollup AFTER INSERT ON clicks BEGIN \
              INSERT INTO daily_clicks (slug, day, clicks, humans, bots, visitors) \
              VALUES (NEW.slug, NEW.day, 1, 1 - NEW.is_bot, NEW.is_bot, \
                      NOT EXISTS (SELECT 1 FROM clicks WHERE slug = NEW.slug AND day = NEW.day AND visitor = NEW.visitor AND id <> NEW.id)) \
@@ -117,11 +120,11 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
                     (NEW.slug, 'os', NEW.os, 1) \
              ON CONFLICT (slug, dimension, value) DO UPDATE SET clicks = clicks + 1; \
              END",
-        ),
-        // Deleting a link's registry row removes its clicks and rollups in the
-        // same statement, and moves its totals to `retired_clicks`.
-        ddl(
-            "CREATE TRIGGER IF NOT EXISTS links_delete AFTER DELETE ON links BEGIN \
+            ),
+            // Deleting a link's registry row removes its clicks and rollups in the
+            // same statement, and moves its totals to `retired_clicks`.
+            ddl(
+                "CREATE TRIGGER IF NOT EXISTS links_delete AFTER DELETE ON links BEGIN \
              UPDATE retired_clicks SET \
                 humans = humans + coalesce((SELECT sum(humans) FROM daily_clicks WHERE slug = OLD.slug), 0), \
                 bots = bots + coalesce((SELECT sum(bots) FROM daily_clicks WHERE slug = OLD.slug), 0) \
@@ -131,9 +134,20 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
              DELETE FROM link_dimensions WHERE slug = OLD.slug; \
              DELETE FROM clicks WHERE slug = OLD.slug; \
              END",
-        ),
-    ],
-}];
+            ),
+        ],
+    },
+    Migration {
+        version: 2,
+        statements: &[
+            // `/health` writes this one row to prove clicks can be written
+            // (crate::unrecorded::WRITE_PROBE).
+            ddl(
+                "CREATE TABLE IF NOT EXISTS health_probe (id INTEGER PRIMARY KEY CHECK (id = 1), at INTEGER NOT NULL)",
+            ),
+        ],
+    },
+];
 
 /// Applies connection settings and every pending migration; returns the
 /// schema version now in force.

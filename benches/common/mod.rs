@@ -90,7 +90,8 @@ pub async fn app_with_link(db: &Path, slug: &str, clock: shortener::http::Clock)
     let settings =
         Settings::from_lookup(|k| vars.get(k).map(|v| (*v).to_owned())).expect("settings");
     let sql = SqliteStore::open(db).expect("open");
-    let app = shortener::build_app(MemoryKv::default(), sql, settings, clock);
+    let tally = SqliteStore::open(db.with_extension("unrecorded.db")).expect("open");
+    let app = shortener::build_app(MemoryKv::default(), sql, tally, settings, clock);
     shortener::migrate(&app).await.expect("migrations");
     let router = shortener::http::router(app);
     let create = Request::builder()

@@ -1,24 +1,31 @@
 //! The Spin shell: the only code that imports `spin_sdk`.
 //!
 //! It adapts, it does not decide: Spin's key-value store and SQLite
-//! connection behind the core's ports, Spin variables into `Settings`,
-//! `spin-client-addr` into a [`ClientAddr`] extension, and each request into
-//! the core's router.
+//! connections behind the core's ports, Spin variables into `Settings`,
+//! Spin's own `spin-*` headers (never a client's: see [`crate::host`]) into a
+//! [`ClientAddr`] extension, and each request into the core's router.
 //!
 //! Per instance (Spin reuses an instance for ~128 requests, up to 16 at a
-//! time), on first use: open the key-value store and **one** SQLite
-//! connection, apply WAL + `synchronous=NORMAL` and the migrations, build the
-//! router. SPIN-NOTES.md §4: one connection per instance with WAL + NORMAL is
-//! ~20x faster than a connection per request in the default rollback mode.
+//! time), on first use: open the key-value store and **one** connection to
+//! each SQLite database (clicks, and the unrecorded-clicks tally), apply the
+//! busy timeout, WAL + `synchronous=NORMAL` and the migrations, build the
+//! router. One connection per instance with WAL + NORMAL is ~20x faster than
+//! a connection per request in the default rollback mode
+//! (docs/spin-platform.md). The router is kept for the instance's later
+//! requests only when every store opened and the schema is in place;
+//! otherwise the request is served by this router (a failed store answers
+//! its errors: 503 from `/health`, degraded redirects) and the next request
+//! opens the stores again, so a store that comes back is used without a
+//! restart.
 
 #[cfg(feature = "otel")]
 pub mod otel;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use spin_sdk::http::{IntoResponse, Request};
@@ -47,8 +54,49 @@ impl<F: Future> Future for AssertSend<F> {
     }
 }
 
-/// Spin's key-value store.
-struct SpinKv(Local<spin_sdk::key_value::Store>);
+/// Spin's key-value store, every call bounded by `kv_timeout_ms`: with Redis
+/// down, Spin's Redis client waits in its reconnect back-off for minutes
+/// (observed: 473 s) before it fails a call.
+struct SpinKv {
+    store: Local<spin_sdk::key_value::Store>,
+    timeout: Duration,
+}
+
+impl SpinKv {
+    /// Runs `call`, failing it with a `timeout` error when the host has not
+    /// answered within the bound.
+    async fn bounded<T>(
+        &self,
+        call: impl Future<Output = Result<T, spin_sdk::key_value::Error>>,
+    ) -> Result<T, StoreError> {
+        match within(self.timeout, call).await {
+            Some(result) => result.map_err(kv_error),
+            None => Err(kv_timed_out(self.timeout)),
+        }
+    }
+}
+
+fn kv_timed_out(timeout: Duration) -> StoreError {
+    StoreError::new(
+        "timeout",
+        format!(
+            "the key-value store did not answer within {} ms",
+            timeout.as_millis()
+        ),
+    )
+}
+
+/// `call`'s output, or `None` when the host has not answered within
+/// `timeout`. Both futures are host futures, so the wait never rests on a
+/// guest task alone; an abandoned call is dropped (cancelled).
+async fn within<T>(timeout: Duration, call: impl Future<Output = T>) -> Option<T> {
+    let call = std::pin::pin!(call);
+    let sleep = std::pin::pin!(spin_sdk::time::sleep(timeout));
+    match AssertSend(futures::future::select(call, sleep)).await {
+        futures::future::Either::Left((output, _)) => Some(output),
+        futures::future::Either::Right(((), _)) => None,
+    }
+}
 
 fn kv_error(e: spin_sdk::key_value::Error) -> StoreError {
     use spin_sdk::key_value::Error as E;
@@ -64,21 +112,20 @@ fn kv_error(e: spin_sdk::key_value::Error) -> StoreError {
 #[async_trait]
 impl KvStore for SpinKv {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        AssertSend(self.0.0.get(key)).await.map_err(kv_error)
+        self.bounded(self.store.0.get(key)).await
     }
     async fn set(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
-        AssertSend(self.0.0.set(key, value)).await.map_err(kv_error)
+        self.bounded(self.store.0.set(key, value)).await
     }
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        AssertSend(self.0.0.delete(key)).await.map_err(kv_error)
+        self.bounded(self.store.0.delete(key)).await
     }
     async fn exists(&self, key: &str) -> Result<bool, StoreError> {
-        AssertSend(self.0.0.exists(key)).await.map_err(kv_error)
+        self.bounded(self.store.0.exists(key)).await
     }
     async fn get_keys(&self) -> Result<Vec<String>, StoreError> {
-        AssertSend(async { self.0.0.get_keys().await.collect().await })
+        self.bounded(async { self.store.0.get_keys().await.collect().await })
             .await
-            .map_err(kv_error)
     }
 }
 
@@ -148,7 +195,8 @@ impl SqlStore for SpinSql {
 }
 
 /// A store that could not be opened: every call fails with the reason, so
-/// `/health` answers 503 naming it and the next request tries again.
+/// `/health` answers 503 naming it. Such a router is never kept, so the next
+/// request opens the store again.
 struct Unavailable(StoreError);
 
 #[async_trait]
@@ -189,7 +237,7 @@ async fn read_settings() -> Result<Settings, crate::config::ConfigError> {
 }
 
 /// Builds the instance's router; `true` when it may be kept for the
-/// instance's later requests.
+/// instance's later requests (every store opened, the schema is in place).
 async fn build() -> (axum::Router, bool) {
     let settings = match read_settings().await {
         Ok(s) => s,
@@ -199,24 +247,48 @@ async fn build() -> (axum::Router, bool) {
             return (misconfigured_router(e), true);
         }
     };
-    let kv: Arc<dyn KvStore> = match AssertSend(spin_sdk::key_value::Store::open_default()).await {
-        Ok(store) => Arc::new(SpinKv(Local(store))),
-        Err(e) => Arc::new(Unavailable(kv_error(e))),
+    let mut opened = true;
+    let kv_timeout = Duration::from_millis(u64::from(settings.kv_timeout_ms));
+    let kv_open = within(kv_timeout, spin_sdk::key_value::Store::open_default()).await;
+    let kv: Arc<dyn KvStore> = match kv_open {
+        Some(Ok(store)) => Arc::new(SpinKv {
+            store: Local(store),
+            timeout: kv_timeout,
+        }),
+        failed => {
+            let error = match failed {
+                Some(Err(e)) => kv_error(e),
+                _ => kv_timed_out(kv_timeout),
+            };
+            eprintln!("shortener: key-value store did not open (will retry): {error}");
+            opened = false;
+            Arc::new(Unavailable(error))
+        }
     };
-    let sql: Arc<dyn SqlStore> =
-        match AssertSend(spin_sdk::sqlite::Connection::open_default()).await {
-            Ok(conn) => Arc::new(SpinSql(Local(conn))),
-            Err(e) => Arc::new(Unavailable(sql_error(e))),
-        };
-    let app = crate::build_app(kv, sql, settings, crate::system_clock());
-    let keep = match crate::migrate(&app).await {
+    let mut sql_stores = Vec::with_capacity(2);
+    for label in [crate::STORE_LABEL, crate::unrecorded::TALLY_LABEL] {
+        let store: Arc<dyn SqlStore> =
+            match AssertSend(spin_sdk::sqlite::Connection::open(label)).await {
+                Ok(conn) => Arc::new(SpinSql(Local(conn))),
+                Err(e) => {
+                    eprintln!("shortener: SQLite `{label}` did not open (will retry): {e:?}");
+                    opened = false;
+                    Arc::new(Unavailable(sql_error(e)))
+                }
+            };
+        sql_stores.push(store);
+    }
+    let unrecorded = sql_stores.pop().expect("two databases");
+    let sql = sql_stores.pop().expect("two databases");
+    let app = crate::build_app(kv, sql, unrecorded, settings, crate::system_clock());
+    let migrated = match crate::migrate(&app).await {
         Ok(_) => true,
         Err(e) => {
             eprintln!("shortener: schema migration failed (will retry): {e}");
             false
         }
     };
-    (crate::http::router(app), keep)
+    (crate::http::router(app), opened && migrated)
 }
 
 /// The instance's router, once built. Concurrent first requests of an
@@ -243,13 +315,10 @@ async fn handle(request: Request) -> impl IntoResponse {
     otel::init();
     let mut router = router().await;
     let (mut parts, body) = request.into_parts();
-    if let Some(peer) = parts
-        .headers
-        .get("spin-client-addr")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<SocketAddr>().ok())
-    {
-        parts.extensions.insert(ClientAddr(peer.ip()));
+    // Spin appends its `spin-*` headers after the client's: keep only Spin's.
+    crate::host::trust_host_headers(&mut parts.headers);
+    if let Some(peer) = crate::host::client_addr(&parts.headers) {
+        parts.extensions.insert(ClientAddr(peer));
     }
     let request = http::Request::from_parts(parts, body);
     match tower_service::Service::call(&mut router, request).await {

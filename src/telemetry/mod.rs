@@ -37,6 +37,13 @@ pub mod attr {
     pub const REDIRECT_OUTCOME: &str = "shortener.redirect.outcome";
     /// Who followed a link: `human` or `bot`.
     pub const VISITOR_KIND: &str = "shortener.visitor.kind";
+    /// Whether a served redirect's click was written: `recorded`, or
+    /// `unrecorded` (the click store failed; the click was tallied apart).
+    pub const CLICK_OUTCOME: &str = "shortener.click.outcome";
+    /// [`CLICK_OUTCOME`] of a click written to the click database.
+    pub const CLICK_RECORDED: &str = "recorded";
+    /// [`CLICK_OUTCOME`] of a click the click database refused.
+    pub const CLICK_UNRECORDED: &str = "unrecorded";
 
     /// `db.system.name` of Spin's key-value store (no registered value exists).
     pub const DB_SYSTEM_KV: &str = "spin_key_value";
@@ -71,6 +78,7 @@ pub fn request_span(method: &str, route: Option<&str>, headers: &http::HeaderMap
         { attr::HTTP_RESPONSE_STATUS_CODE } = tracing::field::Empty,
         { attr::REDIRECT_OUTCOME } = tracing::field::Empty,
         { attr::VISITOR_KIND } = tracing::field::Empty,
+        { attr::CLICK_OUTCOME } = tracing::field::Empty,
         { attr::ERROR_TYPE } = tracing::field::Empty,
         otel.status_code = tracing::field::Empty,
         otel.status_description = tracing::field::Empty,

@@ -1,0 +1,208 @@
+//! Clicks served but not recorded: graceful degradation of the click store.
+//!
+//! A redirect is the product; its click comes second. When the click write
+//! fails (the database is locked by another process past the busy timeout,
+//! full, read-only, gone), the redirect is served anyway and the click is
+//! counted here instead, so that **served = recorded + unrecorded** per link
+//! and kind, always.
+//!
+//! The tally lives in a second SQLite database (Spin label
+//! [`TALLY_LABEL`]), so it survives the click database being locked or
+//! unwritable: one row per (slug, link creation time, kind), upserted in one
+//! statement. Keying on the link's creation time keeps the count of a deleted
+//! link away from a new link of the same slug, while the all-time totals (the
+//! Prometheus counter) never go down.
+//!
+//! Also here: the `PRAGMA busy_timeout` that bounds a redirect's wait, and
+//! the write probe `/health` uses to tell whether clicks can be recorded.
+
+use serde::Serialize;
+
+use crate::storage::{SqlStore, SqlValue, Statement, StoreError};
+
+/// The Spin SQLite label of the tally database.
+pub const TALLY_LABEL: &str = "unrecorded";
+
+/// The tally's schema: idempotent, applied on first use by every instance.
+pub const SCHEMA: [Statement; 1] = [Statement {
+    sql: "CREATE TABLE IF NOT EXISTS unrecorded_clicks (slug TEXT NOT NULL, link_created_at TEXT NOT NULL, kind TEXT NOT NULL, clicks INTEGER NOT NULL, last_at INTEGER NOT NULL, PRIMARY KEY (slug, link_created_at, kind)) WITHOUT ROWID",
+    operation: "CREATE",
+    table: "unrecorded_clicks",
+}];
+
+/// One more unrecorded click: one statement, one transaction.
+pub const TALLY: Statement = Statement {
+    sql: "INSERT INTO unrecorded_clicks (slug, link_created_at, kind, clicks, last_at) VALUES (?1, ?2, ?3, 1, ?4) \
+          ON CONFLICT (slug, link_created_at, kind) DO UPDATE SET clicks = clicks + 1, last_at = excluded.last_at",
+    operation: "INSERT",
+    table: "unrecorded_clicks",
+};
+
+const OF_LINK: Statement = Statement {
+    sql: "SELECT kind, clicks FROM unrecorded_clicks WHERE slug = ?1 AND link_created_at = ?2",
+    operation: "SELECT",
+    table: "unrecorded_clicks",
+};
+
+const ALL_TIME: Statement = Statement {
+    sql: "SELECT kind, sum(clicks) FROM unrecorded_clicks GROUP BY kind",
+    operation: "SELECT",
+    table: "unrecorded_clicks",
+};
+
+/// `/health`'s probe of the click database: a real one-row write, so a lock
+/// held elsewhere, a read-only file or a full disk fail it like a click.
+pub const WRITE_PROBE: Statement = Statement {
+    sql: "INSERT INTO health_probe (id, at) VALUES (1, ?1) ON CONFLICT (id) DO UPDATE SET at = excluded.at",
+    operation: "INSERT",
+    table: "health_probe",
+};
+
+/// `/health`'s probe of the tally database (a read: the tally is written only
+/// when clicks are lost).
+pub const TALLY_PROBE: Statement = Statement {
+    sql: "SELECT count(*) FROM unrecorded_clicks WHERE 0",
+    operation: "SELECT",
+    table: "unrecorded_clicks",
+};
+
+/// Unrecorded clicks by kind (`{"human": n, "bot": m}` in the API).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ByKind {
+    /// By humans.
+    pub human: i64,
+    /// By bots.
+    pub bot: i64,
+}
+
+impl ByKind {
+    fn from_rows(rows: &[Vec<SqlValue>]) -> Self {
+        let mut out = Self::default();
+        for row in rows {
+            let n = row.get(1).and_then(SqlValue::as_i64).unwrap_or(0);
+            match row.first().and_then(SqlValue::as_str) {
+                Some("human") => out.human += n,
+                Some("bot") => out.bot += n,
+                _ => {}
+            }
+        }
+        out
+    }
+}
+
+/// `PRAGMA busy_timeout = ms`. The statement text must be `'static`; it is
+/// made once per connection setup (once per Spin instance, whose memory goes
+/// with it), so leaking these few bytes is bounded.
+pub fn busy_timeout(ms: u32) -> Statement {
+    Statement {
+        sql: Box::leak(format!("PRAGMA busy_timeout = {ms}").into_boxed_str()),
+        operation: "PRAGMA",
+        table: "",
+    }
+}
+
+/// Sets the tally database up: WAL + `synchronous=NORMAL` like the click
+/// database (a refused pragma is logged, not fatal), and its table.
+pub async fn prepare(tally: &dyn SqlStore) -> Result<(), StoreError> {
+    for pragma in &crate::migrations::PRAGMAS {
+        if let Err(e) = tally.execute(pragma, vec![]).await {
+            tracing::warn!(error = %e, pragma = pragma.sql, "pragma not applied to the tally");
+        }
+    }
+    for statement in &SCHEMA {
+        tally.execute(statement, vec![]).await?;
+    }
+    Ok(())
+}
+
+/// Counts one click that was served but could not be recorded.
+pub async fn tally(
+    tally: &dyn SqlStore,
+    slug: &str,
+    link_created_at: &str,
+    kind: &'static str,
+    at_unix_ms: i64,
+) -> Result<(), StoreError> {
+    tally
+        .execute(
+            &TALLY,
+            vec![
+                slug.into(),
+                link_created_at.into(),
+                kind.into(),
+                SqlValue::Integer(at_unix_ms),
+            ],
+        )
+        .await
+        .map(|_| ())
+}
+
+/// The unrecorded clicks of one link (this incarnation of its slug).
+pub async fn of_link(
+    tally: &dyn SqlStore,
+    slug: &str,
+    link_created_at: &str,
+) -> Result<ByKind, StoreError> {
+    let rows = tally
+        .execute(&OF_LINK, vec![slug.into(), link_created_at.into()])
+        .await?;
+    Ok(ByKind::from_rows(&rows.rows))
+}
+
+/// All unrecorded clicks ever, deleted links included (for `/metrics`).
+pub async fn all_time(tally: &dyn SqlStore) -> Result<ByKind, StoreError> {
+    let rows = tally.execute(&ALL_TIME, vec![]).await?;
+    Ok(ByKind::from_rows(&rows.rows))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::native::SqliteStore;
+
+    async fn tally_db() -> (tempfile::TempDir, SqliteStore, SqliteStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let main = SqliteStore::open(dir.path().join("clicks.db")).unwrap();
+        let tally = SqliteStore::open(dir.path().join("unrecorded.db")).unwrap();
+        main.execute(&busy_timeout(500), vec![]).await.unwrap();
+        prepare(&tally).await.unwrap();
+        (dir, main, tally)
+    }
+
+    #[tokio::test]
+    async fn tallies_add_up_per_link_incarnation_and_kind() {
+        let (_dir, _main, db) = tally_db().await;
+        for kind in ["human", "human", "bot"] {
+            tally(&db, "abc", "2030-01-01T00:00:00Z", kind, 1)
+                .await
+                .unwrap();
+        }
+        tally(&db, "abc", "2031-01-01T00:00:00Z", "human", 2)
+            .await
+            .unwrap();
+        let first = of_link(&db, "abc", "2030-01-01T00:00:00Z").await.unwrap();
+        assert_eq!(first, ByKind { human: 2, bot: 1 });
+        let second = of_link(&db, "abc", "2031-01-01T00:00:00Z").await.unwrap();
+        assert_eq!(second, ByKind { human: 1, bot: 0 });
+        assert_eq!(all_time(&db).await.unwrap(), ByKind { human: 3, bot: 1 });
+    }
+
+    #[tokio::test]
+    async fn a_link_with_no_lost_clicks_has_zeros() {
+        let (_dir, _main, db) = tally_db().await;
+        assert_eq!(of_link(&db, "x", "t").await.unwrap(), ByKind::default());
+        assert_eq!(all_time(&db).await.unwrap(), ByKind::default());
+    }
+
+    #[tokio::test]
+    async fn the_busy_timeout_pragma_sets_the_connections_wait() {
+        let (_dir, main, _tally) = tally_db().await;
+        let read = Statement {
+            sql: "PRAGMA busy_timeout",
+            operation: "PRAGMA",
+            table: "",
+        };
+        let rows = main.execute(&read, vec![]).await.unwrap();
+        assert_eq!(rows.scalar_i64(), 500);
+    }
+}
