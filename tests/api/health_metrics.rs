@@ -10,13 +10,13 @@ async fn get(app: &TestApp, path: &str) -> crate::helpers::TestResponse {
 }
 
 #[tokio::test]
-async fn health_is_ok_when_both_stores_answer() {
+async fn health_is_ok_when_every_store_answers() {
     let app = TestApp::spawn().await;
     let r = get(&app, "/health").await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(
         r.json(),
-        json!({"status": "ok", "checks": {"kv": "ok", "sqlite": "ok"}})
+        json!({"status": "ok", "checks": {"kv": "ok", "sqlite": "ok", "sqlite_unrecorded": "ok"}})
     );
 }
 
@@ -26,12 +26,26 @@ async fn health_is_503_naming_the_store_that_failed() {
     app.sql.set_failing(true);
     let r = get(&app, "/health").await;
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(r.json()["checks"], json!({"kv": "ok", "sqlite": "error"}));
+    assert_eq!(
+        r.json()["checks"],
+        json!({"kv": "ok", "sqlite": "error", "sqlite_unrecorded": "ok"})
+    );
     app.sql.set_failing(false);
     app.kv.set_failing(true);
     let r = get(&app, "/health").await;
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(r.json()["checks"], json!({"kv": "error", "sqlite": "ok"}));
+    assert_eq!(
+        r.json()["checks"],
+        json!({"kv": "error", "sqlite": "ok", "sqlite_unrecorded": "ok"})
+    );
+    app.kv.set_failing(false);
+    app.unrecorded.set_failing(true);
+    let r = get(&app, "/health").await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        r.json()["checks"],
+        json!({"kv": "ok", "sqlite": "ok", "sqlite_unrecorded": "error"})
+    );
 }
 
 #[tokio::test]

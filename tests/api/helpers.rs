@@ -114,6 +114,8 @@ pub struct TestApp {
     slug_queue: Arc<Mutex<Vec<String>>>,
     pub kv: MemoryKv,
     pub sql: Arc<SqliteStore>,
+    /// The unrecorded-clicks tally (the second database).
+    pub unrecorded: Arc<SqliteStore>,
     pub now: Arc<Mutex<OffsetDateTime>>,
     pub db_path: std::path::PathBuf,
     _dir: tempfile::TempDir,
@@ -142,12 +144,14 @@ impl TestApp {
         let dir = tempfile::tempdir().unwrap();
         let db_path = dir.path().join("clicks.db");
         let sql = Arc::new(SqliteStore::open(&db_path).unwrap());
+        let unrecorded = Arc::new(SqliteStore::open(dir.path().join("unrecorded.db")).unwrap());
         let kv = MemoryKv::default();
         let now = Arc::new(Mutex::new(datetime!(2030-01-15 12:00 UTC)));
         let clock_now = now.clone();
         let app = shortener::build_app(
             kv.clone(),
             sql.clone(),
+            unrecorded.clone(),
             settings,
             Arc::new(move || *clock_now.lock().unwrap()),
         );
@@ -168,6 +172,7 @@ impl TestApp {
             slug_queue,
             kv,
             sql,
+            unrecorded,
             now,
             db_path,
             _dir: dir,

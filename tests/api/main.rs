@@ -6,5 +6,6 @@ mod helpers;
 mod links;
 mod redirect;
 mod refusals;
+mod resilience;
 mod stats;
 mod telemetry;

@@ -241,6 +241,7 @@ async fn each_route_makes_exactly_its_storage_spans() {
             vec![
                 op("kv.get", "get", None),
                 op("sqlite.execute", "SELECT", Some("daily_clicks")),
+                op("sqlite.execute", "SELECT", Some("unrecorded_clicks")),
             ],
         ),
         (
@@ -287,7 +288,8 @@ async fn each_route_makes_exactly_its_storage_spans() {
             200,
             vec![
                 op("kv.get", "get", None),
-                op("sqlite.execute", "SELECT", None),
+                op("sqlite.execute", "INSERT", Some("health_probe")),
+                op("sqlite.execute", "SELECT", Some("unrecorded_clicks")),
             ],
         ),
         (
@@ -299,6 +301,7 @@ async fn each_route_makes_exactly_its_storage_spans() {
             vec![
                 op("sqlite.execute", "SELECT", Some("daily_clicks")),
                 op("sqlite.execute", "SELECT", Some("links")),
+                op("sqlite.execute", "SELECT", Some("unrecorded_clicks")),
             ],
         ),
     ];
@@ -384,7 +387,7 @@ async fn the_request_span_continues_an_incoming_traceparent() {
     assert_eq!(server.span_context.trace_id().to_string(), trace);
     assert_eq!(server.parent_span_id.to_string(), parent);
     assert!(server.parent_span_is_remote);
-    assert_eq!(storage.len(), 2);
+    assert_eq!(storage.len(), 3);
 }
 
 #[tokio::test]
@@ -430,18 +433,18 @@ async fn sampling_follows_the_parent_and_is_on_by_default() {
     );
     app.send(Request::get("/health").body(Body::empty()).unwrap())
         .await;
-    assert_eq!(capture.take().len(), 3, "no parent: sampled");
+    assert_eq!(capture.take().len(), 4, "no parent: sampled");
 }
 
 #[tokio::test]
-async fn a_failed_click_write_is_an_error_span_under_a_failed_request() {
+async fn a_failed_click_write_is_an_error_span_under_a_served_redirect_marked_unrecorded() {
     let app = TestApp::spawn().await;
     let slug = app.create_ok("https://e.com", None).await;
     let capture = Capture::start();
     app.sql.set_failing(true);
     let r = app.follow(&slug).await;
     app.sql.set_failing(false);
-    assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(r.status, StatusCode::FOUND);
     let spans = capture.take();
     let (server, storage) = split(&spans);
     let insert = storage
@@ -458,10 +461,45 @@ async fn a_failed_click_write_is_an_error_span_under_a_failed_request() {
         attr_str(insert, "db.collection.name").as_deref(),
         Some("clicks")
     );
-    assert!(matches!(server.status, Status::Error { .. }));
+    // The redirect was served: the request succeeded, its click did not.
+    assert!(!matches!(server.status, Status::Error { .. }));
     assert_eq!(
         attr(server, "http.response.status_code"),
-        Some(&Value::I64(500))
+        Some(&Value::I64(302))
+    );
+    assert_eq!(
+        attr_str(server, "shortener.click.outcome").as_deref(),
+        Some("unrecorded")
+    );
+    assert!(
+        server
+            .events
+            .iter()
+            .any(|e| e.name.contains("click not recorded")),
+        "a warning event on the request span: {:?}",
+        server.events
+    );
+    let tally = storage
+        .iter()
+        .find(|s| attr_str(s, "db.collection.name").as_deref() == Some("unrecorded_clicks"))
+        .unwrap_or_else(|| panic!("the tally write has a span: {:?}", names(&spans)));
+    assert_eq!(
+        attr_str(tally, "db.namespace").as_deref(),
+        Some("unrecorded")
+    );
+}
+
+#[tokio::test]
+async fn a_recorded_click_is_marked_recorded_on_the_request_span() {
+    let app = TestApp::spawn().await;
+    let slug = app.create_ok("https://e.com", None).await;
+    let capture = Capture::start();
+    assert_eq!(app.follow(&slug).await.status, StatusCode::FOUND);
+    let spans = capture.take();
+    let (server, _) = split(&spans);
+    assert_eq!(
+        attr_str(server, "shortener.click.outcome").as_deref(),
+        Some("recorded")
     );
 }
 

@@ -17,7 +17,10 @@ fn the_api_contract_holds_under_a_real_spin_up() -> Result<(), Failed> {
 
     // Health checks both stores.
     let health = spin.request("GET", "/health", &[], None);
-    assert_eq!(health.json()["checks"], json!({"kv": "ok", "sqlite": "ok"}));
+    assert_eq!(
+        health.json()["checks"],
+        json!({"kv": "ok", "sqlite": "ok", "sqlite_unrecorded": "ok"})
+    );
 
     // Auth.
     assert_eq!(spin.request("GET", "/api/links", &[], None).status, 401);

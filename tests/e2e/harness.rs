@@ -165,9 +165,14 @@ impl SpinBuilder {
             .arg(format!("127.0.0.1:{port}"))
             .arg("--state-dir")
             .arg(&state_dir);
-        if let Some(rc) = &self.runtime_config {
-            cmd.arg("--runtime-config-file").arg(rc);
-        }
+        // Spin provides the `default` stores itself; the app's second
+        // database (`unrecorded`) must be defined in a runtime config.
+        let runtime_config = self.runtime_config.clone().unwrap_or_else(|| {
+            let path = workdir.path().join("runtime.toml");
+            std::fs::write(&path, unrecorded_section(&state_dir.join("unrecorded.db"))).unwrap();
+            path
+        });
+        cmd.arg("--runtime-config-file").arg(runtime_config);
         for (k, v) in &self.variables {
             cmd.args(["--variable", &format!("{k}={v}")]);
         }
@@ -384,9 +389,18 @@ pub fn wait_for_port(port: u16, within: Duration) -> bool {
     false
 }
 
+/// The runtime-config section of the unrecorded-clicks tally database.
+pub fn unrecorded_section(path: &Path) -> String {
+    format!(
+        "[sqlite_database.unrecorded]\ntype = \"spin\"\npath = \"{}\"\n",
+        path.display()
+    )
+}
+
 /// A runtime config for `spin up` written into `dir`: links in Redis when
 /// `redis_url` is given (else Spin's file store), clicks in the SQLite file
-/// `sqlite_path`. Returns the file's path.
+/// `sqlite_path`, the unrecorded tally in `unrecorded.db` beside it. Returns
+/// the file's path.
 pub fn write_runtime_config(dir: &Path, redis_url: Option<&str>, sqlite_path: &Path) -> PathBuf {
     let kv = match redis_url {
         Some(url) => format!("type = \"redis\"\nurl = \"{url}\""),
@@ -396,8 +410,9 @@ pub fn write_runtime_config(dir: &Path, redis_url: Option<&str>, sqlite_path: &P
         ),
     };
     let text = format!(
-        "[key_value_store.default]\n{kv}\n\n[sqlite_database.default]\ntype = \"spin\"\npath = \"{}\"\n",
-        sqlite_path.display()
+        "[key_value_store.default]\n{kv}\n\n[sqlite_database.default]\ntype = \"spin\"\npath = \"{}\"\n\n{}",
+        sqlite_path.display(),
+        unrecorded_section(&sqlite_path.with_file_name("unrecorded.db"))
     );
     let path = dir.join("runtime.toml");
     std::fs::write(&path, text).unwrap();
