@@ -10,6 +10,7 @@
 
 mod harness;
 
+mod console;
 mod contract;
 
 fn main() {
@@ -19,5 +20,6 @@ fn main() {
     }
     let mut trials = Vec::new();
     trials.extend(contract::trials());
+    trials.extend(console::trials());
     libtest_mimic::run(&args, trials).exit();
 }
