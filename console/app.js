@@ -36,7 +36,6 @@
     invalid_search: "The search text is too long (256 characters at most).",
     invalid_date: "Dates must be full days (YYYY-MM-DD).",
     invalid_date_range: "The first day must not be after the last day.",
-    invalid_format: "That QR image format is not available.",
     method_not_allowed: "The server does not allow that action.",
     misconfigured: "The server is misconfigured; its log says which setting.",
     internal: "Something went wrong on the server; it has been logged. Try again.",
@@ -429,20 +428,35 @@
     await Promise.all([loadStats(), loadQr()]);
   }
 
+  // The SVG comes from the API; the PNG is drawn from it here, at twice its
+  // size, so the component carries no PNG encoder.
   async function loadQr() {
-    const slug = encodeURIComponent(state.link.slug);
-    const [svg, png] = await Promise.all([
-      api("GET", `links/${slug}/qr`, undefined, "blob"),
-      api("GET", `links/${slug}/qr?format=png`, undefined, "blob"),
-    ]);
+    const slug = state.link.slug;
+    const svg = await api("GET", `links/${encodeURIComponent(slug)}/qr`, undefined, "blob");
     const svgUrl = URL.createObjectURL(svg);
-    const pngUrl = URL.createObjectURL(png);
-    state.blobs.push(svgUrl, pngUrl);
-    $("qr-img").src = svgUrl;
+    state.blobs.push(svgUrl);
+    const img = $("qr-img");
+    $("qr-png").hidden = true;
+    await new Promise((resolve, reject) => {
+      img.onload = resolve;
+      img.onerror = () => reject(new Error("The QR code could not be shown."));
+      img.src = svgUrl;
+    });
     $("qr-svg").href = svgUrl;
-    $("qr-svg").download = `${state.link.slug}-qr.svg`;
+    $("qr-svg").download = `${slug}-qr.svg`;
+    const canvas = document.createElement("canvas");
+    canvas.width = img.naturalWidth * 2;
+    canvas.height = img.naturalHeight * 2;
+    const ctx = canvas.getContext("2d");
+    ctx.imageSmoothingEnabled = false;
+    ctx.drawImage(img, 0, 0, canvas.width, canvas.height);
+    const png = await new Promise((resolve) => canvas.toBlob(resolve, "image/png"));
+    if (!png || state.link.slug !== slug) return;
+    const pngUrl = URL.createObjectURL(png);
+    state.blobs.push(pngUrl);
     $("qr-png").href = pngUrl;
-    $("qr-png").download = `${state.link.slug}-qr.png`;
+    $("qr-png").download = `${slug}-qr.png`;
+    $("qr-png").hidden = false;
   }
 
   async function loadStats() {

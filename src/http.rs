@@ -27,7 +27,7 @@ use crate::config::{ConfigError, Settings};
 use crate::error::AppError;
 use crate::links::{self, Link, LinkPatch, Links, NewLink, SearchText, Slug, TargetUrl};
 use crate::metrics;
-use crate::qr::{self, QrImage};
+use crate::qr;
 use crate::storage::{KvStore, SqlStore, Statement};
 use crate::telemetry::{self, attr};
 
@@ -519,30 +519,23 @@ async fn update_link(
     Ok(Json(LinkView::new(link, &app.settings, None)))
 }
 
-#[derive(Deserialize)]
-struct QrQuery {
-    format: Option<String>,
-}
-
 async fn link_qr(
     State(app): State<App>,
     _: Admin,
     path: Result<Path<String>, PathRejection>,
-    q: Result<Query<QrQuery>, QueryRejection>,
 ) -> Result<Response, AppError> {
     let slug = path_slug(path)?;
-    let format = qr::Format::parse(query(q)?.format.as_deref())?;
     if app.links().get(&slug).await?.is_none() {
         return Err(AppError::NotFound("No link has that slug.".into()));
     }
-    let image = QrImage::render(&app.settings.short_url(slug.as_str()), format)?;
+    let svg = qr::svg(&app.settings.short_url(slug.as_str()))?;
     Ok((
         [
-            (header::CONTENT_TYPE, image.content_type),
+            (header::CONTENT_TYPE, qr::SVG_TYPE),
             (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
             (header::CONTENT_SECURITY_POLICY, "default-src 'none'"),
         ],
-        image.bytes,
+        svg,
     )
         .into_response())
 }
