@@ -11,6 +11,7 @@
 mod harness;
 
 mod contract;
+mod hotpath;
 mod loadkit;
 
 fn main() {
@@ -20,6 +21,7 @@ fn main() {
     }
     let mut trials = Vec::new();
     trials.extend(contract::trials());
+    trials.extend(hotpath::trials());
     trials.extend(loadkit::trials());
     libtest_mimic::run(&args, trials).exit();
 }
