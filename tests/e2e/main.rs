@@ -11,6 +11,8 @@
 mod harness;
 
 mod contract;
+mod hotpath;
+mod loadkit;
 
 fn main() {
     let args = libtest_mimic::Arguments::from_args();
@@ -19,5 +21,7 @@ fn main() {
     }
     let mut trials = Vec::new();
     trials.extend(contract::trials());
+    trials.extend(hotpath::trials());
+    trials.extend(loadkit::trials());
     libtest_mimic::run(&args, trials).exit();
 }
