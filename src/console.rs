@@ -88,7 +88,7 @@ pub fn asset(path: &str) -> Option<&'static Asset> {
 /// The console's routes, to merge into the app's router.
 pub fn routes() -> Router<App> {
     // Each route's own 405, so that it too passes through the headers layer.
-    let refuse = crate::http::method_not_allowed;
+    let refuse = async || AppError::MethodNotAllowed;
     Router::new()
         .route(PREFIX, get(to_slash).fallback(refuse))
         .route("/console/", get(|| serve(String::new())).fallback(refuse))
@@ -110,8 +110,7 @@ async fn to_slash() -> Response {
 }
 
 async fn serve(path: String) -> Result<Response, AppError> {
-    let asset =
-        asset(&path).ok_or_else(|| AppError::NotFound("The console has no such file.".into()))?;
+    let asset = asset(&path).ok_or_else(|| AppError::NoRoute)?;
     Ok(([(header::CONTENT_TYPE, asset.content_type)], asset.bytes).into_response())
 }
 

@@ -7,9 +7,8 @@
 //! (about 90 KB of component, measured); the console rasterises the SVG in
 //! the browser instead.
 
+use qrcode::types::QrError;
 use qrcode::{Color, EcLevel, QrCode};
-
-use crate::error::AppError;
 
 /// SVG units (pixels at 100 %) per module.
 pub const MODULE_PX: u32 = 8;
@@ -18,14 +17,13 @@ pub const QUIET_ZONE: u32 = 4;
 /// The media type of [`svg`]'s output.
 pub const SVG_TYPE: &str = "image/svg+xml";
 
-fn encode(text: &str) -> Result<QrCode, AppError> {
+fn encode(text: &str) -> Result<QrCode, QrError> {
     QrCode::with_error_correction_level(text.as_bytes(), EcLevel::M)
-        .map_err(|e| AppError::Internal(anyhow::anyhow!("QR encoding failed: {e}")))
 }
 
 /// The module matrix of `text` (row-major, `true` = dark) and its width in
 /// modules, as [`svg`] draws it.
-pub fn matrix(text: &str) -> Result<(Vec<bool>, usize), AppError> {
+pub fn matrix(text: &str) -> Result<(Vec<bool>, usize), QrError> {
     let code = encode(text)?;
     let width = code.width();
     let dark = code
@@ -42,7 +40,8 @@ pub fn image_side(modules: usize) -> u32 {
 }
 
 /// The QR code of `text` as an SVG document.
-pub fn svg(text: &str) -> Result<String, AppError> {
+/// Fails only for a text too long for any QR code (about 2,300 bytes).
+pub fn svg(text: &str) -> Result<String, QrError> {
     Ok(encode(text)?
         .render::<qrcode::render::svg::Color<'_>>()
         .quiet_zone(true)

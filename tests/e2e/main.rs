@@ -12,6 +12,8 @@ mod harness;
 
 mod console;
 mod contract;
+mod hotpath;
+mod loadkit;
 
 fn main() {
     let args = libtest_mimic::Arguments::from_args();
@@ -21,5 +23,7 @@ fn main() {
     let mut trials = Vec::new();
     trials.extend(contract::trials());
     trials.extend(console::trials());
+    trials.extend(hotpath::trials());
+    trials.extend(loadkit::trials());
     libtest_mimic::run(&args, trials).exit();
 }
