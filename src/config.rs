@@ -58,16 +58,17 @@ pub const MIN_ADMIN_TOKEN_BYTES: usize = 32;
 /// has `change-me-...`), compared case-insensitively.
 pub const PLACEHOLDER_PREFIXES: [&str; 2] = ["change-me", "changeme"];
 
-/// Why the API is off when no admin token is in force.
+/// Why the API is off when no admin token is in force: the message of its
+/// `api_disabled` answers.
 pub mod api_disabled {
     /// No token configured.
-    pub const UNSET: &str = "no admin_token is configured on the server";
+    pub const UNSET: &str = "The API is disabled: no admin_token is configured on the server.";
     /// A placeholder from an example file.
-    pub const PLACEHOLDER: &str = "admin_token is a placeholder (it starts with `change-me`); \
-         set a random one, e.g. `openssl rand -hex 32`";
+    pub const PLACEHOLDER: &str = "The API is disabled: admin_token is a placeholder \
+         (it starts with `change-me`); set a random one, e.g. `openssl rand -hex 32`.";
     /// Too short to resist guessing.
-    pub const TOO_SHORT: &str = "admin_token is shorter than 32 bytes; \
-         set a random one, e.g. `openssl rand -hex 32`";
+    pub const TOO_SHORT: &str = "The API is disabled: admin_token is shorter than 32 bytes; \
+         set a random one, e.g. `openssl rand -hex 32`.";
 }
 
 /// The admin token, unless it is unset or one the app refuses to serve with
@@ -187,7 +188,7 @@ impl Settings {
                 if reason != api_disabled::UNSET {
                     // Once per instance, in Spin's log: the API answers
                     // `api_disabled` with the same reason.
-                    eprintln!("shortener: API disabled: {reason}");
+                    eprintln!("shortener: {reason}");
                     tracing::warn!(reason, "API disabled");
                 }
                 (None, reason)

@@ -60,7 +60,7 @@ async fn invalid_and_reserved_slugs_are_refused() {
         )
         .await;
     }
-    for slug in ["api", "health", "metrics", "API"] {
+    for slug in ["api", "health", "metrics", "console", "API", "Console"] {
         refused(
             &app,
             json!({"url": "https://e.com", "slug": slug}),
@@ -87,6 +87,36 @@ async fn bad_or_past_expiry_is_refused() {
     )
     .await;
     nothing_stored(&app);
+}
+
+#[tokio::test]
+async fn out_of_range_timestamps_are_400_and_claim_nothing() {
+    let app = TestApp::spawn().await;
+    for expires_at in [
+        // In range with its offset, year 10000 in UTC.
+        "9999-12-31T23:59:59-01:00",
+        // Year -1 in UTC.
+        "0000-01-01T00:00:00+01:00",
+        "2030-02-30T00:00:00Z",
+        "2030-01-01T00:00:00+24:00",
+    ] {
+        refused(
+            &app,
+            json!({"url": "https://e.com", "slug": "stuck1", "expires_at": expires_at}),
+            "invalid_timestamp",
+        )
+        .await;
+    }
+    nothing_stored(&app);
+    // The slug was never claimed: it is free for a valid create.
+    let r = app
+        .create(
+            json!({"url": "https://e.com", "slug": "stuck1", "expires_at": "9999-12-31T23:59:59Z"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    assert_eq!(r.json()["expires_at"], "9999-12-31T23:59:59Z");
+    assert_eq!(app.follow("stuck1").await.status, StatusCode::FOUND);
 }
 
 #[tokio::test]

@@ -104,6 +104,30 @@ async fn bad_stats_ranges_are_400_and_unknown_links_404() {
 }
 
 #[tokio::test]
+async fn signed_or_unpadded_days_are_refused_not_compared_as_text() {
+    let app = TestApp::spawn().await;
+    let slug = app.create_ok("https://e.com", None).await;
+    app.follow(&slug).await;
+    // `%2B` is `+`: `+2030-01-15` parses as a date but sorts before every
+    // `YYYY-MM-DD` text, so a text comparison would answer a wrong range.
+    for q in [
+        "?from=%2B2030-01-15",
+        "?to=%2B2030-01-15",
+        "?from=-2030-01-15",
+        "?from=2030-01-15&to=%2B2030-01-16",
+    ] {
+        let r = app.stats(&slug, q).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{q}: {}", r.text());
+        assert_eq!(r.error_code(), "invalid_date", "{q}");
+    }
+    let day = app
+        .stats(&slug, "?from=2030-01-15&to=2030-01-15")
+        .await
+        .json();
+    assert_eq!(day["total"], 1);
+}
+
+#[tokio::test]
 async fn the_link_view_counts_every_click_bots_included() {
     let app = TestApp::spawn().await;
     let slug = app.create_ok("https://e.com", None).await;

@@ -274,7 +274,9 @@ async fn each_route_makes_exactly_its_storage_spans() {
             "DELETE /api/links/{slug}",
             204,
             vec![
-                op("kv.exists", "exists", None),
+                // The record is read first, to restore it if the registry
+                // delete fails (nothing is ever half-deleted).
+                op("kv.get", "get", None),
                 op("kv.delete", "delete", None),
                 op("sqlite.execute", "DELETE", Some("links")),
             ],

@@ -11,6 +11,8 @@
 mod harness;
 
 mod contract;
+mod hotpath;
+mod loadkit;
 mod scale;
 
 fn main() {
@@ -20,6 +22,8 @@ fn main() {
     }
     let mut trials = Vec::new();
     trials.extend(contract::trials());
+    trials.extend(hotpath::trials());
+    trials.extend(loadkit::trials());
     trials.extend(scale::trials());
     libtest_mimic::run(&args, trials).exit();
 }
