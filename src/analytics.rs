@@ -8,8 +8,15 @@ use time::Date;
 use crate::links::Slug;
 use crate::storage::{Rows, SqlStore, SqlValue, Statement, StoreError};
 
-/// At most this many entries per breakdown (referrers, browsers, OSes).
+/// At most this many entries per breakdown (referrers, browsers, OSes),
+/// the most clicked first; the rest are summed into one last row marked
+/// `"other": true` (named [`OTHER`]). Referrer hosts come from anonymous
+/// visitors, so a breakdown would otherwise grow with every host anyone sends.
 pub const MAX_BREAKDOWN: usize = 100;
+
+/// The name of the row that sums a breakdown beyond [`MAX_BREAKDOWN`]
+/// (no host or family can be spelt with parentheses).
+pub const OTHER: &str = "(other)";
 
 const LINK_TOTAL: Statement = Statement {
     sql: "SELECT coalesce(sum(clicks), 0) FROM daily_clicks WHERE slug = ?1",
@@ -21,16 +28,26 @@ const DAILY: Statement = Statement {
     operation: "SELECT",
     table: "daily_clicks",
 };
+/// Both breakdown reads answer at most `?4` rows per dimension, most clicks
+/// first, and one more (`other` = 1) summing the rest.
 const BREAKDOWN: Statement = Statement {
-    sql: "SELECT dimension, value, sum(clicks) AS n FROM daily_dimensions \
-          WHERE slug = ?1 AND day >= ?2 AND day <= ?3 \
-          GROUP BY dimension, value ORDER BY dimension, n DESC, value",
+    sql: "WITH ranked AS (SELECT dimension, value, n, \
+              row_number() OVER (PARTITION BY dimension ORDER BY n DESC, value) AS rank \
+              FROM (SELECT dimension, value, sum(clicks) AS n FROM daily_dimensions \
+                    WHERE slug = ?1 AND day >= ?2 AND day <= ?3 GROUP BY dimension, value)) \
+          SELECT dimension, value, n, 0 AS other FROM ranked WHERE rank <= ?4 \
+          UNION ALL SELECT dimension, '', sum(n), 1 FROM ranked WHERE rank > ?4 GROUP BY dimension \
+          ORDER BY 1, 4, 3 DESC, 2",
     operation: "SELECT",
     table: "daily_dimensions",
 };
 const ALL_TIME_BREAKDOWN: Statement = Statement {
-    sql: "SELECT dimension, value, clicks FROM link_dimensions WHERE slug = ?1 \
-          ORDER BY dimension, clicks DESC, value",
+    sql: "WITH ranked AS (SELECT dimension, value, clicks AS n, \
+              row_number() OVER (PARTITION BY dimension ORDER BY clicks DESC, value) AS rank \
+              FROM link_dimensions WHERE slug = ?1) \
+          SELECT dimension, value, n, 0 AS other FROM ranked WHERE rank <= ?2 \
+          UNION ALL SELECT dimension, '', sum(n), 1 FROM ranked WHERE rank > ?2 GROUP BY dimension \
+          ORDER BY 1, 4, 3 DESC, 2",
     operation: "SELECT",
     table: "link_dimensions",
 };
@@ -137,19 +154,25 @@ pub struct Daily {
 /// Clicks from one referrer host (`null` = none sent).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Referrer {
-    /// The host.
+    /// The host ([`OTHER`] on the row summing the rest).
     pub host: Option<String>,
     /// Clicks.
     pub clicks: i64,
+    /// `true` only on the last row, which sums the hosts beyond [`MAX_BREAKDOWN`].
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub other: bool,
 }
 
 /// Clicks from one browser or OS family.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Family {
-    /// The family.
+    /// The family ([`OTHER`] on the row summing the rest).
     pub name: String,
     /// Clicks.
     pub clicks: i64,
+    /// `true` only on the last row, which sums the families beyond [`MAX_BREAKDOWN`].
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub other: bool,
 }
 
 /// The stats of one link over a day range.
@@ -214,12 +237,13 @@ pub async fn stats(sql: &dyn SqlStore, slug: &Slug, range: &DayRange) -> Result<
     });
     let covers_all = outside.is_empty();
     let daily_rows = Rows { rows: in_range };
+    let top = SqlValue::Integer(MAX_BREAKDOWN as i64);
     let breakdown = if covers_all {
-        sql.execute(&ALL_TIME_BREAKDOWN, vec![slug.as_str().into()])
+        sql.execute(&ALL_TIME_BREAKDOWN, vec![slug.as_str().into(), top])
             .await?
     } else {
         let (from, to) = range.sql_bounds();
-        let params = vec![SqlValue::from(slug.as_str()), from.into(), to.into()];
+        let params = vec![SqlValue::from(slug.as_str()), from.into(), to.into(), top];
         sql.execute(&BREAKDOWN, params).await?
     };
     Ok(assemble(slug, range, &daily_rows, &breakdown))
@@ -254,21 +278,28 @@ fn assemble(slug: &Slug, range: &DayRange, daily_rows: &Rows, breakdown: &Rows) 
     }
     for row in &breakdown.rows {
         let (dimension, value, clicks) = (text(row, 0), text(row, 1), int(row, 2));
+        let other = int(row, 3) == 1;
+        let family = || Family {
+            name: if other {
+                OTHER.to_owned()
+            } else {
+                value.clone()
+            },
+            clicks,
+            other,
+        };
         match dimension.as_str() {
-            "referrer" if stats.referrers.len() < MAX_BREAKDOWN => stats.referrers.push(Referrer {
-                host: (!value.is_empty()).then_some(value),
+            "referrer" => stats.referrers.push(Referrer {
+                host: if other {
+                    Some(OTHER.to_owned())
+                } else {
+                    (!value.is_empty()).then(|| value.clone())
+                },
                 clicks,
+                other,
             }),
-            "browser" if stats.browsers.len() < MAX_BREAKDOWN => stats.browsers.push(Family {
-                name: value,
-                clicks,
-            }),
-            "os" if stats.operating_systems.len() < MAX_BREAKDOWN => {
-                stats.operating_systems.push(Family {
-                    name: value,
-                    clicks,
-                })
-            }
+            "browser" => stats.browsers.push(family()),
+            "os" => stats.operating_systems.push(family()),
             _ => {}
         }
     }

@@ -315,7 +315,7 @@ async fn create_link(
 ) -> Result<Response, AppError> {
     let now = (app.clock)();
     // The whole request is validated before anything is claimed.
-    let url = TargetUrl::parse(&body.url, &app.settings.public_base_url)?;
+    let url = TargetUrl::parse(&body.url, &app.settings.own_origins)?;
     let slug = body.slug.as_deref().map(Slug::parse).transpose()?;
     let expires_at = body
         .expires_at

@@ -2,6 +2,8 @@ use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use serde_json::json;
 
+use shortener::config::names;
+
 use crate::helpers::{TOKEN, TestApp};
 
 async fn refused(app: &TestApp, body: serde_json::Value, code: &str) {
@@ -47,6 +49,30 @@ async fn urls_pointing_at_our_own_short_links_are_refused() {
     )
     .await;
     nothing_stored(&app);
+}
+
+#[tokio::test]
+async fn urls_reaching_the_shortener_by_another_name_are_refused() {
+    let app = TestApp::with_vars(&[
+        (names::PUBLIC_BASE_URL, "http://127.0.0.1:3000"),
+        (names::PUBLIC_HOST_ALIASES, "sho.rt, go.example:8443"),
+    ])
+    .await;
+    for url in [
+        "http://localhost:3000/abc",
+        "http://localhost.:3000/abc",
+        "http://[::1]:3000/abc",
+        "http://[::ffff:127.0.0.1]:3000/abc",
+        "http://127.0.0.1.:3000/abc",
+        "https://sho.rt./abc",
+        "http://SHO.RT/abc",
+        "https://go.example:8443/abc",
+    ] {
+        refused(&app, json!({"url": url}), "self_referencing_url").await;
+    }
+    nothing_stored(&app);
+    app.create_ok("http://localhost:8080/elsewhere", None).await;
+    app.create_ok("https://go.example/other-port", None).await;
 }
 
 #[tokio::test]
