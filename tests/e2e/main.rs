@@ -13,6 +13,7 @@ mod harness;
 mod contract;
 mod hotpath;
 mod loadkit;
+mod scale;
 
 fn main() {
     let args = libtest_mimic::Arguments::from_args();
@@ -23,5 +24,6 @@ fn main() {
     trials.extend(contract::trials());
     trials.extend(hotpath::trials());
     trials.extend(loadkit::trials());
+    trials.extend(scale::trials());
     libtest_mimic::run(&args, trials).exit();
 }
