@@ -15,7 +15,7 @@ use shortener::native::{MemoryKv, SqliteStore};
 use tower::ServiceExt;
 
 /// The admin token of the benchmark app.
-pub const TOKEN: &str = "bench-admin-token";
+pub const TOKEN: &str = "bench-admin-token-0123456789abcdef";
 /// Its visitor salt.
 pub const SALT: &str = "bench-salt";
 

@@ -14,6 +14,7 @@ mod console;
 mod contract;
 mod hotpath;
 mod loadkit;
+mod scale;
 
 fn main() {
     let args = libtest_mimic::Arguments::from_args();
@@ -25,5 +26,6 @@ fn main() {
     trials.extend(console::trials());
     trials.extend(hotpath::trials());
     trials.extend(loadkit::trials());
+    trials.extend(scale::trials());
     libtest_mimic::run(&args, trials).exit();
 }
