@@ -23,6 +23,8 @@ GRANTS = {
     "spin:sqlite/sqlite": "sqlite_databases",
     "spin:variables/variables": "variables",
 }
+# The store labels the app opens (src/lib.rs STORE_LABEL, src/unrecorded.rs TALLY_LABEL).
+LABELS = {"key_value_stores": ["default"], "sqlite_databases": ["default", "unrecorded"]}
 OTEL = "wasi:otel/"
 OUTBOUND = ("wasi:http/client", "wasi:http/outgoing-handler", "wasi:sockets/", "spin:redis", "spin:postgres", "spin:mysql", "spin:mqtt", "fermyon:spin/llm")
 
@@ -60,8 +62,8 @@ def main():
                 problems.append(f"component {name} imports {iface} but spin.toml grants no {key}")
             if key != "variables" and granted[key] and not used:
                 problems.append(f"component {name} grants {key}={granted[key]} that the wasm never uses")
-            if key != "variables" and granted[key] and granted[key] != ["default"]:
-                problems.append(f"component {name} grants {key}={granted[key]}; the app uses only 'default'")
+            if key != "variables" and granted[key] and granted[key] != LABELS[key]:
+                problems.append(f"component {name} grants {key}={granted[key]}; the app uses {LABELS[key]}")
 
     for i in imports:
         if PLATFORM.match(i):

@@ -18,6 +18,8 @@
 //! * [`host`]: what Spin says about a request (`spin-*` headers), told apart
 //!   from what the client says.
 //! * [`metrics`]: the `/metrics` exposition, read from SQLite.
+//! * [`qr`]: QR codes of short URLs (SVG and PNG).
+//! * [`console`]: the web console under `/console/`, its assets compiled in.
 //! * [`migrations`]: the versioned SQLite schema and its triggers.
 //! * [`storage`]: the two ports (`KvStore`, `SqlStore`) and the `Traced`
 //!   wrapper that puts every storage call in a client span.
@@ -31,12 +33,14 @@
 pub mod analytics;
 pub mod clicks;
 pub mod config;
+pub mod console;
 pub mod error;
 pub mod host;
 pub mod http;
 pub mod links;
 pub mod metrics;
 pub mod migrations;
+pub mod qr;
 pub mod storage;
 pub mod telemetry;
 pub mod unrecorded;
