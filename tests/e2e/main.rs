@@ -11,6 +11,9 @@
 mod harness;
 
 mod contract;
+mod hotpath;
+mod loadkit;
+mod scale;
 
 fn main() {
     let args = libtest_mimic::Arguments::from_args();
@@ -19,5 +22,8 @@ fn main() {
     }
     let mut trials = Vec::new();
     trials.extend(contract::trials());
+    trials.extend(hotpath::trials());
+    trials.extend(loadkit::trials());
+    trials.extend(scale::trials());
     libtest_mimic::run(&args, trials).exit();
 }

@@ -20,7 +20,7 @@ use time::OffsetDateTime;
 use time::macros::datetime;
 use tower::ServiceExt;
 
-pub const TOKEN: &str = "property-admin-token";
+pub const TOKEN: &str = "property-admin-token-0123456789abcdef";
 pub const CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36";
 pub const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:125.0) Gecko/20100101 Firefox/125.0";
 pub const IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1";
@@ -72,7 +72,10 @@ impl Harness {
     fn build(overrides: &[(&str, &str)], slugs: Option<SlugSource>) -> Self {
         let mut vars = vec![
             (names::ADMIN_TOKEN.to_owned(), TOKEN.to_owned()),
-            (names::PUBLIC_BASE_URL.to_owned(), "https://sho.rt".to_owned()),
+            (
+                names::PUBLIC_BASE_URL.to_owned(),
+                "https://sho.rt".to_owned(),
+            ),
             (names::VISITOR_SALT.to_owned(), "property-salt".to_owned()),
         ];
         for (k, v) in overrides {
@@ -106,7 +109,8 @@ impl Harness {
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
-        rt.block_on(shortener::migrate(&app)).expect("migrations run");
+        rt.block_on(shortener::migrate(&app))
+            .expect("migrations run");
         let app = match slugs {
             Some(slugs) => App { slugs, ..app },
             None => app,
@@ -163,12 +167,18 @@ impl Harness {
 
     /// `POST /api/links` with this JSON.
     pub fn create(&self, body: &Value) -> Reply {
-        self.api(Method::POST, "/api/links", Some(body.to_string().as_bytes()))
+        self.api(
+            Method::POST,
+            "/api/links",
+            Some(body.to_string().as_bytes()),
+        )
     }
 
     /// One visit of `/{slug}` from `peer` with these headers.
     pub fn visit(&self, slug: &str, peer: IpAddr, headers: &[(&str, &[u8])]) -> Reply {
-        let mut builder = Request::builder().method(Method::GET).uri(format!("/{slug}"));
+        let mut builder = Request::builder()
+            .method(Method::GET)
+            .uri(format!("/{slug}"));
         for (name, value) in headers {
             builder = builder.header(*name, *value);
         }
@@ -218,9 +228,10 @@ pub fn is_error_body(body: &Value) -> bool {
     let Some(inner) = outer.get("error").and_then(Value::as_object) else {
         return false;
     };
-    let code_ok = inner.get("code").and_then(Value::as_str).is_some_and(|c| {
-        !c.is_empty() && c.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
-    });
+    let code_ok = inner
+        .get("code")
+        .and_then(Value::as_str)
+        .is_some_and(|c| !c.is_empty() && c.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'));
     let message_ok = inner
         .get("message")
         .and_then(Value::as_str)

@@ -6,8 +6,8 @@ use axum::http::Method;
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 
-use crate::app::{Harness, is_error_body};
-use crate::{Property, check};
+use super::app::{Harness, is_error_body};
+use super::{Property, check};
 
 pub fn properties() -> Vec<Property> {
     vec![
@@ -20,7 +20,7 @@ pub fn properties() -> Vec<Property> {
         Property {
             name: "any list query gets a page of at most limit links or a 400",
             cost: 20,
-            pending: Some("until core's fix of class 7 (limit > 100 capped) lands"),
+            pending: None,
             check: any_list_query_gets_a_page_or_a_400,
         },
         Property {
@@ -37,7 +37,8 @@ fn scalar() -> impl Strategy<Value = Value> {
         Just(Value::Null),
         any::<bool>().prop_map(Value::from),
         any::<i64>().prop_map(Value::from),
-        any::<f64>().prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
+        any::<f64>()
+            .prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
         "\\PC{0,16}".prop_map(Value::from),
     ]
 }
@@ -78,18 +79,19 @@ fn create_body() -> impl Strategy<Value = Value> {
     ]
     .boxed();
     let extra = prop::option::of(("[a-z]{1,6}", scalar()));
-    let shaped = (field(url), field(slug), field(expiry), extra).prop_map(|(url, slug, exp, extra)| {
-        let mut m = Map::new();
-        for (k, v) in [("url", url), ("slug", slug), ("expires_at", exp)] {
-            if let Some(v) = v {
-                m.insert(k.to_owned(), v);
+    let shaped =
+        (field(url), field(slug), field(expiry), extra).prop_map(|(url, slug, exp, extra)| {
+            let mut m = Map::new();
+            for (k, v) in [("url", url), ("slug", slug), ("expires_at", exp)] {
+                if let Some(v) = v {
+                    m.insert(k.to_owned(), v);
+                }
             }
-        }
-        if let Some((k, v)) = extra {
-            m.insert(k, v);
-        }
-        Value::Object(m)
-    });
+            if let Some((k, v)) = extra {
+                m.insert(k, v);
+            }
+            Value::Object(m)
+        });
     prop_oneof![6 => shaped, 1 => any_json()]
 }
 
@@ -134,7 +136,11 @@ fn any_create_body_gets_a_documented_answer(cases: u32) -> Result<(), String> {
             prop_assert!(is_error_body(&body), "not the error schema: {}", r.text());
         }
         let (registry, records) = harness.link_counts();
-        prop_assert_eq!(registry, records, "a slug is claimed without a record (or the reverse)");
+        prop_assert_eq!(
+            registry,
+            records,
+            "a slug is claimed without a record (or the reverse)"
+        );
         Ok(())
     })
 }
@@ -151,10 +157,14 @@ fn query_value() -> impl Strategy<Value = String> {
 fn any_list_query_gets_a_page_or_a_400(cases: u32) -> Result<(), String> {
     let harness = Harness::new(&[]);
     for i in 0..120 {
-        let r = harness.create(&json!({"url": "https://example.com/", "slug": format!("page-{i:03}")}));
+        let r =
+            harness.create(&json!({"url": "https://example.com/", "slug": format!("page-{i:03}")}));
         assert_eq!(r.status.as_u16(), 201);
     }
-    let strategy = (prop::option::of(query_value()), prop::option::of(query_value()));
+    let strategy = (
+        prop::option::of(query_value()),
+        prop::option::of(query_value()),
+    );
     check(cases, strategy, |(limit, cursor)| {
         let mut params = Vec::new();
         if let Some(l) = &limit {
@@ -163,7 +173,11 @@ fn any_list_query_gets_a_page_or_a_400(cases: u32) -> Result<(), String> {
         if let Some(c) = &cursor {
             params.push(format!("cursor={c}"));
         }
-        let r = harness.api(Method::GET, &format!("/api/links?{}", params.join("&")), None);
+        let r = harness.api(
+            Method::GET,
+            &format!("/api/links?{}", params.join("&")),
+            None,
+        );
         let status = r.status.as_u16();
         // What the server sees once the query is form-decoded.
         let decoded = limit.as_deref().map(|l| {
@@ -185,7 +199,12 @@ fn any_list_query_gets_a_page_or_a_400(cases: u32) -> Result<(), String> {
         if status == 200 {
             let page = r.json();
             let n = page["links"].as_array().map_or(0, Vec::len) as u64;
-            prop_assert!(n <= wanted_limit.unwrap(), "{} links for limit {:?}", n, limit);
+            prop_assert!(
+                n <= wanted_limit.unwrap(),
+                "{} links for limit {:?}",
+                n,
+                limit
+            );
             prop_assert!(page["next_cursor"].is_null() || page["next_cursor"].is_string());
         } else {
             prop_assert!(is_error_body(&r.json()), "{}", r.text());

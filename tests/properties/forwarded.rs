@@ -11,8 +11,8 @@ use proptest::prelude::*;
 use serde_json::json;
 use shortener::clicks::{client_ip, visitor_hash};
 
-use crate::app::{CHROME, Harness};
-use crate::{Property, check};
+use super::app::{CHROME, Harness};
+use super::{Property, check};
 
 pub fn properties() -> Vec<Property> {
     vec![
@@ -89,11 +89,7 @@ fn through_proxies(client_lines: &[String], hops: &[Hop]) -> Vec<String> {
 }
 
 fn left_entries_never_change_the_client(cases: u32) -> Result<(), String> {
-    let strategy = (
-        hops(),
-        prop::collection::vec(junk_text(), 0..4),
-        ip(),
-    );
+    let strategy = (hops(), prop::collection::vec(junk_text(), 0..4), ip());
     check(cases, strategy, |(hops, junk, peer)| {
         let honest = through_proxies(&[], &hops);
         let spoofed = through_proxies(&junk, &hops);
@@ -114,7 +110,10 @@ fn left_entries_never_change_the_client(cases: u32) -> Result<(), String> {
 }
 
 fn without_hops_the_peer_is_the_client(cases: u32) -> Result<(), String> {
-    let strategy = (prop::collection::vec(junk_text(), 0..4), prop::option::of(ip()));
+    let strategy = (
+        prop::collection::vec(junk_text(), 0..4),
+        prop::option::of(ip()),
+    );
     check(cases, strategy, |(lines, peer)| {
         let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
         prop_assert_eq!(client_ip(peer, &refs, 0), peer);
@@ -179,7 +178,10 @@ fn left_bytes_never_change_the_visitor(cases: u32) -> Result<(), String> {
             expected,
             "the visitor is not {} for lines {:?}",
             client,
-            lines.iter().map(|l| String::from_utf8_lossy(l).into_owned()).collect::<Vec<_>>()
+            lines
+                .iter()
+                .map(|l| String::from_utf8_lossy(l).into_owned())
+                .collect::<Vec<_>>()
         );
         Ok(())
     })

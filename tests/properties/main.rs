@@ -122,7 +122,10 @@ pub fn long_run() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000_000);
     let properties = all();
-    let active: Vec<Property> = properties.into_iter().filter(|p| p.pending.is_none()).collect();
+    let active: Vec<Property> = properties
+        .into_iter()
+        .filter(|p| p.pending.is_none())
+        .collect();
     let plan = long_run_cases(&active, total);
     let started = Instant::now();
     let (mut ran, mut failed) = (0u64, 0usize);

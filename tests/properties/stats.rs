@@ -9,8 +9,8 @@ use serde_json::{Value, json};
 use time::macros::{date, format_description};
 use time::{Date, Duration, Time};
 
-use crate::app::{CHROME, FIREFOX, GOOGLEBOT, Harness, IPHONE, is_error_body};
-use crate::{Property, check};
+use super::app::{CHROME, FIREFOX, GOOGLEBOT, Harness, IPHONE, is_error_body};
+use super::{Property, check};
 
 pub fn properties() -> Vec<Property> {
     vec![
@@ -23,13 +23,13 @@ pub fn properties() -> Vec<Property> {
         Property {
             name: "stats over a range spelled any way are refused or equal the raw rows of its days",
             cost: 400,
-            pending: Some("until core's fix of class 4 (dates compared as text) lands"),
+            pending: None,
             check: |cases| stats_equal_raw_rows(cases, Spell::Any, 0..30, 6),
         },
         Property {
             name: "every breakdown adds up to the total however many referrers there are",
             cost: 2000,
-            pending: Some("until core's fix of class 5 (unbounded breakdowns) lands"),
+            pending: None,
             check: |cases| stats_equal_raw_rows(cases.div_ceil(4), Spell::Canonical, 101..140, 400),
         },
     ]
@@ -51,7 +51,13 @@ type ClickSpec = (i64, u32, usize, u32, usize);
 type Bound = Option<(i64, u8)>;
 
 fn click(referrers: u32) -> impl Strategy<Value = ClickSpec> {
-    (0i64..40, 0u32..86_400, 0..AGENTS.len(), 0..referrers, 0..PEERS.len())
+    (
+        0i64..40,
+        0u32..86_400,
+        0..AGENTS.len(),
+        0..referrers,
+        0..PEERS.len(),
+    )
 }
 
 fn bound() -> impl Strategy<Value = Bound> {
@@ -88,7 +94,11 @@ fn text(v: &shortener::storage::SqlValue) -> String {
     v.as_str().unwrap_or_default().to_owned()
 }
 
-fn expected(rows: &[Vec<shortener::storage::SqlValue>], from: Option<Date>, to: Option<Date>) -> Expected {
+fn expected(
+    rows: &[Vec<shortener::storage::SqlValue>],
+    from: Option<Date>,
+    to: Option<Date>,
+) -> Expected {
     let mut e = Expected::default();
     for row in rows {
         let day_text = text(&row[0]);
@@ -98,11 +108,19 @@ fn expected(rows: &[Vec<shortener::storage::SqlValue>], from: Option<Date>, to: 
         }
         let bot = row[1].as_i64().unwrap() == 1;
         e.total += 1;
-        if bot { e.bots += 1 } else { e.humans += 1 }
+        if bot {
+            e.bots += 1
+        } else {
+            e.humans += 1
+        }
         e.visitors.insert((day_text.clone(), text(&row[2])));
         let d = e.daily.entry(day_text).or_default();
         d.0 += 1;
-        if bot { d.2 += 1 } else { d.1 += 1 }
+        if bot {
+            d.2 += 1
+        } else {
+            d.1 += 1
+        }
         let referrer = row[3].as_str().map(str::to_owned);
         *e.referrers.entry(referrer).or_default() += 1;
         *e.browsers.entry(text(&row[4])).or_default() += 1;
@@ -149,7 +167,9 @@ fn stats_equal_raw_rows(
         let created = harness.create(&json!({"url": "https://example.com/", "slug": slug}));
         prop_assert_eq!(created.status.as_u16(), 201, "{}", created.text());
         for &(day, second, agent, referrer, peer) in &clicks {
-            let at = (base + Duration::days(day)).with_time(Time::MIDNIGHT).assume_utc()
+            let at = (base + Duration::days(day))
+                .with_time(Time::MIDNIGHT)
+                .assume_utc()
                 + Duration::seconds(i64::from(second));
             harness.set_now(at);
             let referer = format!("https://r{referrer}.example/path");
@@ -198,10 +218,18 @@ fn stats_equal_raw_rows(
                 continue;
             }
             prop_assert_eq!(r.status.as_u16(), 200, "?{}: {}", query, r.text());
-            prop_assert!(!inverted, "?{} is inverted but answered {}", query, r.text());
+            prop_assert!(
+                !inverted,
+                "?{} is inverted but answered {}",
+                query,
+                r.text()
+            );
             let s = r.json();
             let e = expected(&rows, from, to);
-            let ctx = format!("?{query} with clicks on {:?}", e.daily.keys().collect::<Vec<_>>());
+            let ctx = format!(
+                "?{query} with clicks on {:?}",
+                e.daily.keys().collect::<Vec<_>>()
+            );
             prop_assert_eq!(s["total"].as_i64(), Some(e.total), "total {}", ctx);
             prop_assert_eq!(s["humans"].as_i64(), Some(e.humans), "humans {}", ctx);
             prop_assert_eq!(s["bots"].as_i64(), Some(e.bots), "bots {}", ctx);
@@ -217,20 +245,51 @@ fn stats_equal_raw_rows(
                 .flatten()
                 .map(|d| {
                     let n = |k: &str| d[k].as_i64().unwrap_or(-1);
-                    (d["date"].as_str().unwrap_or_default().to_owned(), (n("clicks"), n("humans"), n("bots")))
+                    (
+                        d["date"].as_str().unwrap_or_default().to_owned(),
+                        (n("clicks"), n("humans"), n("bots")),
+                    )
                 })
                 .collect();
             prop_assert_eq!(&daily, &e.daily, "daily {}", ctx);
-            let dates: Vec<&str> = s["daily"].as_array().into_iter().flatten().filter_map(|d| d["date"].as_str()).collect();
-            prop_assert!(dates.windows(2).all(|w| w[0] < w[1]), "daily is oldest first: {:?}", dates);
+            let dates: Vec<&str> = s["daily"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|d| d["date"].as_str())
+                .collect();
+            prop_assert!(
+                dates.windows(2).all(|w| w[0] < w[1]),
+                "daily is oldest first: {:?}",
+                dates
+            );
             for key in ["referrers", "browsers", "operating_systems"] {
                 prop_assert_eq!(sum(&s[key]), e.total, "{} add up to the total {}", key, ctx);
             }
             if exact_breakdowns {
-                prop_assert_eq!(counts(&s["referrers"], "host"), e.referrers.clone(), "referrers {}", ctx);
-                let some = |m: &BTreeMap<String, i64>| m.iter().map(|(k, v)| (Some(k.clone()), *v)).collect::<BTreeMap<_, _>>();
-                prop_assert_eq!(counts(&s["browsers"], "name"), some(&e.browsers), "browsers {}", ctx);
-                prop_assert_eq!(counts(&s["operating_systems"], "name"), some(&e.os), "os {}", ctx);
+                prop_assert_eq!(
+                    counts(&s["referrers"], "host"),
+                    e.referrers.clone(),
+                    "referrers {}",
+                    ctx
+                );
+                let some = |m: &BTreeMap<String, i64>| {
+                    m.iter()
+                        .map(|(k, v)| (Some(k.clone()), *v))
+                        .collect::<BTreeMap<_, _>>()
+                };
+                prop_assert_eq!(
+                    counts(&s["browsers"], "name"),
+                    some(&e.browsers),
+                    "browsers {}",
+                    ctx
+                );
+                prop_assert_eq!(
+                    counts(&s["operating_systems"], "name"),
+                    some(&e.os),
+                    "os {}",
+                    ctx
+                );
             }
         }
         Ok(())

@@ -8,22 +8,22 @@ use proptest::prelude::*;
 use serde_json::json;
 use url::{Host, Url};
 
-use crate::app::Harness;
-use crate::slugs::flip_case;
-use crate::{Property, check};
+use super::app::Harness;
+use super::slugs::flip_case;
+use super::{Property, check};
 
 pub fn properties() -> Vec<Property> {
     vec![
         Property {
-            name: "no url accepted points back at this shortener by letter case or an explicit default port",
+            name: "no url accepted points back at this shortener or an alias host by letter case or an explicit default port",
             cost: 30,
             pending: None,
             check: |cases| self_references_are_refused(cases, Spelling::CaseAndPort),
         },
         Property {
-            name: "no url accepted points back at this shortener by any spelling of its host",
+            name: "no url accepted points back at this shortener or an alias host by any spelling of the host",
             cost: 30,
-            pending: Some("until core's fix of class 3 (self-reference by another name) lands"),
+            pending: None,
             check: |cases| self_references_are_refused(cases, Spelling::Any),
         },
         Property {
@@ -35,12 +35,46 @@ pub fn properties() -> Vec<Property> {
     ]
 }
 
-/// The public base URLs the properties run against (one app each).
-const BASES: &[&str] = &[
-    "https://sho.rt",
-    "http://127.0.0.1:3000",
-    "https://go.example.com/s/",
+/// The `public_base_url`s and `public_host_aliases` the properties run
+/// against (one app each).
+const BASES: &[(&str, &str)] = &[
+    ("https://sho.rt", "go.sho.rt, short.example:8443"),
+    ("http://127.0.0.1:3000", ""),
+    (
+        "https://go.example.com/s/",
+        "[2001:db8::5], 192.0.2.10:8080",
+    ),
 ];
+
+/// Our origins as the oracle sees them: (host key, port) pairs and the
+/// base's path prefix. An alias without a port stands for the base's port.
+struct Ours {
+    origins: Vec<(Option<String>, Option<u16>)>,
+    prefix: String,
+    hosts: Vec<String>,
+    ports: Vec<u16>,
+}
+
+impl Ours {
+    fn new(base: &str, aliases: &str) -> Self {
+        let base = Url::parse(base).unwrap();
+        let base_port = base.port_or_known_default();
+        let mut ours = Self {
+            origins: vec![(host_key(&base), base_port)],
+            prefix: base.path().trim_end_matches('/').to_owned(),
+            hosts: vec![base.host_str().unwrap().to_owned()],
+            ports: base_port.into_iter().collect(),
+        };
+        for alias in aliases.split(',').map(str::trim).filter(|a| !a.is_empty()) {
+            let url = Url::parse(&format!("http://{alias}/")).unwrap();
+            let port = url.port().or(base_port);
+            ours.origins.push((host_key(&url), port));
+            ours.hosts.push(url.host_str().unwrap().to_owned());
+            ours.ports.extend(port);
+        }
+        ours
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Spelling {
@@ -75,7 +109,11 @@ fn host_key(url: &Url) -> Option<String> {
     Some(match url.host()? {
         Host::Domain(d) => {
             let d = d.strip_suffix('.').unwrap_or(d).to_ascii_lowercase();
-            if d == "localhost" { "loopback".into() } else { d }
+            if d == "localhost" {
+                "loopback".into()
+            } else {
+                d
+            }
         }
         Host::Ipv4(a) if a == Ipv4Addr::LOCALHOST => "loopback".into(),
         Host::Ipv4(a) => a.to_string(),
@@ -89,24 +127,27 @@ fn host_key(url: &Url) -> Option<String> {
 }
 
 /// The oracle: whether `url` reaches this shortener's short links, i.e. the
-/// same host (by [`host_key`]) and port, under the base's path.
-fn points_at(url: &Url, base: &Url) -> bool {
-    let prefix = base.path().trim_end_matches('/');
-    host_key(url) == host_key(base)
-        && url.port_or_known_default() == base.port_or_known_default()
+/// host (by [`host_key`]) and port of one of our origins, under the base's
+/// path.
+fn points_at(url: &Url, ours: &Ours) -> bool {
+    let prefix = ours.prefix.as_str();
+    let origin = (host_key(url), url.port_or_known_default());
+    ours.origins.contains(&origin)
         && (prefix.is_empty()
             || url.path() == prefix
             || url.path().starts_with(&format!("{prefix}/")))
 }
 
-/// Spellings of `base`'s host.
-fn own_host(base: &Url, spelling: Spelling) -> BoxedStrategy<String> {
-    let host = base.host_str().unwrap().to_owned();
-    let names: Vec<String> = if spelling == Spelling::Any && is_loopback_name(&host) {
-        LOOPBACK.iter().map(|s| (*s).to_owned()).collect()
-    } else {
-        vec![host]
-    };
+/// Spellings of our hosts.
+fn own_host(ours: &Ours, spelling: Spelling) -> BoxedStrategy<String> {
+    let mut names: Vec<String> = Vec::new();
+    for host in &ours.hosts {
+        if spelling == Spelling::Any && is_loopback_name(host) {
+            names.extend(LOOPBACK.iter().map(|s| (*s).to_owned()));
+        } else {
+            names.push(host.clone());
+        }
+    }
     (prop::sample::select(names), any::<u64>(), 0u8..4)
         .prop_map(move |(name, case, variant)| {
             let name = flip_case(&name, case);
@@ -136,14 +177,14 @@ fn other_host() -> impl Strategy<Value = String> {
 }
 
 /// `scheme://host[:port]path[?query][#fragment]` from parts.
-fn url_from(base: &Url, host: impl Strategy<Value = String>) -> impl Strategy<Value = String> {
-    let base_port = base.port_or_known_default().unwrap();
-    let prefix = base.path().trim_end_matches('/').to_owned();
+fn url_from(ours: &Ours, host: impl Strategy<Value = String>) -> impl Strategy<Value = String> {
+    let own_ports = ours.ports.clone();
+    let prefix = ours.prefix.clone();
     let scheme = prop_oneof![Just("http"), Just("https"), Just("HTTP"), Just("hTtPs")];
     let port = prop_oneof![
         Just(None),
         Just(Some(0u32)), // the scheme's default, written out
-        Just(Some(u32::from(base_port))),
+        prop::sample::select(own_ports).prop_map(|p| Some(u32::from(p))),
         (1u32..65536).prop_map(Some),
     ];
     let path = prop_oneof![
@@ -164,27 +205,33 @@ fn url_from(base: &Url, host: impl Strategy<Value = String>) -> impl Strategy<Va
     })
 }
 
-fn harness_for(base: &str) -> Harness {
-    Harness::new(&[("public_base_url", base)])
+fn harness_for(base: &str, aliases: &str) -> Harness {
+    Harness::new(&[("public_base_url", base), ("public_host_aliases", aliases)])
 }
 
 fn self_references_are_refused(cases: u32, spelling: Spelling) -> Result<(), String> {
-    for base_text in BASES {
-        let base = Url::parse(base_text).unwrap();
-        let harness = harness_for(base_text);
+    for &(base_text, aliases) in BASES {
+        let ours = Ours::new(base_text, aliases);
+        let harness = harness_for(base_text, aliases);
         let urls = prop_oneof![
-            3 => url_from(&base, own_host(&base, spelling)),
-            1 => url_from(&base, other_host()),
+            3 => url_from(&ours, own_host(&ours, spelling)),
+            1 => url_from(&ours, other_host()),
         ];
         check(cases.div_ceil(BASES.len() as u32), urls, |raw| {
             let created = harness.create(&json!({"url": raw}));
             let status = created.status.as_u16();
-            prop_assert!(status == 201 || status == 400, "{} for {}: {}", status, raw, created.text());
+            prop_assert!(
+                status == 201 || status == 400,
+                "{} for {}: {}",
+                status,
+                raw,
+                created.text()
+            );
             if status == 201 {
                 let input = Url::parse(&raw).unwrap();
                 let stored = Url::parse(created.json()["url"].as_str().unwrap()).unwrap();
                 prop_assert!(
-                    !points_at(&input, &base) && !points_at(&stored, &base),
+                    !points_at(&input, &ours) && !points_at(&stored, &ours),
                     "{} was accepted as {} but points at {}",
                     raw,
                     stored,
@@ -198,15 +245,15 @@ fn self_references_are_refused(cases: u32, spelling: Spelling) -> Result<(), Str
 }
 
 fn other_hosts_are_accepted(cases: u32) -> Result<(), String> {
-    for base_text in BASES {
-        let base = Url::parse(base_text).unwrap();
-        let harness = harness_for(base_text);
+    for &(base_text, aliases) in BASES {
+        let ours = Ours::new(base_text, aliases);
+        let harness = harness_for(base_text, aliases);
         check(
             cases.div_ceil(BASES.len() as u32),
-            url_from(&base, other_host()),
+            url_from(&ours, other_host()),
             |raw| {
                 let normalised = Url::parse(&raw).unwrap();
-                prop_assume!(!points_at(&normalised, &base));
+                prop_assume!(!points_at(&normalised, &ours));
                 let created = harness.create(&json!({"url": raw}));
                 prop_assert_eq!(created.status.as_u16(), 201, "{}: {}", raw, created.text());
                 let stored = created.json()["url"].as_str().unwrap().to_owned();

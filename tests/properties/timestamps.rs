@@ -6,14 +6,14 @@ use serde_json::json;
 use time::format_description::well_known::Rfc3339;
 use time::{OffsetDateTime, PrimitiveDateTime};
 
-use crate::app::Harness;
-use crate::{Property, check};
+use super::app::Harness;
+use super::{Property, check};
 
 pub fn properties() -> Vec<Property> {
     vec![Property {
         name: "an expires_at is stored as the same utc instant or refused with the slug left free",
         cost: 40,
-        pending: Some("until core's fix of class 2 (timestamps out of range) lands"),
+        pending: None,
         check: expiry_is_the_same_instant_or_refused,
     }]
 }
@@ -32,10 +32,8 @@ fn timestamp_text() -> impl Strategy<Value = String> {
         prop_oneof![
             Just("Z".to_owned()),
             Just("z".to_owned()),
-            (any::<bool>(), 0u8..=23, 0u8..=59).prop_map(|(neg, h, m)| format!(
-                "{}{h:02}:{m:02}",
-                if neg { '-' } else { '+' }
-            )),
+            (any::<bool>(), 0u8..=23, 0u8..=59)
+                .prop_map(|(neg, h, m)| format!("{}{h:02}:{m:02}", if neg { '-' } else { '+' })),
         ],
         prop_oneof![Just('T'), Just('t'), Just(' ')],
     )
@@ -78,14 +76,29 @@ fn expiry_is_the_same_instant_or_refused(cases: u32) -> Result<(), String> {
         let body = json!({"url": "https://example.com/", "slug": slug, "expires_at": raw});
         let created = harness.create(&body);
         let status = created.status.as_u16();
-        prop_assert!(status == 201 || status == 400, "{} for {:?}: {}", status, raw, created.text());
+        prop_assert!(
+            status == 201 || status == 400,
+            "{} for {:?}: {}",
+            status,
+            raw,
+            created.text()
+        );
         let denoted = instant_nanos(&raw);
         if status == 201 {
             let want = denoted.expect("only a timestamp is accepted");
             prop_assert!(want > now_nanos, "{:?} is not in the future", raw);
-            let stored = created.json()["expires_at"].as_str().unwrap_or_default().to_owned();
+            let stored = created.json()["expires_at"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
             prop_assert!(stored.ends_with('Z'), "{:?} is not UTC", stored);
-            prop_assert_eq!(instant_nanos(&stored), Some(want), "{:?} stored as {:?}", raw, stored);
+            prop_assert_eq!(
+                instant_nanos(&stored),
+                Some(want),
+                "{:?} stored as {:?}",
+                raw,
+                stored
+            );
             let got = harness.api(axum::http::Method::GET, &format!("/api/links/{slug}"), None);
             prop_assert_eq!(&got.json()["expires_at"], &json!(stored));
             let followed = harness.visit(&slug, "203.0.113.1".parse().unwrap(), &[]);
@@ -98,7 +111,13 @@ fn expiry_is_the_same_instant_or_refused(cases: u32) -> Result<(), String> {
             }
             // Nothing was claimed: the slug is free for a valid request.
             let retry = harness.create(&json!({"url": "https://example.com/", "slug": slug}));
-            prop_assert_eq!(retry.status.as_u16(), 201, "slug stuck after {:?}: {}", raw, retry.text());
+            prop_assert_eq!(
+                retry.status.as_u16(),
+                201,
+                "slug stuck after {:?}: {}",
+                raw,
+                retry.text()
+            );
         }
         Ok(())
     })
