@@ -180,12 +180,23 @@ def check_collector():
         for name in sections[kind]:
             if name not in used[kind]:
                 fail("%s %r is defined but used by no pipeline" % (kind[:-1], name))
+    # Current component names and keys of the pinned contrib release: the
+    # deprecated aliases still load, and a later release drops them.
+    deprecated = {("exporters", "otlp"): "otlp_grpc", ("exporters", "otlphttp"): "otlp_http",
+                  ("connectors", "spanmetrics"): "span_metrics"}
+    for (kind, old_type), current in deprecated.items():
+        for name in sections[kind]:
+            if name.split("/")[0] == old_type:
+                fail("%s %r uses the deprecated type %r: use %r" % (kind[:-1], name, old_type, current))
+    for name, conf in sections["connectors"].items():
+        if "dimensions_cache_size" in (conf or {}):
+            fail("connector %r sets the deprecated dimensions_cache_size: use aggregation_cardinality_limit" % name)
     # spanmetrics: traces in, metrics out, low-cardinality dimensions, names the fixture assumes.
-    sm = sections["connectors"].get("spanmetrics")
+    sm = sections["connectors"].get("span_metrics")
     if not sm:
-        fail("spanmetrics connector missing")
+        fail("span_metrics connector missing")
     else:
-        if conn_as_exporter.get("spanmetrics") != ["traces"] or conn_as_receiver.get("spanmetrics") != ["metrics"]:
+        if conn_as_exporter.get("span_metrics") != ["traces"] or conn_as_receiver.get("span_metrics") != ["metrics"]:
             fail("spanmetrics must be exported to from a traces pipeline and received in a metrics pipeline")
         dims = {d["name"] for d in sm.get("dimensions", [])}
         bad = dims & FORBIDDEN_DIMENSIONS
@@ -199,6 +210,9 @@ def check_collector():
         buckets = sm.get("histogram", {}).get("explicit", {}).get("buckets", [])
         if "100us" not in buckets or "25ms" not in buckets:
             fail("spanmetrics buckets must include 100us (sub-ms redirects) and 25ms (latency SLO bound)")
+        limit = sm.get("aggregation_cardinality_limit")
+        if not isinstance(limit, int) or not 0 < limit <= 10000:
+            fail("span_metrics must cap cardinality with aggregation_cardinality_limit (1..10000), got %r" % limit)
         for needed in ("http.route", "http.response.status_code", "db.operation.name", "db.system.name"):
             if needed not in dims:
                 fail("spanmetrics dimension %s missing (used by dashboards/rules)" % needed)
