@@ -3,6 +3,9 @@
 
   check_stack.py dashboards        unique panel ids, units, descriptions, datasource uids, variables
   check_stack.py collector         collector config: pipelines reference defined components, PII, naming
+  check_stack.py runbooks          every alert's runbook_url names a section of docs/runbook.md, and back
+  check_stack.py compose CONFIG    `docker compose config` output: healthchecks, loopback-only ports,
+                                   pinned images
   check_stack.py promql APP_METRICS_FILE
         starts the Debian Prometheus on 127.0.0.1 (random port, temp dir), scraping the fixture
         series from a local HTTP server and loading the alert/recording rules, then evaluates every
@@ -515,9 +518,67 @@ def _check_promql_live(port, tmp, fixtures):
     print("  evaluated %d expressions (%d non-empty) against %d metric names" % (len(queries), nonempty, len(names)))
 
 
+# ---------------------------------------------------------------- runbooks
+RUNBOOK = os.path.join(ROOT, "docs", "runbook.md")
+# Loaded only by deploy/tests/check_alerting.py, documented in the runbook too.
+TEST_ONLY_ALERTS = {"ShortenerAlertPipelineTest"}
+
+
+def check_runbooks():
+    print("runbooks: runbook_url of every alert -> a section of docs/runbook.md")
+    sections = {m.group(1) for m in re.finditer(r"^## (\S+)\s*$", open(RUNBOOK).read(), re.M)}
+    alerts = set()
+    for path in RULE_FILES:
+        for group in (yaml.safe_load(open(path)) or {}).get("groups", []):
+            for rule in group.get("rules", []):
+                if "alert" not in rule:
+                    continue
+                name = rule["alert"]
+                alerts.add(name)
+                url = (rule.get("annotations") or {}).get("runbook_url", "")
+                if url != "docs/runbook.md#" + name.lower():
+                    fail("%s: runbook_url %r, want docs/runbook.md#%s" % (name, url, name.lower()))
+                if name not in sections:
+                    fail("%s: no '## %s' section in docs/runbook.md" % (name, name))
+    for orphan in sorted(sections - alerts - TEST_ONLY_ALERTS):
+        fail("docs/runbook.md section %r matches no alert rule" % orphan)
+    print("  %d alerts, %d runbook sections" % (len(alerts), len(sections)))
+
+
+# ---------------------------------------------------------------- compose
+ONE_SHOT = {"builder", "tempo-init", "k6"}
+
+
+def check_compose(path):
+    print("compose: healthchecks, published ports, image pins in %s" % os.path.relpath(path, ROOT))
+    services = (yaml.safe_load(open(path)) or {}).get("services", {})
+    if not services:
+        fail("no services in the rendered compose file")
+    for name, svc in sorted(services.items()):
+        if name not in ONE_SHOT:
+            test = (svc.get("healthcheck") or {}).get("test")
+            if not test or (svc.get("healthcheck") or {}).get("disable"):
+                fail("service %s has no healthcheck" % name)
+        image = svc.get("image", "")
+        if not re.search(r":[^/:]+$", image) or image.endswith(":latest"):
+            fail("service %s: image %r is not pinned to a version tag" % (name, image))
+        for arg, value in ((svc.get("build") or {}).get("args") or {}).items():
+            if "/" in str(value) and (":" not in str(value) or str(value).endswith(":latest")):
+                fail("service %s: build arg %s=%r is not a pinned image" % (name, arg, value))
+        for port in svc.get("ports", []) or []:
+            if isinstance(port, dict) and port.get("host_ip") != "127.0.0.1":
+                fail("service %s publishes %s on %r, not 127.0.0.1, by default"
+                     % (name, port.get("published"), port.get("host_ip", "all interfaces")))
+    print("  %d services" % len(services))
+
+
 def main():
     what = sys.argv[1] if len(sys.argv) > 1 else ""
-    if what == "dashboards":
+    if what == "runbooks":
+        check_runbooks()
+    elif what == "compose":
+        check_compose(os.path.abspath(sys.argv[2]))
+    elif what == "dashboards":
         check_dashboards()
     elif what == "collector":
         check_collector()
