@@ -10,6 +10,7 @@
 
 mod harness;
 
+mod console;
 mod contract;
 mod hotpath;
 mod loadkit;
@@ -22,6 +23,7 @@ fn main() {
     }
     let mut trials = Vec::new();
     trials.extend(contract::trials());
+    trials.extend(console::trials());
     trials.extend(hotpath::trials());
     trials.extend(loadkit::trials());
     trials.extend(scale::trials());
