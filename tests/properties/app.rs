@@ -97,12 +97,14 @@ impl Harness {
             tempfile::tempdir().unwrap()
         };
         let sql = Arc::new(SqliteStore::open(dir.path().join("clicks.db")).unwrap());
+        let unrecorded = SqliteStore::open(dir.path().join("unrecorded.db")).unwrap();
         let kv = MemoryKv::default();
         let now = Arc::new(Mutex::new(datetime!(2030-01-15 12:00 UTC)));
         let clock_now = now.clone();
         let app = shortener::build_app(
             kv.clone(),
             sql.clone(),
+            unrecorded,
             settings,
             Arc::new(move || *clock_now.lock().unwrap()),
         );
