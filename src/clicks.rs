@@ -137,8 +137,8 @@ pub fn visitor_hash(salt: &str, ip: Option<IpAddr>, user_agent: &str, day: &str)
 
 /// `YYYY-MM-DD` of `t` in UTC.
 pub fn utc_day(t: OffsetDateTime) -> String {
-    let d = t.to_offset(time::UtcOffset::UTC).date();
-    format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
+    let utc = t.checked_to_offset(time::UtcOffset::UTC).unwrap_or(t);
+    crate::analytics::day_text(utc.date())
 }
 
 /// A click to record.
@@ -313,5 +313,8 @@ mod tests {
     fn days_are_utc() {
         let t = OffsetDateTime::from_unix_timestamp(1_900_000_000).unwrap();
         assert_eq!(utc_day(t), "2030-03-17");
+        // 23:30 at UTC-01:00 is already the next day in UTC.
+        let west = time::macros::datetime!(2030-03-17 23:30 -01:00);
+        assert_eq!(utc_day(west), "2030-03-18");
     }
 }

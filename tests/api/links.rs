@@ -3,6 +3,7 @@ use std::collections::HashSet;
 use axum::http::{Method, StatusCode};
 use serde_json::json;
 use shortener::config::names;
+use shortener::storage::KvStore;
 
 use crate::helpers::{BASE, TestApp};
 
@@ -116,6 +117,48 @@ async fn expires_at_is_stored_normalised_to_utc() {
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     assert_eq!(r.json()["expires_at"], "2030-02-01T00:00:00Z");
+    let slug = r.json()["slug"].as_str().unwrap().to_owned();
+    let stored = app.kv.get(&format!("link:{slug}")).await.unwrap().unwrap();
+    let stored: serde_json::Value = serde_json::from_slice(&stored).unwrap();
+    assert_eq!(
+        stored["expires_at"], "2030-02-01T00:00:00Z",
+        "the record itself"
+    );
+    let read = app
+        .api(Method::GET, &format!("/api/links/{slug}"), None)
+        .await;
+    assert_eq!(read.json()["expires_at"], "2030-02-01T00:00:00Z");
+}
+
+#[tokio::test]
+async fn records_stored_before_timestamps_were_typed_still_load() {
+    let app = TestApp::spawn().await;
+    // The record format as it has always been written: RFC 3339 text.
+    let legacy = json!({"slug": "legacy1", "url": "https://e.com/",
+        "created_at": "2030-01-01T00:00:00Z", "expires_at": "2030-01-10T00:00:00Z"});
+    app.kv
+        .set("link:legacy1", legacy.to_string().as_bytes())
+        .await
+        .unwrap();
+    let r = app.api(Method::GET, "/api/links/legacy1", None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.json()["created_at"], "2030-01-01T00:00:00Z");
+    // The clock says 2030-01-15: expired.
+    assert_eq!(app.follow("legacy1").await.status, StatusCode::GONE);
+}
+
+#[tokio::test]
+async fn a_stored_expiry_that_does_not_parse_is_an_error_not_never_expires() {
+    let app = TestApp::spawn().await;
+    let corrupt = json!({"slug": "broken1", "url": "https://e.com/",
+        "created_at": "2030-01-01T00:00:00Z", "expires_at": "someday"});
+    app.kv
+        .set("link:broken1", corrupt.to_string().as_bytes())
+        .await
+        .unwrap();
+    let r = app.follow("broken1").await;
+    assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(r.header("location").is_none(), "no redirect");
 }
 
 #[tokio::test]
@@ -155,13 +198,21 @@ async fn paging_lists_every_link_exactly_once_in_a_stable_order() {
 }
 
 #[tokio::test]
-async fn a_page_is_capped_at_100_links() {
+async fn a_page_holds_at_most_100_links_and_a_larger_limit_is_refused() {
     let app = TestApp::spawn().await;
     for i in 0..105 {
         app.create_ok(&format!("https://e{i}.example"), None).await;
     }
+    // Issue 8: `limit` is 1-100 as documented; above is a 400, not a silent cap.
+    for limit in ["101", "1000"] {
+        let r = app
+            .api(Method::GET, &format!("/api/links?limit={limit}"), None)
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{limit}");
+        assert_eq!(r.error_code(), "invalid_limit", "{limit}");
+    }
     let page = app
-        .api(Method::GET, "/api/links?limit=1000", None)
+        .api(Method::GET, "/api/links?limit=100", None)
         .await
         .json();
     assert_eq!(page["links"].as_array().unwrap().len(), 100);
@@ -262,5 +313,42 @@ async fn random_slug_draws_give_up_with_a_500_after_repeated_collisions() {
         app.count("SELECT count(*) FROM links", vec![]),
         1,
         "nothing else stored"
+    );
+}
+
+#[tokio::test]
+async fn a_random_slug_that_is_a_reserved_word_is_redrawn() {
+    let app = TestApp::spawn().await;
+    app.queue_random_slugs(&["metrics", "CONSOLE", "Fresh34"]);
+    let slug = app.create_ok("https://e.example", None).await;
+    assert_eq!(slug, "Fresh34");
+    assert_eq!(app.count("SELECT count(*) FROM links", vec![]), 1);
+}
+
+#[tokio::test]
+async fn a_failed_registry_delete_leaves_the_link_whole() {
+    let app = TestApp::spawn().await;
+    let slug = app.create_ok("https://e.example", Some("keepme")).await;
+    app.sql.set_failing(true);
+    let r = app
+        .api(Method::DELETE, &format!("/api/links/{slug}"), None)
+        .await;
+    app.sql.set_failing(false);
+    assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
+    // Neither half is gone: the record still answers and the slug is still owned.
+    let got = app.api(Method::GET, "/api/links/keepme", None).await;
+    assert_eq!(got.status, StatusCode::OK, "{}", got.text());
+    assert_eq!(app.follow("keepme").await.status, StatusCode::FOUND);
+    let again = app
+        .create(json!({"url": "https://other.example", "slug": "keepme"}))
+        .await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+    // And a retried delete removes both.
+    let r = app.api(Method::DELETE, "/api/links/keepme", None).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert_eq!(app.count("SELECT count(*) FROM links", vec![]), 0);
+    assert_eq!(
+        app.api(Method::GET, "/api/links/keepme", None).await.status,
+        StatusCode::NOT_FOUND
     );
 }

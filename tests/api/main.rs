@@ -1,6 +1,8 @@
 //! The HTTP surface, driven natively through the router.
 
 mod auth;
+mod concurrency;
+mod console;
 mod health_metrics;
 mod helpers;
 mod links;

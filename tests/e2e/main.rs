@@ -10,8 +10,11 @@
 
 mod harness;
 
+mod console;
 mod contract;
 mod hotpath;
+mod loadkit;
+mod scale;
 
 fn main() {
     let args = libtest_mimic::Arguments::from_args();
@@ -20,6 +23,9 @@ fn main() {
     }
     let mut trials = Vec::new();
     trials.extend(contract::trials());
+    trials.extend(console::trials());
     trials.extend(hotpath::trials());
+    trials.extend(loadkit::trials());
+    trials.extend(scale::trials());
     libtest_mimic::run(&args, trials).exit();
 }
