@@ -11,6 +11,7 @@
 mod harness;
 
 mod contract;
+mod neighbours;
 
 fn main() {
     let args = libtest_mimic::Arguments::from_args();
@@ -19,5 +20,6 @@ fn main() {
     }
     let mut trials = Vec::new();
     trials.extend(contract::trials());
+    trials.extend(neighbours::trials());
     libtest_mimic::run(&args, trials).exit();
 }
