@@ -182,6 +182,10 @@ impl SpinBuilder {
         }
         let out = std::fs::File::create(&log).unwrap();
         cmd.stdout(out.try_clone().unwrap()).stderr(out);
+        // `spin up` runs the app in a child `spin trigger http`: give them a
+        // process group of their own, so a kill reaches both (a SIGKILL of
+        // `spin up` alone leaves the trigger serving, orphaned).
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         let child = cmd.spawn().expect("spin up starts");
         SpinApp {
             child: Some(child),
@@ -206,10 +210,7 @@ pub struct SpinApp {
 
 impl Drop for SpinApp {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.stop_with("KILL");
         if std::thread::panicking() {
             eprintln!("--- spin log ---\n{}", self.log_text());
         }
@@ -249,13 +250,34 @@ impl SpinApp {
     }
 
     /// Sends a signal (`"TERM"`, `"KILL"`) and waits for the process to end.
+    ///
+    /// `KILL` is a crash: the whole process group (`spin up` and its
+    /// `spin trigger http`) dies at once. Any other signal goes to `spin up`
+    /// only, as a supervisor sends it (`spin up` passes it on to the
+    /// trigger); after 30 s whatever is left of the group is killed.
     pub fn stop_with(&mut self, signal: &str) {
-        if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill")
-                .args([&format!("-{signal}"), &child.id().to_string()])
-                .status();
-            let _ = child.wait();
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        let group = format!("-{}", child.id());
+        let kill = |sig: &str, target: &str| {
+            Command::new("kill")
+                .args([&format!("-{sig}"), "--", target])
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        if signal == "KILL" {
+            kill("KILL", &group);
+        } else {
+            kill(signal, &child.id().to_string());
         }
+        let _ = child.wait();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while kill("0", &group) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        kill("KILL", &group);
     }
 
     /// One request; panics on a transport error.

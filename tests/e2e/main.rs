@@ -11,7 +11,12 @@
 mod harness;
 
 mod contract;
+mod drive;
+mod durability;
+mod load;
 mod neighbours;
+mod otlp;
+mod telemetry;
 
 fn main() {
     let args = libtest_mimic::Arguments::from_args();
@@ -21,5 +26,8 @@ fn main() {
     let mut trials = Vec::new();
     trials.extend(contract::trials());
     trials.extend(neighbours::trials());
+    trials.extend(load::trials());
+    trials.extend(durability::trials());
+    trials.extend(telemetry::trials());
     libtest_mimic::run(&args, trials).exit();
 }
