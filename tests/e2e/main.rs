@@ -13,7 +13,9 @@ mod harness;
 mod contract;
 mod drive;
 mod durability;
+mod hotpath;
 mod load;
+mod loadkit;
 mod neighbours;
 mod otlp;
 mod telemetry;
@@ -29,5 +31,7 @@ fn main() {
     trials.extend(load::trials());
     trials.extend(durability::trials());
     trials.extend(telemetry::trials());
+    trials.extend(hotpath::trials());
+    trials.extend(loadkit::trials());
     libtest_mimic::run(&args, trials).exit();
 }

@@ -1,0 +1,12 @@
+//! Hello world: the cost of Spin's HTTP path and an instance, nothing else.
+
+use spin_sdk::http::{IntoResponse, Request};
+
+#[spin_sdk::http_service]
+async fn handle(_request: Request) -> impl IntoResponse {
+    http::Response::builder()
+        .status(200)
+        .header("content-type", "text/plain")
+        .body("hello".to_string())
+        .unwrap()
+}

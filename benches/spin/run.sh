@@ -1,0 +1,231 @@
+#!/usr/bin/env bash
+# The redirect hot path on a real `spin up`, against two baselines measured in
+# the same session (benches/README.md, "spin"):
+#   hello  - a component that answers 200 and touches no store
+#   kv     - the tutorial's redirect: one key-value get, 302
+#   ours   - shortener's redirect: key-value get, classified click written to
+#            SQLite, spans exported over wasi:otel to a loopback OTLP sink
+#
+# It builds all three, starts them side by side on loopback, and runs them
+# interleaved (round 1: hello, kv, ours; round 2: ...) with oha at a fixed
+# request count, so no request is abandoned at a deadline. Then it runs ours
+# at half of its median max throughput (oha -q) for the p99 at half load,
+# and reconciles the clicks: the link's click count read through the API
+# after the run, minus before, must equal the 302s oha received.
+#
+# Usage: benches/spin/run.sh [--rounds 3] [--requests 4000] [--concurrency 32]
+#                            [--no-build] [--variant name=path.wasm[,no-otel]]...
+# A --variant is another build of our component (e.g. a profiling variant)
+# measured in the same rounds as ours; `no-otel` starts it without
+# --experimental-wasi-otel (for a --no-default-features build).
+# Needs: spin (4.1+), oha, jq, python3, curl, cargo with wasm32-wasip2.
+set -euo pipefail
+
+ROUNDS=3
+REQUESTS=4000
+CONCURRENCY=32
+BUILD=1
+VARIANTS=()
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+        --rounds) ROUNDS="$2"; shift 2 ;;
+        --requests) REQUESTS="$2"; shift 2 ;;
+        --concurrency) CONCURRENCY="$2"; shift 2 ;;
+        --no-build) BUILD=0; shift ;;
+        --variant) VARIANTS+=("$2"); shift 2 ;;
+        *) echo "unknown argument: $1" >&2; exit 2 ;;
+    esac
+done
+
+ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
+BENCH="$ROOT/benches/spin"
+OUT="$ROOT/target/bench-spin"
+OURS_WASM="$ROOT/target/wasm32-wasip2/release/shortener.wasm"
+TOKEN="bench-admin-token-0123456789abcdef0123456789"
+SALT="bench-visitor-salt-0123456789abcdef"
+UA="Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36"
+SLUG="bench"
+for tool in spin oha jq python3 curl cargo; do
+    command -v "$tool" >/dev/null || { echo "missing tool: $tool" >&2; exit 1; }
+done
+
+if [[ $BUILD == 1 ]]; then
+    echo "==> building (release, wasm32-wasip2)"
+    (cd "$ROOT" && cargo build --quiet --target wasm32-wasip2 --release)
+    for crate in hello kv-redirect; do
+        (cd "$BENCH/$crate" && cargo build --quiet --release --target wasm32-wasip2 --target-dir "$OUT")
+    done
+fi
+HELLO_WASM="$OUT/wasm32-wasip2/release/bench_hello.wasm"
+KV_WASM="$OUT/wasm32-wasip2/release/bench_kv_redirect.wasm"
+echo "==> component sizes (bytes)"
+printf '  %-8s %9d\n' hello "$(stat -c %s "$HELLO_WASM")" kv "$(stat -c %s "$KV_WASM")" \
+    ours "$(stat -c %s "$OURS_WASM")"
+
+WORK="$(mktemp -d)"
+PIDS=()
+cleanup() {
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# A loopback OTLP/HTTP sink: answers 200 to every export and counts them.
+SINK_PORT="$(free_port)"
+python3 - "$SINK_PORT" "$WORK/sink.count" <<'EOF' &
+import http.server, sys
+port, count_file = int(sys.argv[1]), sys.argv[2]
+posts = [0, 0]
+class Sink(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        n = int(self.headers.get("content-length", 0))
+        self.rfile.read(n)
+        posts[0] += 1; posts[1] += n
+        with open(count_file, "w") as f: f.write(f"{posts[0]} {posts[1]}\n")
+        self.send_response(200)
+        self.send_header("content-type", "application/x-protobuf")
+        self.send_header("content-length", "0")
+        self.end_headers()
+    def log_message(self, *args): pass
+http.server.ThreadingHTTPServer(("127.0.0.1", port), Sink).serve_forever()
+EOF
+PIDS+=($!)
+
+wait_up() { # url
+    for _ in $(seq 1 300); do
+        curl -fs -o /dev/null "$1" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    echo "not up: $1" >&2; return 1
+}
+
+# start NAME MANIFEST [spin up args...]: starts `spin up`, sets PORT_<NAME>.
+start() {
+    local name="$1" manifest="$2"; shift 2
+    local port; port="$(free_port)"
+    mkdir -p "$WORK/$name"
+    (cd "$WORK/$name" && exec spin up --from "$manifest" --listen "127.0.0.1:$port" \
+        --state-dir "$WORK/$name/state" "$@" >"$WORK/$name/spin.log" 2>&1) &
+    PIDS+=($!)
+    printf -v "PORT_${name//-/_}" '%s' "$port"
+    wait_up "http://127.0.0.1:$port/.well-known/spin/health"
+}
+
+# Our manifest, pointing at another build of the component.
+manifest_for() { # name wasm
+    sed "s|source = \"target/wasm32-wasip2/release/shortener.wasm\"|source = \"$2\"|" \
+        "$ROOT/spin.toml" >"$WORK/$1.spin.toml"
+    echo "$WORK/$1.spin.toml"
+}
+
+OURS_ARGS=(--variable "admin_token=$TOKEN" --variable "visitor_salt=$SALT"
+    --variable "public_base_url=https://sho.rt")
+start_ours() { # name wasm [no-otel]
+    local manifest; manifest="$(manifest_for "$1" "$2")"
+    local extra=()
+    [[ "${3:-}" == no-otel ]] || extra=(--experimental-wasi-otel)
+    OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$SINK_PORT" OTEL_SERVICE_NAME="shortener-bench" \
+        start "$1" "$manifest" "${OURS_ARGS[@]}" "${extra[@]}"
+    local port_var="PORT_${1//-/_}"
+    local code
+    code="$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:${!port_var}/api/links" \
+        -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
+        -d "{\"url\": \"https://example.com/landing\", \"slug\": \"$SLUG\"}")"
+    [[ "$code" == 201 ]] || { echo "$1: creating the link answered $code" >&2; exit 1; }
+}
+
+clicks() { # port
+    curl -fs "http://127.0.0.1:$1/api/links/$SLUG" -H "Authorization: Bearer $TOKEN" | jq -r .clicks
+}
+
+echo "==> starting spin up x $((3 + ${#VARIANTS[@]})) on 127.0.0.1 (OTLP sink on :$SINK_PORT)"
+start hello "$BENCH/hello/spin.toml"
+start kv "$BENCH/kv-redirect/spin.toml"
+code="$(curl -s -o /dev/null -w '%{http_code}' -X PUT "http://127.0.0.1:$PORT_kv/$SLUG" \
+    --data-binary 'https://example.com/landing')"
+[[ "$code" == 201 ]] || { echo "kv: seeding answered $code" >&2; exit 1; }
+start_ours ours "$OURS_WASM"
+NAMES=(hello kv ours)
+OURS_NAMES=(ours)
+for v in "${VARIANTS[@]}"; do
+    name="${v%%=*}"; rest="${v#*=}"; wasm="${rest%%,*}"; flag=""
+    [[ "$rest" == *,no-otel ]] && flag=no-otel
+    echo "  variant $name: $wasm ($(stat -c %s "$wasm") bytes${flag:+, $flag})"
+    start_ours "$name" "$wasm" $flag
+    NAMES+=("$name"); OURS_NAMES+=("$name")
+done
+
+is_ours() { local n; for n in "${OURS_NAMES[@]}"; do [[ "$n" == "$1" ]] && return 0; done; return 1; }
+
+LOST=0
+# run NAME LABEL [oha args...]: one fixed-count oha run; one result line in results.tsv.
+run() {
+    local name="$1" label="$2"; shift 2
+    local port_var="PORT_${name//-/_}" path="/$SLUG" expect=302
+    [[ "$name" == hello ]] && { path="/"; expect=200; }
+    local before=0
+    is_ours "$name" && before="$(clicks "${!port_var}")"
+    local json="$WORK/$name.$label.json"
+    oha -n "$REQUESTS" -c "$CONCURRENCY" --no-tui --redirect 0 --output-format json \
+        -H "User-Agent: $UA" -H "Referer: https://news.example.com/post" "$@" \
+        "http://127.0.0.1:${!port_var}$path" >"$json"
+    local ok others rps p50 p99
+    ok="$(jq -r --arg c "$expect" '.statusCodeDistribution[$c] // 0' "$json")"
+    others="$(jq -r --arg c "$expect" '[.statusCodeDistribution | to_entries[] | select(.key != $c) | "\(.key)x\(.value)"] + [.errorDistribution | to_entries[] | "\(.key)x\(.value)"] | join(" ")' "$json")"
+    rps="$(jq -r '.summary.requestsPerSec' "$json")"
+    p50="$(jq -r '.latencyPercentiles.p50 * 1000' "$json")"
+    p99="$(jq -r '.latencyPercentiles.p99 * 1000' "$json")"
+    local recon="-"
+    if is_ours "$name"; then
+        local after; after="$(clicks "${!port_var}")"
+        local recorded=$((after - before))
+        recon="clicks=$recorded 302s=$ok"
+        if [[ "$recorded" != "$ok" ]]; then recon="$recon MISMATCH"; LOST=1; fi
+    fi
+    [[ -z "$others" ]] || { recon="$recon other=[$others]"; LOST=1; }
+    printf '%s\t%s\t%.0f\t%.2f\t%.2f\t%s\n' "$name" "$label" "$rps" "$p50" "$p99" "$recon" \
+        | tee -a "$WORK/results.tsv"
+}
+
+echo "==> warm-up ($REQUESTS requests each, not counted)"
+for name in "${NAMES[@]}"; do run "$name" warmup >/dev/null; done
+: >"$WORK/results.tsv"
+
+echo "==> $ROUNDS interleaved rounds: oha -n $REQUESTS -c $CONCURRENCY"
+printf 'name\tround\trps\tp50_ms\tp99_ms\tclicks\n'
+for r in $(seq 1 "$ROUNDS"); do
+    for name in "${NAMES[@]}"; do run "$name" "r$r"; done
+done
+
+median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+col() { awk -F'\t' -v n="$1" -v c="$2" '$1==n && $2 ~ /^r/ {print $c}' "$WORK/results.tsv"; }
+
+echo "==> summary (median over $ROUNDS rounds [min-max]; ratio = rps / same round's kv rps)"
+printf '%-10s %-22s %-10s %-10s %s\n' variant rps p50_ms p99_ms "ratio vs kv"
+for name in "${NAMES[@]}"; do
+    rps_med="$(col "$name" 3 | median)"
+    rps_rng="$(col "$name" 3 | sort -g | sed -n '1p;$p' | paste -sd-)"
+    ratios="$(paste <(col "$name" 3) <(col kv 3) | awk '{printf "%.2f\n", $1/$2}')"
+    ratio_med="$(echo "$ratios" | median)"
+    ratio_rng="$(echo "$ratios" | sort -g | sed -n '1p;$p' | paste -sd-)"
+    printf '%-10s %-22s %-10s %-10s %s\n' "$name" "$rps_med [$rps_rng]" \
+        "$(col "$name" 4 | median)" "$(col "$name" 5 | median)" "$ratio_med [$ratio_rng]"
+done
+
+for name in "${OURS_NAMES[@]}"; do
+    half="$(col "$name" 3 | median | awk '{printf "%d", $1/2}')"
+    echo "==> $name at half its max throughput: oha -q $half -n $REQUESTS -c $CONCURRENCY"
+    printf 'name\tround\trps\tp50_ms\tp99_ms\tclicks\n'
+    run "$name" half -q "$half"
+done
+
+read -r posts bytes <"$WORK/sink.count" 2>/dev/null || { posts=0; bytes=0; }
+echo "==> OTLP sink: $posts exports, $bytes bytes"
+if [[ $LOST != 0 ]]; then
+    echo "FAIL: a run had other statuses, errors, or clicks that do not match its 302s" >&2
+    exit 1
+fi
+echo "==> every click reconciled: clicks recorded = 302s served"
