@@ -3,12 +3,20 @@
 
 use serde::Serialize;
 
-use crate::error::AppError;
+use time::Date;
+
 use crate::links::Slug;
 use crate::storage::{Rows, SqlStore, SqlValue, Statement, StoreError};
 
-/// At most this many entries per breakdown (referrers, browsers, OSes).
+/// At most this many entries per breakdown (referrers, browsers, OSes),
+/// the most clicked first; the rest are summed into one last row marked
+/// `"other": true` (named [`OTHER`]). Referrer hosts come from anonymous
+/// visitors, so a breakdown would otherwise grow with every host anyone sends.
 pub const MAX_BREAKDOWN: usize = 100;
+
+/// The name of the row that sums a breakdown beyond [`MAX_BREAKDOWN`]
+/// (no host or family can be spelt with parentheses).
+pub const OTHER: &str = "(other)";
 
 const LINK_TOTAL: Statement = Statement {
     sql: "SELECT coalesce(sum(clicks), 0) FROM daily_clicks WHERE slug = ?1",
@@ -20,16 +28,26 @@ const DAILY: Statement = Statement {
     operation: "SELECT",
     table: "daily_clicks",
 };
+/// Both breakdown reads answer at most `?4` rows per dimension, most clicks
+/// first, and one more (`other` = 1) summing the rest.
 const BREAKDOWN: Statement = Statement {
-    sql: "SELECT dimension, value, sum(clicks) AS n FROM daily_dimensions \
-          WHERE slug = ?1 AND day >= ?2 AND day <= ?3 \
-          GROUP BY dimension, value ORDER BY dimension, n DESC, value",
+    sql: "WITH ranked AS (SELECT dimension, value, n, \
+              row_number() OVER (PARTITION BY dimension ORDER BY n DESC, value) AS rank \
+              FROM (SELECT dimension, value, sum(clicks) AS n FROM daily_dimensions \
+                    WHERE slug = ?1 AND day >= ?2 AND day <= ?3 GROUP BY dimension, value)) \
+          SELECT dimension, value, n, 0 AS other FROM ranked WHERE rank <= ?4 \
+          UNION ALL SELECT dimension, '', sum(n), 1 FROM ranked WHERE rank > ?4 GROUP BY dimension \
+          ORDER BY 1, 4, 3 DESC, 2",
     operation: "SELECT",
     table: "daily_dimensions",
 };
 const ALL_TIME_BREAKDOWN: Statement = Statement {
-    sql: "SELECT dimension, value, clicks FROM link_dimensions WHERE slug = ?1 \
-          ORDER BY dimension, clicks DESC, value",
+    sql: "WITH ranked AS (SELECT dimension, value, clicks AS n, \
+              row_number() OVER (PARTITION BY dimension ORDER BY clicks DESC, value) AS rank \
+              FROM link_dimensions WHERE slug = ?1) \
+          SELECT dimension, value, n, 0 AS other FROM ranked WHERE rank <= ?2 \
+          UNION ALL SELECT dimension, '', sum(n), 1 FROM ranked WHERE rank > ?2 GROUP BY dimension \
+          ORDER BY 1, 4, 3 DESC, 2",
     operation: "SELECT",
     table: "link_dimensions",
 };
@@ -42,42 +60,81 @@ pub const ALL_TIME: Statement = Statement {
     table: "daily_clicks",
 };
 
-/// A validated `from`/`to` day range (inclusive, `YYYY-MM-DD`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The one spelling of a UTC day, in SQLite rows and on the wire: `YYYY-MM-DD`.
+pub const DAY_FORMAT: &[time::format_description::BorrowedFormatItem<'static>] =
+    time::macros::format_description!("[year]-[month]-[day]");
+
+/// `date` as `YYYY-MM-DD`.
+pub fn day_text(date: Date) -> String {
+    date.format(DAY_FORMAT).unwrap_or_default()
+}
+
+/// A refused `from` / `to`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DayRangeError {
+    /// Not a `YYYY-MM-DD` date (or not written the one way we write it).
+    #[error("`{0}` must be a date as YYYY-MM-DD.")]
+    InvalidDate(&'static str),
+    /// `from` after `to`.
+    #[error("`from` must not be after `to`.")]
+    Inverted,
+}
+
+impl DayRangeError {
+    /// The snake_case code (the API's `error.code`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            DayRangeError::InvalidDate(_) => "invalid_date",
+            DayRangeError::Inverted => "invalid_date_range",
+        }
+    }
+}
+
+/// A validated, inclusive day range; `None` ends are open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct DayRange {
     /// First day.
-    pub from: String,
+    pub from: Option<Date>,
     /// Last day.
-    pub to: String,
+    pub to: Option<Date>,
 }
 
 impl DayRange {
-    /// Parses optional `from` and `to`; absent ends are open.
-    pub fn parse(from: Option<&str>, to: Option<&str>) -> Result<Self, AppError> {
-        let day = |field: &str, raw: &str| -> Result<String, AppError> {
-            let format = time::macros::format_description!("[year]-[month]-[day]");
-            time::Date::parse(raw, &format)
-                .map(|_| raw.to_owned())
-                .map_err(|_| {
-                    AppError::validation(
-                        "invalid_date",
-                        format!("`{field}` must be a date as YYYY-MM-DD."),
-                    )
-                })
+    /// Parses optional `from` and `to`; absent ends are open. A day must be
+    /// exactly `YYYY-MM-DD` with a year from 0000 to 9999: what does not
+    /// format back to the same text (`+2030-06-01`, `2030-6-1`) and signed
+    /// years are refused, and the ends are compared as dates.
+    pub fn parse(from: Option<&str>, to: Option<&str>) -> Result<Self, DayRangeError> {
+        let day = |field: &'static str, raw: &str| {
+            Date::parse(raw, DAY_FORMAT)
+                .ok()
+                .filter(|d| (0..=9999).contains(&d.year()) && day_text(*d) == raw)
+                .ok_or(DayRangeError::InvalidDate(field))
         };
-        let from = from.map(|f| day("from", f)).transpose()?;
-        let to = to.map(|t| day("to", t)).transpose()?;
         let range = Self {
-            from: from.unwrap_or_else(|| "0000-01-01".into()),
-            to: to.unwrap_or_else(|| "9999-12-31".into()),
+            from: from.map(|f| day("from", f)).transpose()?,
+            to: to.map(|t| day("to", t)).transpose()?,
         };
-        if range.from > range.to {
-            return Err(AppError::validation(
-                "invalid_date_range",
-                "`from` must not be after `to`.",
-            ));
+        if let (Some(from), Some(to)) = (range.from, range.to)
+            && from > to
+        {
+            return Err(DayRangeError::Inverted);
         }
         Ok(range)
+    }
+
+    /// Whether `day` is in the range.
+    pub fn contains(&self, day: Date) -> bool {
+        self.from.is_none_or(|f| f <= day) && self.to.is_none_or(|t| day <= t)
+    }
+
+    /// The ends as SQL parameters (`YYYY-MM-DD`; open ends as the first and
+    /// last day the format can hold).
+    fn sql_bounds(&self) -> (String, String) {
+        (
+            self.from.map_or_else(|| "0000-01-01".to_owned(), day_text),
+            self.to.map_or_else(|| "9999-12-31".to_owned(), day_text),
+        )
     }
 }
 
@@ -97,19 +154,25 @@ pub struct Daily {
 /// Clicks from one referrer host (`null` = none sent).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Referrer {
-    /// The host.
+    /// The host ([`OTHER`] on the row summing the rest).
     pub host: Option<String>,
     /// Clicks.
     pub clicks: i64,
+    /// `true` only on the last row, which sums the hosts beyond [`MAX_BREAKDOWN`].
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub other: bool,
 }
 
 /// Clicks from one browser or OS family.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Family {
-    /// The family.
+    /// The family ([`OTHER`] on the row summing the rest).
     pub name: String,
     /// Clicks.
     pub clicks: i64,
+    /// `true` only on the last row, which sums the families beyond [`MAX_BREAKDOWN`].
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub other: bool,
 }
 
 /// The stats of one link over a day range.
@@ -167,20 +230,20 @@ pub async fn link_total(sql: &dyn SqlStore, slug: &Slug) -> Result<i64, StoreErr
 pub async fn stats(sql: &dyn SqlStore, slug: &Slug, range: &DayRange) -> Result<Stats, StoreError> {
     let all_days = sql.execute(&DAILY, vec![slug.as_str().into()]).await?;
     let (in_range, outside): (Vec<_>, Vec<_>) = all_days.rows.into_iter().partition(|row| {
-        let day = row.first().and_then(SqlValue::as_str).unwrap_or_default();
-        range.from.as_str() <= day && day <= range.to.as_str()
+        row.first()
+            .and_then(SqlValue::as_str)
+            .and_then(|day| Date::parse(day, DAY_FORMAT).ok())
+            .is_some_and(|day| range.contains(day))
     });
     let covers_all = outside.is_empty();
     let daily_rows = Rows { rows: in_range };
+    let top = SqlValue::Integer(MAX_BREAKDOWN as i64);
     let breakdown = if covers_all {
-        sql.execute(&ALL_TIME_BREAKDOWN, vec![slug.as_str().into()])
+        sql.execute(&ALL_TIME_BREAKDOWN, vec![slug.as_str().into(), top])
             .await?
     } else {
-        let params = vec![
-            SqlValue::from(slug.as_str()),
-            range.from.clone().into(),
-            range.to.clone().into(),
-        ];
+        let (from, to) = range.sql_bounds();
+        let params = vec![SqlValue::from(slug.as_str()), from.into(), to.into(), top];
         sql.execute(&BREAKDOWN, params).await?
     };
     Ok(assemble(slug, range, &daily_rows, &breakdown))
@@ -189,8 +252,8 @@ pub async fn stats(sql: &dyn SqlStore, slug: &Slug, range: &DayRange) -> Result<
 fn assemble(slug: &Slug, range: &DayRange, daily_rows: &Rows, breakdown: &Rows) -> Stats {
     let mut stats = Stats {
         slug: slug.to_string(),
-        from: (range.from != "0000-01-01").then(|| range.from.clone()),
-        to: (range.to != "9999-12-31").then(|| range.to.clone()),
+        from: range.from.map(day_text),
+        to: range.to.map(day_text),
         total: 0,
         humans: 0,
         bots: 0,
@@ -215,21 +278,28 @@ fn assemble(slug: &Slug, range: &DayRange, daily_rows: &Rows, breakdown: &Rows) 
     }
     for row in &breakdown.rows {
         let (dimension, value, clicks) = (text(row, 0), text(row, 1), int(row, 2));
+        let other = int(row, 3) == 1;
+        let family = || Family {
+            name: if other {
+                OTHER.to_owned()
+            } else {
+                value.clone()
+            },
+            clicks,
+            other,
+        };
         match dimension.as_str() {
-            "referrer" if stats.referrers.len() < MAX_BREAKDOWN => stats.referrers.push(Referrer {
-                host: (!value.is_empty()).then_some(value),
+            "referrer" => stats.referrers.push(Referrer {
+                host: if other {
+                    Some(OTHER.to_owned())
+                } else {
+                    (!value.is_empty()).then(|| value.clone())
+                },
                 clicks,
+                other,
             }),
-            "browser" if stats.browsers.len() < MAX_BREAKDOWN => stats.browsers.push(Family {
-                name: value,
-                clicks,
-            }),
-            "os" if stats.operating_systems.len() < MAX_BREAKDOWN => {
-                stats.operating_systems.push(Family {
-                    name: value,
-                    clicks,
-                })
-            }
+            "browser" => stats.browsers.push(family()),
+            "os" => stats.operating_systems.push(family()),
             _ => {}
         }
     }
@@ -250,7 +320,36 @@ mod tests {
     #[test]
     fn open_ranges_cover_every_day() {
         let r = DayRange::parse(None, None).unwrap();
-        assert!(r.from.as_str() < "1970-01-01" && r.to.as_str() > "2999-12-31");
+        let day = |s| Date::parse(s, DAY_FORMAT).unwrap();
+        assert!(r.contains(day("1969-12-31")) && r.contains(day("2999-12-31")));
+        assert!(r.contains(Date::MIN) && r.contains(Date::MAX));
+    }
+
+    #[test]
+    fn days_that_do_not_round_trip_are_refused() {
+        for bad in [
+            "+2030-06-01",
+            "-2030-06-01",
+            "2030-6-01",
+            "02030-06-01",
+            " 2030-06-01",
+        ] {
+            assert_eq!(
+                DayRange::parse(Some(bad), None),
+                Err(DayRangeError::InvalidDate("from")),
+                "{bad}"
+            );
+            assert!(DayRange::parse(None, Some(bad)).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn ranges_compare_dates_not_text() {
+        let r = DayRange::parse(Some("2030-06-01"), Some("2030-06-30")).unwrap();
+        let day = |s| Date::parse(s, DAY_FORMAT).unwrap();
+        assert!(r.contains(day("2030-06-01")) && r.contains(day("2030-06-30")));
+        assert!(!r.contains(day("2030-05-31")) && !r.contains(day("2030-07-01")));
+        assert_eq!(day_text(day("0042-01-02")), "0042-01-02");
     }
 
     #[test]

@@ -139,8 +139,8 @@ pub fn visitor_hash(salt: &str, ip: Option<IpAddr>, user_agent: &str, day: &str)
 
 /// `YYYY-MM-DD` of `t` in UTC.
 pub fn utc_day(t: OffsetDateTime) -> String {
-    let d = t.to_offset(time::UtcOffset::UTC).date();
-    format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
+    let utc = t.checked_to_offset(time::UtcOffset::UTC).unwrap_or(t);
+    crate::analytics::day_text(utc.date())
 }
 
 /// A click to record.

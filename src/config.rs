@@ -9,12 +9,17 @@ use std::fmt;
 use axum::http::StatusCode;
 use url::Url;
 
+use crate::links::OwnOrigins;
+
 /// Variable names, as declared in spin.toml `[variables]`.
 pub mod names {
     /// Bearer token for `/api/...` (secret). Empty means the API refuses every call.
     pub const ADMIN_TOKEN: &str = "admin_token";
     /// Base of every `short_url`, e.g. `https://sho.rt`.
     pub const PUBLIC_BASE_URL: &str = "public_base_url";
+    /// Other `host` or `host:port` names that reach this shortener
+    /// (comma-separated); target URLs may not point at them either.
+    pub const PUBLIC_HOST_ALIASES: &str = "public_host_aliases";
     /// 301, 302, 307 or 308.
     pub const REDIRECT_STATUS: &str = "redirect_status";
     /// Length of random slugs.
@@ -25,9 +30,10 @@ pub mod names {
     pub const VISITOR_SALT: &str = "visitor_salt";
 
     /// Every variable the app reads.
-    pub const ALL: [&str; 6] = [
+    pub const ALL: [&str; 7] = [
         ADMIN_TOKEN,
         PUBLIC_BASE_URL,
+        PUBLIC_HOST_ALIASES,
         REDIRECT_STATUS,
         SLUG_LENGTH,
         TRUSTED_PROXY_HOPS,
@@ -57,6 +63,8 @@ pub struct Settings {
     pub admin_token: Option<String>,
     /// Normalised (no trailing slash).
     pub public_base_url: Url,
+    /// Where we answer: `public_base_url` and `public_host_aliases`.
+    pub own_origins: OwnOrigins,
     /// The redirect status.
     pub redirect_status: StatusCode,
     /// Random slug length.
@@ -73,6 +81,7 @@ impl fmt::Debug for Settings {
         f.debug_struct("Settings")
             .field("admin_token", &self.admin_token.as_ref().map(|_| "<set>"))
             .field("public_base_url", &self.public_base_url.as_str())
+            .field("own_origins", &self.own_origins)
             .field("redirect_status", &self.redirect_status.as_u16())
             .field("slug_length", &self.slug_length)
             .field("trusted_proxy_hops", &self.trusted_proxy_hops)
@@ -143,10 +152,20 @@ impl Settings {
         };
         let base = get(names::PUBLIC_BASE_URL).unwrap_or_else(|| defaults::PUBLIC_BASE_URL.into());
         let public_base_url = parse_base_url(&base)?;
+        let aliases: Vec<String> = get(names::PUBLIC_HOST_ALIASES)
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+            .map(str::to_owned)
+            .collect();
+        let own_origins = OwnOrigins::new(&public_base_url, &aliases)
+            .map_err(|reason| invalid(names::PUBLIC_HOST_ALIASES, reason))?;
 
         Ok(Self {
             admin_token: get(names::ADMIN_TOKEN),
             public_base_url,
+            own_origins,
             redirect_status,
             slug_length,
             trusted_proxy_hops,
@@ -246,6 +265,27 @@ mod tests {
         assert!(settings(&[(names::PUBLIC_BASE_URL, "/relative")]).is_err());
         let s = settings(&[(names::PUBLIC_BASE_URL, "https://sho.rt/")]).unwrap();
         assert_eq!(s.short_url("abc"), "https://sho.rt/abc");
+    }
+
+    #[test]
+    fn host_aliases_are_a_comma_separated_list_of_hosts() {
+        let s = settings(&[
+            (names::PUBLIC_BASE_URL, "https://sho.rt"),
+            (
+                names::PUBLIC_HOST_ALIASES,
+                " go.example , 10.0.0.5:8080,[::1]:3000,",
+            ),
+        ])
+        .unwrap();
+        let url = |u| Url::parse(u).unwrap();
+        assert!(s.own_origins.contains(&url("https://go.example/abc")));
+        assert!(s.own_origins.contains(&url("http://10.0.0.5:8080/abc")));
+        assert!(!s.own_origins.contains(&url("http://10.0.0.5/abc")));
+        assert!(s.own_origins.contains(&url("http://localhost:3000/abc")));
+        for bad in ["go.example/path", "user@go.example", "a b", "go.example?x"] {
+            let err = settings(&[(names::PUBLIC_HOST_ALIASES, bad)]).unwrap_err();
+            assert_eq!(err.name, names::PUBLIC_HOST_ALIASES, "{bad}");
+        }
     }
 
     #[test]

@@ -1,17 +1,26 @@
 //! The one error type of the app, and its one mapping to HTTP.
 //!
-//! Every handler returns `Result<_, AppError>`. [`AppError::into_response`]
-//! is the only place that picks a status and writes an error body:
+//! Every handler, extractor rejection and fallback returns an [`AppError`];
+//! [`AppError::into_response`] is the only place that picks a status and
+//! writes an error body:
 //! `{"error": {"code": "<snake_case>", "message": "<human sentence>"}}`.
-//! Internal errors are logged once with their cause chain, and the client
-//! gets a generic message.
+//! Domain errors ([`LinkError`], [`DayRangeError`]) and axum's own
+//! rejections (JSON body, query string, path) become an `AppError` through
+//! `From`. Internal errors are logged once with their cause chain, and the
+//! client gets a generic message.
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use crate::analytics::DayRangeError;
+use crate::links::LinkError;
 use crate::storage::StoreError;
+
+/// Largest JSON body accepted (enforced with axum's `DefaultBodyLimit`).
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
 /// What can go wrong while serving a request.
 #[derive(Debug, thiserror::Error)]
@@ -30,23 +39,33 @@ pub enum AppError {
         /// `unauthorized` or `api_disabled`.
         code: &'static str,
         /// A human sentence.
-        message: String,
+        message: &'static str,
     },
-    /// Nothing under that name (404).
-    #[error("{0}")]
-    NotFound(String),
+    /// No link under that slug, or the slug is not one (404).
+    #[error("No link has that slug.")]
+    NoLink,
+    /// No route matches the path (404).
+    #[error("No such route.")]
+    NoRoute,
+    /// The route exists but not for this method (405).
+    #[error("This method is not allowed on this route.")]
+    MethodNotAllowed,
     /// The name is taken (409).
     #[error("{0}")]
     Conflict(String),
     /// The link existed but has expired (410).
-    #[error("{0}")]
-    Gone(String),
+    #[error("This link has expired.")]
+    Gone,
     /// The body is larger than we accept (413).
-    #[error("{0}")]
-    PayloadTooLarge(String),
+    #[error("The body is larger than {} KiB.", MAX_BODY_BYTES / 1024)]
+    PayloadTooLarge,
     /// The body is not JSON (415).
+    #[error("Send the body as JSON with `Content-Type: application/json`.")]
+    UnsupportedMediaType,
+    /// The component's variables were refused (500); the message names the
+    /// variable and is safe to send.
     #[error("{0}")]
-    UnsupportedMediaType(String),
+    Misconfigured(String),
     /// A required store is not usable (500); the cause is logged, not sent.
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
@@ -61,18 +80,25 @@ impl AppError {
         }
     }
 
+    /// A 500 whose cause is logged and never sent.
+    pub fn internal(cause: impl Into<anyhow::Error>) -> Self {
+        AppError::Internal(cause.into())
+    }
+
     /// The HTTP status and the snake_case code of this error.
     pub fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             AppError::Validation { code, .. } => (StatusCode::BAD_REQUEST, code),
             AppError::Unauthorized { code, .. } => (StatusCode::UNAUTHORIZED, code),
-            AppError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            AppError::NoLink | AppError::NoRoute => (StatusCode::NOT_FOUND, "not_found"),
+            AppError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             AppError::Conflict(_) => (StatusCode::CONFLICT, "slug_taken"),
-            AppError::Gone(_) => (StatusCode::GONE, "link_expired"),
-            AppError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
-            AppError::UnsupportedMediaType(_) => {
+            AppError::Gone => (StatusCode::GONE, "link_expired"),
+            AppError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            AppError::UnsupportedMediaType => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
+            AppError::Misconfigured(_) => (StatusCode::INTERNAL_SERVER_ERROR, "misconfigured"),
             AppError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -80,8 +106,74 @@ impl AppError {
 
 impl From<StoreError> for AppError {
     fn from(e: StoreError) -> Self {
-        AppError::Internal(e.into())
+        AppError::internal(e)
     }
+}
+
+impl From<LinkError> for AppError {
+    fn from(e: LinkError) -> Self {
+        match e {
+            LinkError::SlugTaken(_) => AppError::Conflict(e.to_string()),
+            LinkError::Store(store) => store.into(),
+            LinkError::NoFreeSlug { .. } | LinkError::CorruptRecord { .. } => AppError::internal(e),
+            invalid => AppError::validation(invalid.code(), invalid.to_string()),
+        }
+    }
+}
+
+impl From<DayRangeError> for AppError {
+    fn from(e: DayRangeError) -> Self {
+        AppError::validation(e.code(), e.to_string())
+    }
+}
+
+/// The rejection of the JSON body extractor (`http::JsonBody`).
+impl From<JsonRejection> for AppError {
+    fn from(rejection: JsonRejection) -> Self {
+        match rejection {
+            JsonRejection::MissingJsonContentType(_) => AppError::UnsupportedMediaType,
+            JsonRejection::JsonDataError(_) | JsonRejection::JsonSyntaxError(_) => {
+                AppError::validation(
+                    "invalid_json",
+                    format!("The JSON body is not valid: {}.", deepest_cause(&rejection)),
+                )
+            }
+            other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => AppError::PayloadTooLarge,
+            other => AppError::validation(
+                "invalid_json",
+                format!("The body could not be read: {}.", other.body_text()),
+            ),
+        }
+    }
+}
+
+/// The rejection of the query-string extractor (`http::ValidQuery`).
+impl From<QueryRejection> for AppError {
+    fn from(rejection: QueryRejection) -> Self {
+        AppError::validation(
+            "invalid_query",
+            format!(
+                "The query string is not valid: {}.",
+                deepest_cause(&rejection)
+            ),
+        )
+    }
+}
+
+/// A path parameter that does not decode is no slug, so no link.
+impl From<PathRejection> for AppError {
+    fn from(_: PathRejection) -> Self {
+        AppError::NoLink
+    }
+}
+
+/// The innermost error of a rejection (serde's own message).
+fn deepest_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = e;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
 }
 
 impl IntoResponse for AppError {
@@ -105,10 +197,9 @@ impl IntoResponse for AppError {
         )
             .into_response();
         if status == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(
-                axum::http::header::WWW_AUTHENTICATE,
-                axum::http::HeaderValue::from_static("Bearer"),
-            );
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
     }
@@ -118,12 +209,40 @@ impl IntoResponse for AppError {
 mod tests {
     use super::*;
 
-    #[test]
-    fn internal_errors_never_leak_their_cause() {
-        let err = AppError::Internal(anyhow::anyhow!("disk /var/secret exploded"));
+    async fn body_of(err: AppError) -> (StatusCode, serde_json::Value) {
         let response = err.into_response();
-        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
-        // The body is generic: checked end to end in tests/api.
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (status, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    #[tokio::test]
+    async fn internal_errors_never_leak_their_cause() {
+        let err = AppError::Internal(anyhow::anyhow!("disk /var/secret exploded"));
+        let (status, body) = body_of(err).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(body["error"]["code"], "internal");
+        let text = body.to_string();
+        assert!(
+            !text.contains("secret") && !text.contains("exploded"),
+            "{text}"
+        );
+        assert_eq!(
+            body["error"]["message"],
+            "Something went wrong on our side; it has been logged."
+        );
+    }
+
+    #[tokio::test]
+    async fn every_error_body_carries_its_code_and_message() {
+        let (status, body) = body_of(AppError::NoLink).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(
+            body,
+            json!({"error": {"code": "not_found", "message": "No link has that slug."}})
+        );
     }
 
     #[test]
@@ -133,19 +252,32 @@ mod tests {
             (
                 AppError::Unauthorized {
                     code: "unauthorized",
-                    message: "m".into(),
+                    message: "m",
                 },
                 401,
             ),
-            (AppError::NotFound("m".into()), 404),
+            (AppError::NoLink, 404),
+            (AppError::NoRoute, 404),
+            (AppError::MethodNotAllowed, 405),
             (AppError::Conflict("m".into()), 409),
-            (AppError::Gone("m".into()), 410),
-            (AppError::PayloadTooLarge("m".into()), 413),
-            (AppError::UnsupportedMediaType("m".into()), 415),
+            (AppError::Gone, 410),
+            (AppError::PayloadTooLarge, 413),
+            (AppError::UnsupportedMediaType, 415),
+            (AppError::Misconfigured("m".into()), 500),
             (AppError::Internal(anyhow::anyhow!("m")), 500),
         ];
         for (err, status) in cases {
             assert_eq!(err.status_and_code().0.as_u16(), status);
         }
+    }
+
+    #[test]
+    fn unauthorized_answers_name_the_bearer_scheme() {
+        let response = AppError::Unauthorized {
+            code: "unauthorized",
+            message: "m",
+        }
+        .into_response();
+        assert_eq!(response.headers()[header::WWW_AUTHENTICATE], "Bearer");
     }
 }

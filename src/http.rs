@@ -7,16 +7,17 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{FromRequest, FromRequestParts, MatchedPath, Path, Query, Request, State};
+use axum::extract::{
+    DefaultBodyLimit, FromRequest, FromRequestParts, MatchedPath, Path, Query, Request, State,
+};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header, request::Parts};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Json, Router};
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 use tracing::Instrument;
@@ -30,8 +31,7 @@ use crate::metrics;
 use crate::storage::{KvStore, SqlStore, Statement};
 use crate::telemetry::{self, attr};
 
-/// Largest JSON body accepted.
-pub const MAX_BODY_BYTES: usize = 16 * 1024;
+pub use crate::error::MAX_BODY_BYTES;
 /// Page size when `limit` is absent.
 pub const DEFAULT_PAGE: usize = 20;
 /// Largest page.
@@ -89,9 +89,10 @@ pub fn router(app: App) -> Router {
         .route("/metrics", get(metrics_endpoint))
         .route("/{slug}", get(redirect))
         .nest("/api", api)
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
+        .fallback(async || AppError::NoRoute)
+        .method_not_allowed_fallback(async || AppError::MethodNotAllowed)
         .with_state(app)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn(request_span))
 }
 
@@ -101,13 +102,8 @@ pub fn misconfigured_router(error: ConfigError) -> Router {
     let message = error.to_string();
     Router::new()
         .fallback(move || {
-            let message = message.clone();
-            async move {
-                (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    Json(json!({"error": {"code": "misconfigured", "message": message}})),
-                )
-            }
+            let error = AppError::Misconfigured(message.clone());
+            async move { error }
         })
         .layer(middleware::from_fn(request_span))
 }
@@ -124,18 +120,6 @@ async fn request_span(request: Request, next: Next) -> Response {
     response
 }
 
-async fn not_found() -> AppError {
-    AppError::NotFound("No such route.".into())
-}
-
-async fn method_not_allowed() -> Response {
-    (
-        StatusCode::METHOD_NOT_ALLOWED,
-        Json(json!({"error": {"code": "method_not_allowed", "message": "This method is not allowed on this route."}})),
-    )
-        .into_response()
-}
-
 // ---------------------------------------------------------------- extractors
 
 /// Proof that the request carried the admin bearer token.
@@ -148,7 +132,7 @@ impl FromRequestParts<App> for Admin {
         let Some(expected) = app.settings.admin_token.as_deref() else {
             return Err(AppError::Unauthorized {
                 code: "api_disabled",
-                message: "The API is disabled: no admin_token is configured on the server.".into(),
+                message: "The API is disabled: no admin_token is configured on the server.",
             });
         };
         let presented = parts
@@ -160,73 +144,51 @@ impl FromRequestParts<App> for Admin {
                 scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
             });
         match presented {
-            Some(token) if bool::from(token.as_bytes().ct_eq(expected.as_bytes())) => Ok(Admin),
+            Some(token) if tokens_match(token, expected) => Ok(Admin),
             Some(_) => Err(AppError::Unauthorized {
                 code: "unauthorized",
-                message: "The bearer token is wrong.".into(),
+                message: "The bearer token is wrong.",
             }),
             None => Err(AppError::Unauthorized {
                 code: "unauthorized",
-                message: "Send `Authorization: Bearer <admin_token>`.".into(),
+                message: "Send `Authorization: Bearer <admin_token>`.",
             }),
         }
     }
 }
 
-/// A JSON body: `application/json`, at most [`MAX_BODY_BYTES`].
+/// Compares a presented token with the configured one in time that depends
+/// on neither's content nor length: both are hashed to 32 bytes first, and
+/// the digests are compared in constant time.
+fn tokens_match(presented: &str, expected: &str) -> bool {
+    let (a, b) = (Sha256::digest(presented), Sha256::digest(expected));
+    bool::from(a.as_slice().ct_eq(b.as_slice()))
+}
+
+/// A JSON body (`application/json`, at most [`MAX_BODY_BYTES`] by the
+/// router's `DefaultBodyLimit`); axum's rejections become [`AppError`]s.
+#[derive(FromRequest)]
+#[from_request(via(axum::Json), rejection(AppError))]
 pub struct JsonBody<T>(pub T);
 
-impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
+/// A query string; a malformed one is a 400 `invalid_query`.
+#[derive(FromRequestParts)]
+#[from_request(via(Query), rejection(AppError))]
+pub struct ValidQuery<T>(pub T);
+
+/// The `{slug}` of a route, validated. Anything that is no slug cannot name
+/// a link, so the rejection is the one "no link" 404.
+pub struct SlugPath(pub Slug);
+
+impl<S: Send + Sync> FromRequestParts<S> for SlugPath {
     type Rejection = AppError;
 
-    async fn from_request(req: Request, _: &S) -> Result<Self, AppError> {
-        let is_json = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"));
-        if !is_json {
-            return Err(AppError::UnsupportedMediaType(
-                "Send the body as JSON with `Content-Type: application/json`.".into(),
-            ));
-        }
-        let too_large = || {
-            AppError::PayloadTooLarge(format!(
-                "The body is larger than {} KiB.",
-                MAX_BODY_BYTES / 1024
-            ))
-        };
-        let declared = req
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
-            return Err(too_large());
-        }
-        let bytes = axum::body::to_bytes(req.into_body(), MAX_BODY_BYTES)
-            .await
-            .map_err(|_| too_large())?;
-        serde_json::from_slice(&bytes).map(JsonBody).map_err(|e| {
-            AppError::validation("invalid_json", format!("The JSON body is not valid: {e}."))
-        })
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AppError> {
+        let Path(raw) = Path::<String>::from_request_parts(parts, state).await?;
+        Slug::parse(&raw)
+            .map(SlugPath)
+            .map_err(|_| AppError::NoLink)
     }
-}
-
-fn path_slug(path: Result<Path<String>, PathRejection>) -> Result<Slug, AppError> {
-    let not_found = || AppError::NotFound("No link has that slug.".into());
-    let Path(raw) = path.map_err(|_| not_found())?;
-    Slug::parse(&raw).map_err(|_| not_found())
-}
-
-fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, AppError> {
-    q.map(|Query(t)| t).map_err(|e| {
-        AppError::validation(
-            "invalid_query",
-            format!("The query string is not valid: {e}."),
-        )
-    })
 }
 
 // ------------------------------------------------------------------ redirect
@@ -234,24 +196,24 @@ fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, AppError> {
 async fn redirect(
     State(app): State<App>,
     method: Method,
-    path: Result<Path<String>, PathRejection>,
+    path: Result<SlugPath, AppError>,
     peer: Option<Extension<ClientAddr>>,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
     let span = tracing::Span::current();
     let outcome = |o: &'static str| span.record(attr::REDIRECT_OUTCOME, o);
-    let Ok(slug) = path_slug(path) else {
+    let Ok(SlugPath(slug)) = path else {
         outcome("miss");
-        return Err(AppError::NotFound("No link has that slug.".into()));
+        return Err(AppError::NoLink);
     };
     let Some(link) = app.links().get(&slug).await? else {
         outcome("miss");
-        return Err(AppError::NotFound("No link has that slug.".into()));
+        return Err(AppError::NoLink);
     };
     let now = (app.clock)();
     if link.is_expired(now) {
         outcome("expired");
-        return Err(AppError::Gone("This link has expired.".into()));
+        return Err(AppError::Gone);
     }
     let answer = redirect_response(app.settings.redirect_status, &link.url);
     if method == Method::HEAD {
@@ -275,7 +237,7 @@ async fn redirect(
         app.settings.trusted_proxy_hops,
     );
     let Some(salt) = app.settings.visitor_salt.as_deref() else {
-        return Err(AppError::Internal(anyhow::anyhow!(
+        return Err(AppError::internal(anyhow::anyhow!(
             "visitor_salt is not set: refusing to record clicks without it"
         )));
     };
@@ -290,7 +252,7 @@ async fn redirect(
     // recorded. A failed write is a 500 (and an error span), never silent.
     if !clicks::record(app.sql.as_ref(), &click).await? {
         outcome("miss");
-        return Err(AppError::NotFound("No link has that slug.".into()));
+        return Err(AppError::NoLink);
     }
     outcome("hit");
     Ok(answer)
@@ -339,8 +301,8 @@ impl LinkView {
             short_url: settings.short_url(link.slug.as_str()),
             slug: link.slug.to_string(),
             url: link.url,
-            created_at: link.created_at,
-            expires_at: link.expires_at,
+            created_at: links::rfc3339(link.created_at),
+            expires_at: link.expires_at.map(links::rfc3339),
             clicks,
         }
     }
@@ -352,19 +314,14 @@ async fn create_link(
     JsonBody(body): JsonBody<CreateRequest>,
 ) -> Result<Response, AppError> {
     let now = (app.clock)();
-    let url = TargetUrl::parse(&body.url, &app.settings.public_base_url)?;
+    // The whole request is validated before anything is claimed.
+    let url = TargetUrl::parse(&body.url, &app.settings.own_origins)?;
     let slug = body.slug.as_deref().map(Slug::parse).transpose()?;
     let expires_at = body
         .expires_at
         .as_deref()
-        .map(|raw| links::parse_rfc3339("expires_at", raw))
+        .map(|raw| links::parse_expiry(raw, now))
         .transpose()?;
-    if expires_at.is_some_and(|e| e <= now) {
-        return Err(AppError::validation(
-            "invalid_expiry",
-            "`expires_at` must be in the future.",
-        ));
-    }
     let link = app
         .links()
         .create(
@@ -398,13 +355,12 @@ struct ListQuery {
 async fn list_links(
     State(app): State<App>,
     _: Admin,
-    q: Result<Query<ListQuery>, QueryRejection>,
+    ValidQuery(q): ValidQuery<ListQuery>,
 ) -> Result<Json<serde_json::Value>, AppError> {
-    let q = query(q)?;
     let limit = match q.limit.as_deref() {
         None => DEFAULT_PAGE,
         Some(raw) => match raw.parse::<usize>() {
-            Ok(n) if n >= 1 => n.min(MAX_PAGE),
+            Ok(n) if (1..=MAX_PAGE).contains(&n) => n,
             _ => {
                 return Err(AppError::validation(
                     "invalid_limit",
@@ -434,14 +390,9 @@ async fn list_links(
 async fn get_link(
     State(app): State<App>,
     _: Admin,
-    path: Result<Path<String>, PathRejection>,
+    SlugPath(slug): SlugPath,
 ) -> Result<Json<LinkView>, AppError> {
-    let slug = path_slug(path)?;
-    let link = app
-        .links()
-        .get(&slug)
-        .await?
-        .ok_or_else(|| AppError::NotFound("No link has that slug.".into()))?;
+    let link = app.links().get(&slug).await?.ok_or(AppError::NoLink)?;
     let clicks = analytics::link_total(app.sql.as_ref(), &slug).await?;
     Ok(Json(LinkView::new(link, &app.settings, Some(clicks))))
 }
@@ -449,13 +400,12 @@ async fn get_link(
 async fn delete_link(
     State(app): State<App>,
     _: Admin,
-    path: Result<Path<String>, PathRejection>,
+    SlugPath(slug): SlugPath,
 ) -> Result<StatusCode, AppError> {
-    let slug = path_slug(path)?;
     if app.links().delete(&slug).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
-        Err(AppError::NotFound("No link has that slug.".into()))
+        Err(AppError::NoLink)
     }
 }
 
@@ -468,14 +418,12 @@ struct StatsQuery {
 async fn link_stats(
     State(app): State<App>,
     _: Admin,
-    path: Result<Path<String>, PathRejection>,
-    q: Result<Query<StatsQuery>, QueryRejection>,
+    SlugPath(slug): SlugPath,
+    ValidQuery(q): ValidQuery<StatsQuery>,
 ) -> Result<Json<analytics::Stats>, AppError> {
-    let slug = path_slug(path)?;
-    let q = query(q)?;
     let range = DayRange::parse(q.from.as_deref(), q.to.as_deref())?;
     if app.links().get(&slug).await?.is_none() {
-        return Err(AppError::NotFound("No link has that slug.".into()));
+        return Err(AppError::NoLink);
     }
     Ok(Json(
         analytics::stats(app.sql.as_ref(), &slug, &range).await?,

@@ -5,18 +5,21 @@
 //! slug ownership — key-value stores have no create-if-absent, SQLite's
 //! primary key does — and the ordered index behind paging.
 
+use std::borrow::Cow;
+use std::net::{IpAddr, Ipv4Addr};
+
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
-use url::Url;
+use url::{Host, Url};
 
-use crate::error::AppError;
 use crate::storage::{KvStore, SqlStore, SqlValue, Statement, StoreError};
 
-/// Words a custom slug may not take: the first path segment of every route
-/// the app serves (compared case-insensitively).
-pub const RESERVED_SLUGS: &[&str] = &["api", "health", "metrics"];
+/// Words a slug may not take: the first path segment of every route the app
+/// serves (compared case-insensitively). The one list: custom slugs are
+/// refused and random ones redrawn.
+pub const RESERVED_SLUGS: &[&str] = &["api", "console", "health", "metrics"];
 
 /// Longest target URL accepted, in bytes.
 pub const MAX_URL_BYTES: usize = 2048;
@@ -26,6 +29,66 @@ pub const RANDOM_SLUG_ATTEMPTS: usize = 8;
 
 const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
+/// What is wrong with a link or its storage. `error.rs` maps it to HTTP.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    /// Not `[A-Za-z0-9_-]{3,64}`.
+    #[error("A slug is 3 to 64 characters from A-Z, a-z, 0-9, '_' and '-'.")]
+    InvalidSlug,
+    /// One of [`RESERVED_SLUGS`].
+    #[error("The slug `{0}` is reserved for the app's own routes.")]
+    ReservedSlug(String),
+    /// Not an acceptable target URL (the message says why).
+    #[error("{0}")]
+    InvalidUrl(Cow<'static, str>),
+    /// The target resolves to this shortener.
+    #[error("The URL points back at this shortener; links to short links are refused.")]
+    SelfReferencing,
+    /// Not an RFC 3339 timestamp we can store.
+    #[error("`{0}` must be an RFC 3339 timestamp, e.g. 2030-01-31T12:00:00Z.")]
+    InvalidTimestamp(&'static str),
+    /// An expiry that is not in the future.
+    #[error("`expires_at` must be in the future.")]
+    ExpiryNotInFuture,
+    /// The custom slug is owned by another link.
+    #[error("The slug `{0}` is already taken.")]
+    SlugTaken(Slug),
+    /// Every random draw collided.
+    #[error("no free random slug of length {len} after {RANDOM_SLUG_ATTEMPTS} attempts")]
+    NoFreeSlug {
+        /// The slug length drawn.
+        len: usize,
+    },
+    /// A stored record that does not decode.
+    #[error("corrupt link record for {slug}: {reason}")]
+    CorruptRecord {
+        /// Its slug.
+        slug: String,
+        /// The decoder's complaint.
+        reason: String,
+    },
+    /// A store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl LinkError {
+    /// The snake_case code of a validation error (the API's `error.code`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            LinkError::InvalidSlug => "invalid_slug",
+            LinkError::ReservedSlug(_) => "reserved_slug",
+            LinkError::InvalidUrl(_) => "invalid_url",
+            LinkError::SelfReferencing => "self_referencing_url",
+            LinkError::InvalidTimestamp(_) => "invalid_timestamp",
+            LinkError::ExpiryNotInFuture => "invalid_expiry",
+            LinkError::SlugTaken(_) => "slug_taken",
+            LinkError::NoFreeSlug { .. } | LinkError::CorruptRecord { .. } => "internal",
+            LinkError::Store(_) => "internal",
+        }
+    }
+}
+
 /// A short-link name: `[A-Za-z0-9_-]{3,64}`, not a reserved word.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -33,32 +96,31 @@ pub struct Slug(String);
 
 impl Slug {
     /// Validates `raw` as a slug.
-    pub fn parse(raw: &str) -> Result<Self, AppError> {
+    pub fn parse(raw: &str) -> Result<Self, LinkError> {
         let len_ok = (3..=64).contains(&raw.len());
         let chars_ok = raw
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
         if !len_ok || !chars_ok {
-            return Err(AppError::validation(
-                "invalid_slug",
-                "A slug is 3 to 64 characters from A-Z, a-z, 0-9, '_' and '-'.",
-            ));
+            return Err(LinkError::InvalidSlug);
         }
-        if RESERVED_SLUGS.iter().any(|r| r.eq_ignore_ascii_case(raw)) {
-            return Err(AppError::validation(
-                "reserved_slug",
-                format!("The slug `{raw}` is reserved for the app's own routes."),
-            ));
+        if is_reserved(raw) {
+            return Err(LinkError::ReservedSlug(raw.to_owned()));
         }
         Ok(Self(raw.to_owned()))
     }
 
-    /// A random base62 slug of `len` characters.
+    /// A random base62 slug of `len` characters, redrawn while it is a
+    /// reserved word (`metrics` and `console` are 7 characters, the default).
     pub fn random(len: usize, rng: &mut impl Rng) -> Self {
-        let s: String = (0..len)
-            .map(|_| BASE62[rng.random_range(0..BASE62.len())] as char)
-            .collect();
-        Self(s)
+        loop {
+            let s: String = (0..len)
+                .map(|_| BASE62[rng.random_range(0..BASE62.len())] as char)
+                .collect();
+            if !is_reserved(&s) {
+                return Self(s);
+            }
+        }
     }
 
     /// The slug text.
@@ -67,9 +129,13 @@ impl Slug {
     }
 }
 
+fn is_reserved(raw: &str) -> bool {
+    RESERVED_SLUGS.iter().any(|r| r.eq_ignore_ascii_case(raw))
+}
+
 impl TryFrom<String> for Slug {
-    type Error = AppError;
-    fn try_from(s: String) -> Result<Self, AppError> {
+    type Error = LinkError;
+    fn try_from(s: String) -> Result<Self, LinkError> {
         Slug::parse(&s)
     }
 }
@@ -86,59 +152,159 @@ impl std::fmt::Display for Slug {
     }
 }
 
+/// Where this shortener answers, as a target URL would name it: the host
+/// and port of `public_base_url` and of every operator alias
+/// (`public_host_aliases`), under the base's path prefix.
+///
+/// Hosts are compared normalised: lower case, without a trailing dot,
+/// IPv4-mapped / -compatible IPv6 as IPv4, and every loopback or unspecified
+/// address (`localhost`, `*.localhost`, 127.0.0.0/8, `::1`, `0.0.0.0`, `::`)
+/// as one "this machine". Ports are compared with their scheme's default
+/// filled in; the web ports 80 and 443 count as one, since a proxy serving
+/// one normally serves (or redirects) the other.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnOrigins {
+    origins: Vec<(HostKey, Option<u16>)>,
+    path_prefix: String,
+}
+
+/// A host, normalised for "is it us?".
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum HostKey {
+    /// Any loopback or unspecified address, or `localhost`.
+    ThisMachine,
+    Ip(IpAddr),
+    Name(String),
+}
+
+impl HostKey {
+    fn of(host: Host<&str>) -> Self {
+        match host {
+            Host::Domain(name) => {
+                let name = name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase();
+                if name == "localhost" || name.ends_with(".localhost") {
+                    HostKey::ThisMachine
+                } else if let Ok(ip) = name.parse::<IpAddr>() {
+                    Self::ip(ip)
+                } else {
+                    HostKey::Name(name)
+                }
+            }
+            Host::Ipv4(ip) => Self::ip(IpAddr::V4(ip)),
+            Host::Ipv6(ip) => Self::ip(IpAddr::V6(ip)),
+        }
+    }
+
+    fn ip(ip: IpAddr) -> Self {
+        let ip = match ip {
+            IpAddr::V6(v6) if !v6.is_loopback() && !v6.is_unspecified() => {
+                v6.to_ipv4().map_or(IpAddr::V6(v6), IpAddr::V4)
+            }
+            other => other,
+        };
+        if ip.is_loopback() || ip.is_unspecified() || ip == IpAddr::V4(Ipv4Addr::UNSPECIFIED) {
+            HostKey::ThisMachine
+        } else {
+            HostKey::Ip(ip)
+        }
+    }
+}
+
+/// Whether two ports reach the same server (80 and 443 count as one).
+fn same_port(a: u16, b: u16) -> bool {
+    let web = |p| p == 80 || p == 443;
+    a == b || (web(a) && web(b))
+}
+
+impl OwnOrigins {
+    /// Our origins from the (validated) base URL and alias entries
+    /// (`host` or `host:port`; IPv6 in brackets). An alias without a port
+    /// stands for the base's port and the web ports.
+    pub fn new(base: &Url, aliases: &[String]) -> Result<Self, String> {
+        let mut origins = Vec::with_capacity(1 + aliases.len());
+        let base_port = base.port_or_known_default().unwrap_or(80);
+        if let Some(host) = base.host() {
+            origins.push((HostKey::of(host), Some(base_port)));
+        }
+        for alias in aliases {
+            let url = Url::parse(&format!("http://{alias}"))
+                .ok()
+                .filter(|u| {
+                    u.path() == "/"
+                        && u.username().is_empty()
+                        && u.password().is_none()
+                        && u.query().is_none()
+                        && u.fragment().is_none()
+                })
+                .ok_or_else(|| format!("`{alias}` is not a host or host:port"))?;
+            let host = HostKey::of(url.host().ok_or_else(|| format!("`{alias}` has no host"))?);
+            // `http://h:80` reports no port: it is a web port like none given.
+            if url.port().is_none() {
+                origins.push((host.clone(), Some(base_port)));
+            }
+            origins.push((host, url.port()));
+        }
+        Ok(Self {
+            origins,
+            path_prefix: base.path().trim_end_matches('/').to_owned(),
+        })
+    }
+
+    /// Whether `url` resolves to one of our origins, under our path prefix.
+    pub fn contains(&self, url: &Url) -> bool {
+        let (Some(host), Some(port)) = (url.host(), url.port_or_known_default()) else {
+            return false;
+        };
+        let key = HostKey::of(host);
+        let ours = self
+            .origins
+            .iter()
+            .any(|(h, p)| *h == key && same_port(p.unwrap_or(80), port));
+        let prefix = &self.path_prefix;
+        ours && (prefix.is_empty()
+            || url.path() == prefix
+            || url
+                .path()
+                .strip_prefix(prefix.as_str())
+                .is_some_and(|rest| rest.starts_with('/')))
+    }
+}
+
 /// A redirect target: an absolute http(s) URL with a host, at most
 /// [`MAX_URL_BYTES`], without credentials, not pointing at our own links.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TargetUrl(Url);
 
 impl TargetUrl {
-    /// Validates `raw`; `own_base` is the shortener's `public_base_url`.
-    pub fn parse(raw: &str, own_base: &Url) -> Result<Self, AppError> {
+    /// Validates `raw`; `ours` is where this shortener answers.
+    pub fn parse(raw: &str, ours: &OwnOrigins) -> Result<Self, LinkError> {
+        let invalid = |m: &'static str| LinkError::InvalidUrl(Cow::Borrowed(m));
         if raw.len() > MAX_URL_BYTES {
-            return Err(AppError::validation(
-                "invalid_url",
-                format!("The URL is longer than {MAX_URL_BYTES} bytes."),
+            return Err(LinkError::InvalidUrl(
+                format!("The URL is longer than {MAX_URL_BYTES} bytes.").into(),
             ));
         }
         if raw.trim() != raw || raw.is_empty() {
-            return Err(AppError::validation(
-                "invalid_url",
-                "The URL is empty or has surrounding white space.",
-            ));
+            return Err(invalid("The URL is empty or has surrounding white space."));
         }
-        let url = Url::parse(raw).map_err(|e| {
-            AppError::validation("invalid_url", format!("The URL is not valid: {e}."))
-        })?;
+        let url = Url::parse(raw)
+            .map_err(|e| LinkError::InvalidUrl(format!("The URL is not valid: {e}.").into()))?;
         if !matches!(url.scheme(), "http" | "https") {
-            return Err(AppError::validation(
-                "invalid_url",
-                "Only http and https URLs can be shortened.",
-            ));
+            return Err(invalid("Only http and https URLs can be shortened."));
         }
-        let Some(host) = url.host_str().filter(|h| !h.is_empty()) else {
-            return Err(AppError::validation("invalid_url", "The URL has no host."));
-        };
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err(invalid("The URL has no host."));
+        }
         if !url.username().is_empty() || url.password().is_some() {
-            return Err(AppError::validation(
-                "invalid_url",
-                "URLs with embedded credentials are not accepted.",
-            ));
+            return Err(invalid("URLs with embedded credentials are not accepted."));
         }
         if url.as_str().len() > MAX_URL_BYTES {
-            return Err(AppError::validation(
-                "invalid_url",
-                format!("The URL is longer than {MAX_URL_BYTES} bytes once normalised."),
+            return Err(LinkError::InvalidUrl(
+                format!("The URL is longer than {MAX_URL_BYTES} bytes once normalised.").into(),
             ));
         }
-        let own_host = own_base.host_str().unwrap_or_default();
-        let own_path = own_base.path().trim_end_matches('/');
-        if host.eq_ignore_ascii_case(own_host)
-            && (own_path.is_empty() || url.path().starts_with(own_path))
-        {
-            return Err(AppError::validation(
-                "self_referencing_url",
-                "The URL points back at this shortener; links to short links are refused.",
-            ));
+        if ours.contains(&url) {
+            return Err(LinkError::SelfReferencing);
         }
         Ok(Self(url))
     }
@@ -149,44 +315,55 @@ impl TargetUrl {
     }
 }
 
-/// A UTC instant in RFC 3339 on the wire.
-pub fn rfc3339(t: OffsetDateTime) -> String {
-    t.to_offset(time::UtcOffset::UTC)
-        .format(&Rfc3339)
-        .unwrap_or_default()
+/// Parses an RFC 3339 timestamp into UTC. Refused: anything that does not
+/// parse, and instants that exist only with their offset (e.g.
+/// `9999-12-31T23:59:59-01:00`, which is in the year 10000 in UTC) since
+/// they could be neither converted nor stored.
+pub fn parse_timestamp(field: &'static str, raw: &str) -> Result<OffsetDateTime, LinkError> {
+    OffsetDateTime::parse(raw, &Rfc3339)
+        .ok()
+        .and_then(|t| t.checked_to_offset(time::UtcOffset::UTC))
+        .filter(|utc| utc.format(&Rfc3339).is_ok())
+        .ok_or(LinkError::InvalidTimestamp(field))
 }
 
-/// Parses an RFC 3339 timestamp.
-pub fn parse_rfc3339(field: &str, raw: &str) -> Result<OffsetDateTime, AppError> {
-    OffsetDateTime::parse(raw, &Rfc3339).map_err(|_| {
-        AppError::validation(
-            "invalid_timestamp",
-            format!("`{field}` must be an RFC 3339 timestamp, e.g. 2030-01-31T12:00:00Z."),
-        )
-    })
+/// The `expires_at` of a create: a valid timestamp after `now`.
+pub fn parse_expiry(raw: &str, now: OffsetDateTime) -> Result<OffsetDateTime, LinkError> {
+    let at = parse_timestamp("expires_at", raw)?;
+    if at <= now {
+        return Err(LinkError::ExpiryNotInFuture);
+    }
+    Ok(at)
 }
 
-/// A stored link (the key-value record).
+/// A stored link (the key-value record). Timestamps are typed and stored as
+/// RFC 3339 text in UTC, the format the records have always had; a record
+/// whose timestamp does not parse is corrupt (never "no expiry").
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Link {
     /// Its name.
     pub slug: Slug,
     /// Where it redirects.
     pub url: String,
-    /// RFC 3339, UTC.
-    pub created_at: String,
-    /// RFC 3339, UTC; `None` = never.
-    pub expires_at: Option<String>,
+    /// When it was created (UTC, whole seconds).
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// When it stops redirecting (UTC); `None` = never.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub expires_at: Option<OffsetDateTime>,
 }
 
 impl Link {
     /// Whether the link has expired at `now`.
     pub fn is_expired(&self, now: OffsetDateTime) -> bool {
-        self.expires_at
-            .as_deref()
-            .and_then(|e| OffsetDateTime::parse(e, &Rfc3339).ok())
-            .is_some_and(|e| now >= e)
+        self.expires_at.is_some_and(|e| now >= e)
     }
+}
+
+/// An instant as RFC 3339 text (UTC). Every stored instant was checked to
+/// format by [`parse_timestamp`] or comes from the clock.
+pub fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap_or_default()
 }
 
 /// The key of a link's record.
@@ -214,11 +391,6 @@ const REMOVE: Statement = Statement {
     operation: "DELETE",
     table: "links",
 };
-const REGISTERED: Statement = Statement {
-    sql: "SELECT count(*) FROM links WHERE slug = ?1",
-    operation: "SELECT",
-    table: "links",
-};
 /// Number of links (for `/metrics`).
 pub const COUNT: Statement = Statement {
     sql: "SELECT count(*) FROM links",
@@ -237,12 +409,13 @@ pub struct NewLink {
     pub expires_at: Option<OffsetDateTime>,
 }
 
-/// Where random slugs come from (swappable in tests).
-pub type SlugSource = std::sync::Arc<dyn Fn(usize) -> Slug + Send + Sync>;
+/// Where random slug candidates come from (swappable in tests). A candidate
+/// that is no valid slug (a reserved word) is redrawn like a collision.
+pub type SlugSource = std::sync::Arc<dyn Fn(usize) -> String + Send + Sync>;
 
 /// Random base62 slugs from the thread's CSPRNG.
 pub fn random_slugs() -> SlugSource {
-    std::sync::Arc::new(|len| Slug::random(len, &mut rand::rng()))
+    std::sync::Arc::new(|len| Slug::random(len, &mut rand::rng()).0)
 }
 
 /// Link storage over the two ports.
@@ -259,20 +432,20 @@ impl Links<'_> {
     /// Stores a new link. A taken custom slug is a conflict and is never
     /// overwritten, also when two creates race: the SQLite registry insert
     /// decides who owns the slug before anything is written to key-value.
+    /// Everything that can be refused is checked before the claim, and a
+    /// claim whose record could not be written is released.
     pub async fn create(
         &self,
         new: NewLink,
         slug_length: usize,
         now: OffsetDateTime,
-    ) -> Result<Link, AppError> {
+    ) -> Result<Link, LinkError> {
         let now = now.replace_nanosecond(0).unwrap_or(now);
         let created_unix = now.unix_timestamp();
         let slug = match new.slug {
             Some(slug) => {
                 if !self.claim(&slug, created_unix).await? {
-                    return Err(AppError::Conflict(format!(
-                        "The slug `{slug}` is already taken."
-                    )));
+                    return Err(LinkError::SlugTaken(slug));
                 }
                 slug
             }
@@ -281,11 +454,21 @@ impl Links<'_> {
         let link = Link {
             slug: slug.clone(),
             url: new.url.as_str().to_owned(),
-            created_at: rfc3339(now),
-            expires_at: new.expires_at.map(rfc3339),
+            created_at: now,
+            expires_at: new.expires_at,
         };
-        let record = serde_json::to_vec(&link).map_err(|e| AppError::Internal(e.into()))?;
-        if let Err(e) = self.kv.set(&kv_key(&slug), &record).await {
+        let written = match serde_json::to_vec(&link) {
+            Ok(record) => self
+                .kv
+                .set(&kv_key(&slug), &record)
+                .await
+                .map_err(Into::into),
+            Err(e) => Err(LinkError::CorruptRecord {
+                slug: slug.to_string(),
+                reason: e.to_string(),
+            }),
+        };
+        if let Err(e) = written {
             // Give the slug back so a retry can succeed; nothing else was written.
             let release = self
                 .sql
@@ -297,7 +480,7 @@ impl Links<'_> {
             if let Err(r) = release {
                 tracing::error!(error = %r, "could not release a claimed slug");
             }
-            return Err(e.into());
+            return Err(e);
         }
         Ok(link)
     }
@@ -313,27 +496,24 @@ impl Links<'_> {
         Ok(!rows.rows.is_empty())
     }
 
-    async fn claim_random(&self, len: usize, created_unix: i64) -> Result<Slug, AppError> {
+    async fn claim_random(&self, len: usize, created_unix: i64) -> Result<Slug, LinkError> {
         for _ in 0..RANDOM_SLUG_ATTEMPTS {
-            let slug = (self.slugs)(len);
+            let Ok(slug) = Slug::parse(&(self.slugs)(len)) else {
+                continue;
+            };
             if self.claim(&slug, created_unix).await? {
                 return Ok(slug);
             }
         }
-        Err(AppError::Internal(anyhow::anyhow!(
-            "no free random slug of length {len} after {RANDOM_SLUG_ATTEMPTS} attempts"
-        )))
+        Err(LinkError::NoFreeSlug { len })
     }
 
     /// The link named `slug`, if stored.
-    pub async fn get(&self, slug: &Slug) -> Result<Option<Link>, AppError> {
+    pub async fn get(&self, slug: &Slug) -> Result<Option<Link>, LinkError> {
         let Some(bytes) = self.kv.get(&kv_key(slug)).await? else {
             return Ok(None);
         };
-        let link: Link = serde_json::from_slice(&bytes).map_err(|e| {
-            AppError::Internal(anyhow::anyhow!("corrupt link record for {slug}: {e}"))
-        })?;
-        Ok(Some(link))
+        decode(slug, &bytes).map(Some)
     }
 
     /// Up to `limit` links after `cursor`, in slug order, and the cursor of
@@ -342,7 +522,7 @@ impl Links<'_> {
         &self,
         cursor: Option<&Slug>,
         limit: usize,
-    ) -> Result<(Vec<Link>, Option<String>), AppError> {
+    ) -> Result<(Vec<Link>, Option<String>), LinkError> {
         let after = cursor.map_or("", Slug::as_str);
         let fetch = i64::try_from(limit + 1).unwrap_or(i64::MAX);
         let rows = self
@@ -368,36 +548,51 @@ impl Links<'_> {
     }
 
     /// Removes the link, its clicks and its rollups. `false` when absent.
-    pub async fn delete(&self, slug: &Slug) -> Result<bool, AppError> {
-        let in_kv = self.kv.exists(&kv_key(slug)).await?;
-        if in_kv {
-            self.kv.delete(&kv_key(slug)).await?;
+    ///
+    /// Never half-deleted: the record is removed from key-value first, then
+    /// the registry row (one statement: the `links_delete` trigger removes
+    /// clicks and rollups atomically with it). If that statement fails, the
+    /// record is written back, so the link is either wholly there or wholly
+    /// gone.
+    pub async fn delete(&self, slug: &Slug) -> Result<bool, LinkError> {
+        let key = kv_key(slug);
+        let record = self.kv.get(&key).await?;
+        if record.is_some() {
+            self.kv.delete(&key).await?;
         }
-        // One statement: the `links_delete` trigger removes clicks and
-        // rollups atomically with the registry row.
-        let removed = self
-            .sql
-            .execute(&REMOVE, vec![slug.as_str().into()])
-            .await?;
-        Ok(in_kv || !removed.rows.is_empty())
+        let removed = match self.sql.execute(&REMOVE, vec![slug.as_str().into()]).await {
+            Ok(rows) => !rows.rows.is_empty(),
+            Err(e) => {
+                if let Some(record) = &record
+                    && let Err(restore) = self.kv.set(&key, record).await
+                {
+                    tracing::error!(error = %restore, "could not restore a link record");
+                }
+                return Err(e.into());
+            }
+        };
+        Ok(record.is_some() || removed)
     }
+}
 
-    /// Whether `slug` is in the registry.
-    pub async fn registered(&self, slug: &Slug) -> Result<bool, AppError> {
-        let rows = self
-            .sql
-            .execute(&REGISTERED, vec![slug.as_str().into()])
-            .await?;
-        Ok(rows.scalar_i64() > 0)
-    }
+fn decode(slug: &Slug, bytes: &[u8]) -> Result<Link, LinkError> {
+    serde_json::from_slice(bytes).map_err(|e| LinkError::CorruptRecord {
+        slug: slug.to_string(),
+        reason: e.to_string(),
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn base() -> Url {
-        Url::parse("https://sho.rt").unwrap()
+    fn base() -> OwnOrigins {
+        ours("https://sho.rt", &[])
+    }
+
+    fn ours(base: &str, aliases: &[&str]) -> OwnOrigins {
+        let aliases: Vec<String> = aliases.iter().map(|a| (*a).to_owned()).collect();
+        OwnOrigins::new(&Url::parse(base).unwrap(), &aliases).unwrap()
     }
 
     #[test]
@@ -427,7 +622,7 @@ mod tests {
     fn reserved_words_are_refused_in_any_case() {
         for bad in ["api", "API", "Health", "metrics"] {
             let err = Slug::parse(bad).unwrap_err();
-            assert_eq!(err.status_and_code().1, "reserved_slug");
+            assert_eq!(err.code(), "reserved_slug");
         }
     }
 
@@ -483,22 +678,69 @@ mod tests {
     fn urls_pointing_back_at_the_shortener_are_refused() {
         for bad in ["https://sho.rt/abc", "http://SHO.RT/x", "https://sho.rt"] {
             let err = TargetUrl::parse(bad, &base()).unwrap_err();
-            assert_eq!(err.status_and_code().1, "self_referencing_url", "{bad}");
+            assert_eq!(err.code(), "self_referencing_url", "{bad}");
         }
-        let with_path = Url::parse("https://example.com/s/").unwrap();
+        let with_path = ours("https://example.com/s/", &[]);
         assert!(TargetUrl::parse("https://example.com/s/abc", &with_path).is_err());
+        assert!(TargetUrl::parse("https://example.com/s", &with_path).is_err());
         assert!(TargetUrl::parse("https://example.com/other", &with_path).is_ok());
+        assert!(TargetUrl::parse("https://example.com/sx", &with_path).is_ok());
+    }
+
+    #[test]
+    fn urls_reaching_the_shortener_by_another_name_are_refused() {
+        let local = ours("http://127.0.0.1:3000", &[]);
+        for bad in [
+            "http://localhost:3000/x",
+            "http://LOCALHOST.:3000/x",
+            "http://app.localhost:3000/x",
+            "http://127.0.0.1.:3000/x",
+            "http://127.1:3000/x",
+            "http://2130706433:3000/x",
+            "http://127.0.0.2:3000/x",
+            "http://[::1]:3000/x",
+            "http://[::ffff:127.0.0.1]:3000/x",
+            "http://[::ffff:7f00:1]:3000/x",
+            "http://0.0.0.0:3000/x",
+            "http://[::]:3000/x",
+        ] {
+            let err = TargetUrl::parse(bad, &local).unwrap_err();
+            assert_eq!(err.code(), "self_referencing_url", "{bad}");
+        }
+        // Another port on this machine is another service.
+        assert!(TargetUrl::parse("http://localhost:8080/x", &local).is_ok());
+
+        let public = ours("https://sho.rt", &["go.example", "10.1.2.3:8443"]);
+        for bad in [
+            "https://sho.rt./x",
+            "http://sho.rt:80/x",
+            "https://sho.rt:443/x",
+            "https://GO.example./x",
+            "https://10.1.2.3:8443/x",
+            "https://[::ffff:10.1.2.3]:8443/x",
+        ] {
+            let err = TargetUrl::parse(bad, &public).unwrap_err();
+            assert_eq!(err.code(), "self_referencing_url", "{bad}");
+        }
+        for ok in [
+            "https://sho.rt:8443/x",
+            "https://10.1.2.3/x",
+            "https://notsho.rt/x",
+            "http://localhost/x",
+        ] {
+            assert!(TargetUrl::parse(ok, &public).is_ok(), "{ok}");
+        }
     }
 
     #[test]
     fn expiry_is_inclusive_of_the_instant() {
+        let at = |s| OffsetDateTime::parse(s, &Rfc3339).unwrap();
         let link = Link {
             slug: Slug::parse("abc").unwrap(),
             url: "https://e.com/".into(),
-            created_at: "2030-01-01T00:00:00Z".into(),
-            expires_at: Some("2030-01-02T00:00:00Z".into()),
+            created_at: at("2030-01-01T00:00:00Z"),
+            expires_at: Some(at("2030-01-02T00:00:00Z")),
         };
-        let at = |s| OffsetDateTime::parse(s, &Rfc3339).unwrap();
         assert!(!link.is_expired(at("2030-01-01T23:59:59Z")));
         assert!(link.is_expired(at("2030-01-02T00:00:00Z")));
     }

@@ -51,13 +51,37 @@ pub fn record_error(span: &tracing::Span, error_type: &str, description: &str) {
     span.record("otel.status_description", description);
 }
 
-/// The server span for one request, named `METHOD route-template`.
+/// The HTTP methods a span name or label may carry (the semantic
+/// conventions' list); any other is [`OTHER_METHOD`].
+pub const KNOWN_METHODS: [&str; 9] = [
+    "CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE",
+];
+
+/// What an unknown method is recorded as (semantic conventions' `_OTHER`).
+pub const OTHER_METHOD: &str = "_OTHER";
+
+/// `method` if it is one of [`KNOWN_METHODS`], else `_OTHER`: a client can
+/// send any token as a method, and each would be a new span name and a new
+/// metrics series.
+pub fn method_label(method: &str) -> &'static str {
+    KNOWN_METHODS
+        .into_iter()
+        .find(|m| *m == method)
+        .unwrap_or(OTHER_METHOD)
+}
+
+/// The server span for one request, named `METHOD route-template` (the
+/// method as [`method_label`] records it).
 ///
-/// It continues the W3C trace context of `headers` (a `traceparent` from a
-/// tracing proxy), or starts a new trace when there is none or it is invalid.
-/// Without a matched route (`None`) the span is named by the method alone,
-/// as the HTTP semantic conventions ask.
+/// Trace context: the span continues the trace id of a valid W3C
+/// `traceparent` in `headers` (from a tracing proxy), or starts a new trace.
+/// It is always recorded, whatever the parent's sampled flag says (see
+/// [`provider_builder`]): the public can reach the app without a proxy, and
+/// must not be able to switch its spans off. Without a matched route
+/// (`None`) the span is named by the method alone, as the HTTP semantic
+/// conventions ask.
 pub fn request_span(method: &str, route: Option<&str>, headers: &http::HeaderMap) -> tracing::Span {
+    let method = method_label(method);
     let name = match route {
         Some(route) => format!("{method} {route}"),
         None => method.to_owned(),
@@ -101,12 +125,16 @@ impl opentelemetry::propagation::Extractor for HeaderExtractor<'_> {
     }
 }
 
-/// The tracer provider builder every host uses: parent-based sampling, on by
-/// default (a sampled or absent parent records; an unsampled one does not).
+/// The tracer provider builder every host uses. It samples every span
+/// (`AlwaysOn`), ignoring a remote parent's sampled flag: the flag arrives
+/// in a `traceparent` header that any client can send, and an unsampled one
+/// would otherwise switch off the request span and all its storage spans
+/// (and, with them, the span-derived click metrics). Volume is bounded by
+/// the exporter's queue (`OTEL_BSP_MAX_QUEUE_SIZE`), not by the public.
 /// The host adds its span processor (wasi:otel in Spin, in-memory in tests).
 pub fn provider_builder() -> opentelemetry_sdk::trace::TracerProviderBuilder {
     use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
-    SdkTracerProvider::builder().with_sampler(Sampler::ParentBased(Box::new(Sampler::AlwaysOn)))
+    SdkTracerProvider::builder().with_sampler(Sampler::AlwaysOn)
 }
 
 /// The name of our instrumentation scope.

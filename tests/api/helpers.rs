@@ -157,10 +157,7 @@ impl TestApp {
         let random = app.slugs.clone();
         let app = shortener::http::App {
             // Queued candidates first (to force collisions), then random ones.
-            slugs: Arc::new(move |len| match queued.lock().unwrap().pop() {
-                Some(s) => shortener::links::Slug::parse(&s).unwrap(),
-                None => random(len),
-            }),
+            slugs: Arc::new(move |len| queued.lock().unwrap().pop().unwrap_or_else(|| random(len))),
             ..app
         };
         Self {

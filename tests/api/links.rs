@@ -155,13 +155,21 @@ async fn paging_lists_every_link_exactly_once_in_a_stable_order() {
 }
 
 #[tokio::test]
-async fn a_page_is_capped_at_100_links() {
+async fn a_page_holds_at_most_100_links_and_a_larger_limit_is_refused() {
     let app = TestApp::spawn().await;
     for i in 0..105 {
         app.create_ok(&format!("https://e{i}.example"), None).await;
     }
+    // Issue 8: `limit` is 1-100 as documented; above is a 400, not a silent cap.
+    for limit in ["101", "1000"] {
+        let r = app
+            .api(Method::GET, &format!("/api/links?limit={limit}"), None)
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{limit}");
+        assert_eq!(r.error_code(), "invalid_limit", "{limit}");
+    }
     let page = app
-        .api(Method::GET, "/api/links?limit=1000", None)
+        .api(Method::GET, "/api/links?limit=100", None)
         .await
         .json();
     assert_eq!(page["links"].as_array().unwrap().len(), 100);
@@ -262,5 +270,42 @@ async fn random_slug_draws_give_up_with_a_500_after_repeated_collisions() {
         app.count("SELECT count(*) FROM links", vec![]),
         1,
         "nothing else stored"
+    );
+}
+
+#[tokio::test]
+async fn a_random_slug_that_is_a_reserved_word_is_redrawn() {
+    let app = TestApp::spawn().await;
+    app.queue_random_slugs(&["metrics", "CONSOLE", "Fresh34"]);
+    let slug = app.create_ok("https://e.example", None).await;
+    assert_eq!(slug, "Fresh34");
+    assert_eq!(app.count("SELECT count(*) FROM links", vec![]), 1);
+}
+
+#[tokio::test]
+async fn a_failed_registry_delete_leaves_the_link_whole() {
+    let app = TestApp::spawn().await;
+    let slug = app.create_ok("https://e.example", Some("keepme")).await;
+    app.sql.set_failing(true);
+    let r = app
+        .api(Method::DELETE, &format!("/api/links/{slug}"), None)
+        .await;
+    app.sql.set_failing(false);
+    assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
+    // Neither half is gone: the record still answers and the slug is still owned.
+    let got = app.api(Method::GET, "/api/links/keepme", None).await;
+    assert_eq!(got.status, StatusCode::OK, "{}", got.text());
+    assert_eq!(app.follow("keepme").await.status, StatusCode::FOUND);
+    let again = app
+        .create(json!({"url": "https://other.example", "slug": "keepme"}))
+        .await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+    // And a retried delete removes both.
+    let r = app.api(Method::DELETE, "/api/links/keepme", None).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert_eq!(app.count("SELECT count(*) FROM links", vec![]), 0);
+    assert_eq!(
+        app.api(Method::GET, "/api/links/keepme", None).await.status,
+        StatusCode::NOT_FOUND
     );
 }

@@ -2,6 +2,8 @@ use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use serde_json::json;
 
+use shortener::config::names;
+
 use crate::helpers::{TOKEN, TestApp};
 
 async fn refused(app: &TestApp, body: serde_json::Value, code: &str) {
@@ -50,6 +52,30 @@ async fn urls_pointing_at_our_own_short_links_are_refused() {
 }
 
 #[tokio::test]
+async fn urls_reaching_the_shortener_by_another_name_are_refused() {
+    let app = TestApp::with_vars(&[
+        (names::PUBLIC_BASE_URL, "http://127.0.0.1:3000"),
+        (names::PUBLIC_HOST_ALIASES, "sho.rt, go.example:8443"),
+    ])
+    .await;
+    for url in [
+        "http://localhost:3000/abc",
+        "http://localhost.:3000/abc",
+        "http://[::1]:3000/abc",
+        "http://[::ffff:127.0.0.1]:3000/abc",
+        "http://127.0.0.1.:3000/abc",
+        "https://sho.rt./abc",
+        "http://SHO.RT/abc",
+        "https://go.example:8443/abc",
+    ] {
+        refused(&app, json!({"url": url}), "self_referencing_url").await;
+    }
+    nothing_stored(&app);
+    app.create_ok("http://localhost:8080/elsewhere", None).await;
+    app.create_ok("https://go.example/other-port", None).await;
+}
+
+#[tokio::test]
 async fn invalid_and_reserved_slugs_are_refused() {
     let app = TestApp::spawn().await;
     for slug in ["ab", "has space", "a/b", "ünicode"] {
@@ -60,7 +86,7 @@ async fn invalid_and_reserved_slugs_are_refused() {
         )
         .await;
     }
-    for slug in ["api", "health", "metrics", "API"] {
+    for slug in ["api", "health", "metrics", "console", "API", "Console"] {
         refused(
             &app,
             json!({"url": "https://e.com", "slug": slug}),
@@ -87,6 +113,36 @@ async fn bad_or_past_expiry_is_refused() {
     )
     .await;
     nothing_stored(&app);
+}
+
+#[tokio::test]
+async fn out_of_range_timestamps_are_400_and_claim_nothing() {
+    let app = TestApp::spawn().await;
+    for expires_at in [
+        // In range with its offset, year 10000 in UTC.
+        "9999-12-31T23:59:59-01:00",
+        // Year -1 in UTC.
+        "0000-01-01T00:00:00+01:00",
+        "2030-02-30T00:00:00Z",
+        "2030-01-01T00:00:00+24:00",
+    ] {
+        refused(
+            &app,
+            json!({"url": "https://e.com", "slug": "stuck1", "expires_at": expires_at}),
+            "invalid_timestamp",
+        )
+        .await;
+    }
+    nothing_stored(&app);
+    // The slug was never claimed: it is free for a valid create.
+    let r = app
+        .create(
+            json!({"url": "https://e.com", "slug": "stuck1", "expires_at": "9999-12-31T23:59:59Z"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    assert_eq!(r.json()["expires_at"], "9999-12-31T23:59:59Z");
+    assert_eq!(app.follow("stuck1").await.status, StatusCode::FOUND);
 }
 
 #[tokio::test]

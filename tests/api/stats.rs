@@ -1,5 +1,6 @@
 use axum::http::{Method, StatusCode};
 use serde_json::json;
+use shortener::analytics;
 use shortener::storage::SqlValue;
 use time::macros::datetime;
 
@@ -101,6 +102,68 @@ async fn bad_stats_ranges_are_400_and_unknown_links_404() {
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{q}");
     }
     assert_eq!(app.stats("unknown", "").await.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn signed_or_unpadded_days_are_refused_not_compared_as_text() {
+    let app = TestApp::spawn().await;
+    let slug = app.create_ok("https://e.com", None).await;
+    app.follow(&slug).await;
+    // `%2B` is `+`: `+2030-01-15` parses as a date but sorts before every
+    // `YYYY-MM-DD` text, so a text comparison would answer a wrong range.
+    for q in [
+        "?from=%2B2030-01-15",
+        "?to=%2B2030-01-15",
+        "?from=-2030-01-15",
+        "?from=2030-01-15&to=%2B2030-01-16",
+    ] {
+        let r = app.stats(&slug, q).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{q}: {}", r.text());
+        assert_eq!(r.error_code(), "invalid_date", "{q}");
+    }
+    let day = app
+        .stats(&slug, "?from=2030-01-15&to=2030-01-15")
+        .await
+        .json();
+    assert_eq!(day["total"], 1);
+}
+
+#[tokio::test]
+async fn breakdowns_keep_the_top_100_and_sum_the_rest_into_one_other_row() {
+    let app = TestApp::spawn().await;
+    let slug = app.create_ok("https://e.com", None).await;
+    app.set_now(datetime!(2030-01-14 12:00 UTC));
+    app.visit(&slug, Visit::default().referer("https://old.example/"))
+        .await;
+    app.set_now(datetime!(2030-01-15 12:00 UTC));
+    for _ in 0..3 {
+        app.visit(&slug, Visit::default().referer("https://top.example/"))
+            .await;
+    }
+    for i in 0..105 {
+        let referer = format!("https://r{i:03}.example/");
+        app.visit(&slug, Visit::default().referer(&referer)).await;
+    }
+    // The all-time rollup (no range) and the daily one (a range) both cap.
+    for (query, total, other) in [("", 109, 7), ("?from=2030-01-15", 108, 6)] {
+        let s = app.stats(&slug, query).await.json();
+        assert_eq!(s["total"], total, "{query}");
+        let referrers = s["referrers"].as_array().unwrap();
+        assert_eq!(referrers.len(), analytics::MAX_BREAKDOWN + 1, "{query}");
+        assert_eq!(referrers[0], json!({"host": "top.example", "clicks": 3}));
+        assert_eq!(
+            referrers[analytics::MAX_BREAKDOWN],
+            json!({"host": "(other)", "clicks": other, "other": true}),
+            "{query}"
+        );
+        let sum: i64 = referrers
+            .iter()
+            .map(|r| r["clicks"].as_i64().unwrap())
+            .sum();
+        assert_eq!(sum, total, "{query}: the rows add up to the total");
+        // Few families: no other row.
+        assert_eq!(s["browsers"], json!([{"name": "Chrome", "clicks": total}]));
+    }
 }
 
 #[tokio::test]

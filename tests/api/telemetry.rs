@@ -274,7 +274,9 @@ async fn each_route_makes_exactly_its_storage_spans() {
             "DELETE /api/links/{slug}",
             204,
             vec![
-                op("kv.exists", "exists", None),
+                // The record is read first, to restore it if the registry
+                // delete fails (nothing is ever half-deleted).
+                op("kv.get", "get", None),
                 op("kv.delete", "delete", None),
                 op("sqlite.execute", "DELETE", Some("links")),
             ],
@@ -413,24 +415,68 @@ async fn without_a_traceparent_a_new_trace_starts() {
 }
 
 #[tokio::test]
-async fn sampling_follows_the_parent_and_is_on_by_default() {
+async fn an_unsampled_traceparent_from_a_client_does_not_switch_the_spans_off() {
+    // Issue 8: the sampled flag is the client's to send; the app stays
+    // observable (same spans as without a parent) and keeps the trace id.
     let app = TestApp::spawn().await;
     let capture = Capture::start();
-    let request = Request::get("/health")
-        .header(
-            "traceparent",
-            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00",
-        )
-        .body(Body::empty())
-        .unwrap();
-    app.send(request).await;
-    assert!(
-        capture.take().is_empty(),
-        "an unsampled parent records nothing"
-    );
+    let slug = app.create_ok("https://e.com", None).await;
+    capture.take();
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    for path in ["/health".to_owned(), format!("/{slug}")] {
+        let request = Request::get(&path)
+            .header("traceparent", format!("00-{trace}-00f067aa0ba902b7-00"))
+            .header(
+                "user-agent",
+                "Mozilla/5.0 (X11; Linux x86_64; rv:125.0) Gecko/20100101 Firefox/125.0",
+            )
+            .body(Body::empty())
+            .unwrap();
+        app.send(request).await;
+        let spans = capture.take();
+        assert_eq!(spans.len(), 3, "{path}: request span and two storage spans");
+        let (server, storage) = split(&spans);
+        assert_eq!(server.span_context.trace_id().to_string(), trace, "{path}");
+        assert!(server.span_context.is_sampled(), "{path}");
+        assert!(
+            storage.iter().all(|s| s.span_context.is_sampled()),
+            "{path}"
+        );
+    }
     app.send(Request::get("/health").body(Body::empty()).unwrap())
         .await;
     assert_eq!(capture.take().len(), 3, "no parent: sampled");
+}
+
+#[tokio::test]
+async fn unknown_methods_are_named_other_in_span_names_and_attributes() {
+    let app = TestApp::spawn().await;
+    let capture = Capture::start();
+    for (method, path) in [
+        ("FOOBAR", "/abc"),
+        ("X-ANYTHING-1", "/api/links"),
+        ("get", "/x/y/z"),
+    ] {
+        let request = Request::builder()
+            .method(Method::from_bytes(method.as_bytes()).unwrap())
+            .uri(path)
+            .body(Body::empty())
+            .unwrap();
+        app.send(request).await;
+        let spans = capture.take();
+        let (server, _) = split(&spans);
+        assert!(
+            server.name == "_OTHER" || server.name.starts_with("_OTHER "),
+            "{method}: {}",
+            server.name
+        );
+        assert!(!server.name.contains(method), "{method}");
+        assert_eq!(
+            attr_str(server, "http.request.method").as_deref(),
+            Some("_OTHER"),
+            "{method}"
+        );
+    }
 }
 
 #[tokio::test]
