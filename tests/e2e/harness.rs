@@ -575,7 +575,8 @@ pub fn raw_request(port: u16, method: &str, target: &str, headers: &[(&str, &str
 }
 
 /// The project's Caddyfile (deploy/caddy/Caddyfile) made runnable here:
-/// Debian's caddy 2.6 has no `tracing` directive, so its block is removed;
+/// Debian's caddy 2.6 has no `tracing` directive, so its block (and any
+/// `order` option naming it) is removed;
 /// the site listens on 127.0.0.1:`listen` and proxies to 127.0.0.1:`upstream`
 /// instead of the compose service `app:3000`. Everything else (the
 /// `/metrics` matcher, header handling) is the real file's.
@@ -593,6 +594,10 @@ pub fn caddyfile_for_test(listen: u16, upstream: u16) -> String {
         }
         if code == "tracing" || code.starts_with("tracing ") || code.starts_with("tracing{") {
             depth = opens;
+            continue;
+        }
+        // `order X before tracing` names the missing directive too.
+        if code.starts_with("order ") && code.split_whitespace().any(|w| w == "tracing") {
             continue;
         }
         out.push_str(line);
