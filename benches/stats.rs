@@ -31,7 +31,8 @@ use time::OffsetDateTime;
 use time::macros::datetime;
 use tower::ServiceExt;
 
-use common::{AGENTS, Rng, SALT, TOKEN};
+use common::{AGENTS, SALT, TOKEN, fmt_duration as fmt, percentile};
+use rand::Rng;
 
 const SLUG: &str = "big-launch";
 const DAYS: i64 = 365;
@@ -76,7 +77,7 @@ fn bulk_load(path: &std::path::Path, n: usize, now: OffsetDateTime) -> Duration 
         .collect();
     let first_day = now - time::Duration::days(DAYS - 1);
     let first_midnight = first_day.replace_time(time::Time::MIDNIGHT);
-    let mut rng = Rng(0x5eed_1234_abcd_ef01);
+    let mut rng = common::rng(0x5eed_1234_abcd_ef01);
     let mut hashes: HashMap<(usize, usize, i64), String> = HashMap::new();
 
     let mut conn = rusqlite::Connection::open(path).expect("open");
@@ -94,14 +95,14 @@ fn bulk_load(path: &std::path::Path, n: usize, now: OffsetDateTime) -> Duration 
                 let day_index = (i as i64 * DAYS) / n as i64;
                 let at = first_midnight
                     + time::Duration::days(day_index)
-                    + time::Duration::seconds(rng.below(86_400) as i64);
+                    + time::Duration::seconds(rng.random_range(0..86_400) as i64);
                 let day = clicks::utc_day(at);
                 let (ua_index, (ua, visitor)) = {
-                    let k = rng.below(agents.len());
+                    let k = rng.random_range(0..agents.len());
                     (k, &agents[k])
                 };
                 // ~3,000 distinct addresses: a visitor returns a few times a day.
-                let ip_index = rng.below(3_000);
+                let ip_index = rng.random_range(0..3_000);
                 let hash = hashes
                     .entry((ip_index, ua_index, day_index))
                     .or_insert_with(|| {
@@ -112,12 +113,12 @@ fn bulk_load(path: &std::path::Path, n: usize, now: OffsetDateTime) -> Duration 
                     })
                     .clone();
                 // Referrers: two thirds none, the rest over ~64 hosts.
-                let referrer = if rng.below(3) < 2 {
+                let referrer = if rng.random_range(0..3) < 2 {
                     None
                 } else {
-                    referrers[rng.below(referrers.len())].clone()
+                    referrers[rng.random_range(0..referrers.len())].clone()
                 };
-                let at_ms = at.unix_timestamp() * 1_000 + rng.below(1_000) as i64;
+                let at_ms = at.unix_timestamp() * 1_000 + rng.random_range(0..1_000) as i64;
                 let id: i64 = stmt
                     .query_row(
                         rusqlite::params![
@@ -187,7 +188,7 @@ impl Timing {
     fn row(&mut self) -> String {
         self.samples.sort_unstable();
         let s = &self.samples;
-        let pct = |p: f64| s[((s.len() - 1) as f64 * p).round() as usize];
+        let pct = |p: f64| percentile(s, p);
         let mean = s.iter().sum::<Duration>() / s.len() as u32;
         format!(
             "{:<48} {:>6} {:>10} {:>10} {:>10} {:>10} {:>9}",
@@ -199,17 +200,6 @@ impl Timing {
             fmt(*s.last().expect("samples")),
             self.bytes
         )
-    }
-}
-
-fn fmt(d: Duration) -> String {
-    let us = d.as_secs_f64() * 1e6;
-    if us < 1_000.0 {
-        format!("{us:.0} µs")
-    } else if us < 1_000_000.0 {
-        format!("{:.2} ms", us / 1_000.0)
-    } else {
-        format!("{:.2} s", us / 1e6)
     }
 }
 

@@ -13,7 +13,8 @@ use crate::links::OwnOrigins;
 
 /// Variable names, as declared in spin.toml `[variables]`.
 pub mod names {
-    /// Bearer token for `/api/...` (secret). Empty means the API refuses every call.
+    /// Bearer token for `/api/...` (secret). Empty, a placeholder or shorter
+    /// than [`super::MIN_ADMIN_TOKEN_BYTES`] means the API refuses every call.
     pub const ADMIN_TOKEN: &str = "admin_token";
     /// Base of every `short_url`, e.g. `https://sho.rt`.
     pub const PUBLIC_BASE_URL: &str = "public_base_url";
@@ -56,11 +57,48 @@ pub mod defaults {
 /// The shortest and longest random slug we allow.
 pub const SLUG_LENGTH_RANGE: std::ops::RangeInclusive<usize> = 4..=32;
 
+/// The shortest admin token the API accepts to serve with.
+pub const MIN_ADMIN_TOKEN_BYTES: usize = 32;
+
+/// Prefixes of the placeholder secrets shipped in examples (`.env.example`
+/// has `change-me-...`), compared case-insensitively.
+pub const PLACEHOLDER_PREFIXES: [&str; 2] = ["change-me", "changeme"];
+
+/// Why the API is off when no admin token is in force: the message of its
+/// `api_disabled` answers.
+pub mod api_disabled {
+    /// No token configured.
+    pub const UNSET: &str = "The API is disabled: no admin_token is configured on the server.";
+    /// A placeholder from an example file.
+    pub const PLACEHOLDER: &str = "The API is disabled: admin_token is a placeholder \
+         (it starts with `change-me`); set a random one, e.g. `openssl rand -hex 32`.";
+    /// Too short to resist guessing.
+    pub const TOO_SHORT: &str = "The API is disabled: admin_token is shorter than 32 bytes; \
+         set a random one, e.g. `openssl rand -hex 32`.";
+}
+
+/// The admin token, unless it is unset or one the app refuses to serve with
+/// (a placeholder, or shorter than [`MIN_ADMIN_TOKEN_BYTES`]): then the reason.
+fn admin_token(value: Option<String>) -> Result<String, &'static str> {
+    let token = value.ok_or(api_disabled::UNSET)?;
+    let lower = token.to_ascii_lowercase();
+    if PLACEHOLDER_PREFIXES.iter().any(|p| lower.starts_with(p)) {
+        return Err(api_disabled::PLACEHOLDER);
+    }
+    if token.len() < MIN_ADMIN_TOKEN_BYTES {
+        return Err(api_disabled::TOO_SHORT);
+    }
+    Ok(token)
+}
+
 /// The app's configuration.
 #[derive(Clone)]
 pub struct Settings {
-    /// `None` when no token is configured: the API then refuses every call.
+    /// `None` when no usable token is configured: the API then refuses every
+    /// call with [`Settings::api_disabled_reason`].
     pub admin_token: Option<String>,
+    /// Why `admin_token` is `None` (one of [`api_disabled`]).
+    pub api_disabled_reason: &'static str,
     /// Normalised (no trailing slash).
     pub public_base_url: Url,
     /// Where we answer: `public_base_url` and `public_host_aliases`.
@@ -162,8 +200,22 @@ impl Settings {
         let own_origins = OwnOrigins::new(&public_base_url, &aliases)
             .map_err(|reason| invalid(names::PUBLIC_HOST_ALIASES, reason))?;
 
+        let (admin_token, api_disabled_reason) = match admin_token(get(names::ADMIN_TOKEN)) {
+            Ok(token) => (Some(token), ""),
+            Err(reason) => {
+                if reason != api_disabled::UNSET {
+                    // Once per instance, in Spin's log: the API answers
+                    // `api_disabled` with the same reason.
+                    eprintln!("shortener: {reason}");
+                    tracing::warn!(reason, "API disabled");
+                }
+                (None, reason)
+            }
+        };
+
         Ok(Self {
-            admin_token: get(names::ADMIN_TOKEN),
+            admin_token,
+            api_disabled_reason,
             public_base_url,
             own_origins,
             redirect_status,
@@ -299,9 +351,45 @@ mod tests {
     }
 
     #[test]
+    fn placeholder_admin_tokens_disable_the_api_and_say_why() {
+        for placeholder in [
+            "change-me-admin-token",
+            "CHANGE-ME-0123456789abcdef0123456789abcdef",
+            "changeme0123456789abcdef0123456789abcdef",
+        ] {
+            let s = settings(&[(names::ADMIN_TOKEN, placeholder)]).unwrap();
+            assert!(s.admin_token.is_none(), "{placeholder} accepted");
+            assert_eq!(s.api_disabled_reason, api_disabled::PLACEHOLDER);
+            assert!(s.api_disabled_reason.contains("placeholder"));
+        }
+    }
+
+    #[test]
+    fn admin_tokens_shorter_than_32_bytes_disable_the_api_and_say_why() {
+        let short = "a".repeat(MIN_ADMIN_TOKEN_BYTES - 1);
+        let s = settings(&[(names::ADMIN_TOKEN, &short)]).unwrap();
+        assert!(s.admin_token.is_none());
+        assert_eq!(s.api_disabled_reason, api_disabled::TOO_SHORT);
+        assert!(s.api_disabled_reason.contains("32 bytes"));
+    }
+
+    #[test]
+    fn a_random_admin_token_of_32_bytes_or_more_is_kept() {
+        let token = "0123456789abcdef0123456789abcdef";
+        let s = settings(&[(names::ADMIN_TOKEN, token)]).unwrap();
+        assert_eq!(s.admin_token.as_deref(), Some(token));
+    }
+
+    #[test]
+    fn an_unset_admin_token_says_so() {
+        let s = settings(&[]).unwrap();
+        assert_eq!(s.api_disabled_reason, api_disabled::UNSET);
+    }
+
+    #[test]
     fn debug_output_hides_secrets() {
         let s = settings(&[
-            (names::ADMIN_TOKEN, "s3cret"),
+            (names::ADMIN_TOKEN, "s3cret-s3cret-s3cret-s3cret-s3cret"),
             (names::VISITOR_SALT, "salty"),
         ])
         .unwrap();

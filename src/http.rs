@@ -132,7 +132,7 @@ impl FromRequestParts<App> for Admin {
         let Some(expected) = app.settings.admin_token.as_deref() else {
             return Err(AppError::Unauthorized {
                 code: "api_disabled",
-                message: "The API is disabled: no admin_token is configured on the server.",
+                message: app.settings.api_disabled_reason,
             });
         };
         let presented = parts

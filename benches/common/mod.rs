@@ -1,8 +1,10 @@
-//! Pieces every benchmark binary shares: flags, a small PRNG, the app.
+//! Pieces every benchmark binary shares: flags, a seeded RNG, figure
+//! formatting, the app.
 #![allow(dead_code)] // each bench uses a different subset
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
@@ -13,7 +15,7 @@ use shortener::native::{MemoryKv, SqliteStore};
 use tower::ServiceExt;
 
 /// The admin token of the benchmark app.
-pub const TOKEN: &str = "bench-admin-token";
+pub const TOKEN: &str = "bench-admin-token-0123456789abcdef";
 /// Its visitor salt.
 pub const SALT: &str = "bench-salt";
 
@@ -64,16 +66,28 @@ impl Args {
     }
 }
 
-/// xorshift64*: enough to vary a workload, no dependency.
-pub struct Rng(pub u64);
+/// A seeded RNG: the same workload on every run.
+pub fn rng(seed: u64) -> rand::rngs::StdRng {
+    rand::SeedableRng::seed_from_u64(seed)
+}
 
-impl Rng {
-    /// A number in `0..n`.
-    pub fn below(&mut self, n: usize) -> usize {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 33) as usize % n
+/// A duration as a figure: `µs` below 1 ms, `ms` below 1 s, else `s`.
+pub fn fmt_duration(d: Duration) -> String {
+    let us = d.as_secs_f64() * 1e6;
+    if us < 1_000.0 {
+        format!("{us:.0} µs")
+    } else if us < 1_000_000.0 {
+        format!("{:.2} ms", us / 1_000.0)
+    } else {
+        format!("{:.2} s", us / 1e6)
+    }
+}
+
+/// The `p`-quantile (0..=1) of sorted samples, nearest rank; zero when empty.
+pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    match sorted.len() {
+        0 => Duration::ZERO,
+        n => sorted[(((n - 1) as f64) * p).round() as usize],
     }
 }
 

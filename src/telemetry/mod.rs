@@ -4,9 +4,13 @@
 //! `tracing-opentelemetry`; `otel.name`, `otel.kind` and `otel.status_code`
 //! are its conventions for the span name, kind and status. Where the spans go
 //! is the host's business: the Spin shell hands them to Spin over wasi:otel
-//! (`crate::shell::otel`), the native tests to an in-memory exporter.
+//! (`crate::shell::otel`, converting with [`wasi_otel`]), the native tests
+//! to an in-memory exporter.
 
-pub mod wasi_records;
+// The wasm component without the `otel` feature must not carry the
+// wasi:otel bindings (it would not load on a plain `spin up`).
+#[cfg(any(not(target_arch = "wasm32"), feature = "otel"))]
+pub mod wasi_otel;
 
 use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry_sdk::propagation::TraceContextPropagator;

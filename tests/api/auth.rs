@@ -71,6 +71,29 @@ async fn with_no_token_configured_the_api_refuses_every_call_and_says_why() {
 }
 
 #[tokio::test]
+async fn with_a_placeholder_or_short_token_the_api_refuses_every_call_and_says_why() {
+    for (token, why) in [
+        ("change-me-admin-token", "placeholder"),
+        ("0123456789abcdef", "shorter than 32 bytes"),
+    ] {
+        let app = TestApp::with_vars(&[(names::ADMIN_TOKEN, token)]).await;
+        let auth = format!("Bearer {token}");
+        let request = Request::builder()
+            .uri("/api/links")
+            .header("authorization", auth)
+            .body(Body::empty())
+            .unwrap();
+        let r = app.send(request).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{token}");
+        assert_eq!(r.error_code(), "api_disabled");
+        let message = r.json()["error"]["message"].as_str().unwrap().to_owned();
+        assert!(message.contains(why), "{message}");
+        // Redirects keep working.
+        assert_eq!(app.follow("nope-nope").await.status, StatusCode::NOT_FOUND);
+    }
+}
+
+#[tokio::test]
 async fn redirects_and_health_are_public() {
     let app = TestApp::spawn().await;
     let slug = app.create_ok("https://example.com/", None).await;

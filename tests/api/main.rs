@@ -1,6 +1,7 @@
 //! The HTTP surface, driven natively through the router.
 
 mod auth;
+mod concurrency;
 mod health_metrics;
 mod helpers;
 mod links;

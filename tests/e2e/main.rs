@@ -18,6 +18,7 @@ mod load;
 mod loadkit;
 mod neighbours;
 mod otlp;
+mod scale;
 mod telemetry;
 
 fn main() {
@@ -33,5 +34,6 @@ fn main() {
     trials.extend(telemetry::trials());
     trials.extend(hotpath::trials());
     trials.extend(loadkit::trials());
+    trials.extend(scale::trials());
     libtest_mimic::run(&args, trials).exit();
 }

@@ -1,9 +1,13 @@
-//! Host-agnostic conversion of OpenTelemetry spans into plain mirrors of the
-//! `wasi:otel/tracing@0.2.0-rc.2` records.
+//! OpenTelemetry spans converted straight into the generated
+//! `wasi:otel/tracing@0.2.0-rc.2` records that the Spin shell hands to the
+//! host (`crate::shell::otel`).
 //!
-//! Nothing here touches WIT bindings or `spin_sdk`, so it compiles and is
-//! tested natively; the wasm shell copies these records field by field into
-//! the generated binding types.
+//! The bindings are generated here, from the WIT in `wit/`, on every target:
+//! wit-bindgen's output compiles natively too (only calling its imports,
+//! `wit::on_start` / `wit::on_end`, would be unreachable there), so the
+//! conversion is tested natively on the very types the component sends.
+//! The one wit-bindgen crate is also the one spin-sdk re-exports, so a single
+//! runtime is linked.
 //!
 //! Encoding rules, matched to Spin's host side (`spin-world`'s
 //! `wasi_otel::{trace,common}_conversions`, used by `spin-factor-otel`):
@@ -25,137 +29,61 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use opentelemetry::trace::{
-    Event, Link, SpanContext, SpanId, SpanKind, Status, TraceId, TraceState,
+    Event as OtelEvent, Link as OtelLink, SpanContext as OtelSpanContext, SpanId,
+    SpanKind as OtelSpanKind, Status as OtelStatus, TraceId, TraceState,
 };
-use opentelemetry::{Array, InstrumentationScope, KeyValue, Value};
-use opentelemetry_sdk::trace::SpanData;
+use opentelemetry::{Array, Value};
+use opentelemetry_sdk::trace::SpanData as OtelSpanData;
 
-/// `wasi:clocks/wall-clock@0.2.0.datetime`: time since the Unix epoch.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct DatetimeRecord {
-    pub seconds: u64,
-    pub nanoseconds: u32,
+mod bindings {
+    wit_bindgen::generate!({
+        // Relative to the crate root (CARGO_MANIFEST_DIR).
+        path: "wit",
+        world: "otel-bridge",
+        generate_all,
+        additional_derives: [PartialEq, Eq],
+    });
 }
 
-/// `wasi:otel/types.key-value`; `value` is JSON text.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct KeyValueRecord {
-    pub key: String,
-    pub value: String,
-}
+pub use bindings::wasi::clocks::wall_clock::Datetime;
+/// The `wasi:otel/tracing` records and the host calls (`on_start`, `on_end`).
+pub use bindings::wasi::otel::tracing as wit;
+pub use bindings::wasi::otel::types::{InstrumentationScope, KeyValue};
 
-/// `wasi:otel/types.instrumentation-scope`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct InstrumentationScopeRecord {
-    pub name: String,
-    pub version: Option<String>,
-    pub schema_url: Option<String>,
-    pub attributes: Vec<KeyValueRecord>,
-}
+use wit::{Event, Link, SpanContext, SpanData, SpanKind, Status, TraceFlags};
 
-/// `wasi:otel/tracing.trace-flags` (a WIT `flags` with the single flag `sampled`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct TraceFlagsRecord {
-    pub sampled: bool,
-}
-
-/// `wasi:otel/tracing.trace-state`: `list<tuple<string, string>>`.
-pub type TraceStateRecord = Vec<(String, String)>;
-
-/// `wasi:otel/tracing.span-context`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SpanContextRecord {
-    /// 16 bytes as hex.
-    pub trace_id: String,
-    /// 8 bytes as hex.
-    pub span_id: String,
-    pub trace_flags: TraceFlagsRecord,
-    pub is_remote: bool,
-    pub trace_state: TraceStateRecord,
-}
-
-/// `wasi:otel/tracing.span-kind`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SpanKindRecord {
-    Client,
-    Server,
-    Producer,
-    Consumer,
-    Internal,
-}
-
-/// `wasi:otel/tracing.event`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct EventRecord {
-    pub name: String,
-    pub time: DatetimeRecord,
-    pub attributes: Vec<KeyValueRecord>,
-}
-
-/// `wasi:otel/tracing.link`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LinkRecord {
-    pub span_context: SpanContextRecord,
-    pub attributes: Vec<KeyValueRecord>,
-}
-
-/// `wasi:otel/tracing.status`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum StatusRecord {
-    Unset,
-    Ok,
-    Error(String),
-}
-
-/// `wasi:otel/tracing.span-data`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SpanDataRecord {
-    pub span_context: SpanContextRecord,
-    pub parent_span_id: String,
-    pub span_kind: SpanKindRecord,
-    pub name: String,
-    pub start_time: DatetimeRecord,
-    pub end_time: DatetimeRecord,
-    pub attributes: Vec<KeyValueRecord>,
-    pub events: Vec<EventRecord>,
-    pub links: Vec<LinkRecord>,
-    pub status: StatusRecord,
-    pub instrumentation_scope: InstrumentationScopeRecord,
-    pub dropped_attributes: u32,
-    pub dropped_events: u32,
-    pub dropped_links: u32,
-}
-
-/// Converts a finished span into the record passed to `tracing::on-end`.
-pub fn span_data_record(data: &SpanData) -> SpanDataRecord {
-    SpanDataRecord {
-        span_context: span_context_record(&data.span_context),
+/// A finished span as the record passed to `tracing::on-end`.
+pub fn span_data(data: &OtelSpanData) -> SpanData {
+    SpanData {
+        span_context: span_context(&data.span_context),
         parent_span_id: span_id_hex(data.parent_span_id),
-        span_kind: span_kind_record(&data.span_kind),
+        span_kind: span_kind(&data.span_kind),
         name: data.name.to_string(),
-        start_time: datetime_record(data.start_time),
-        end_time: datetime_record(data.end_time),
-        attributes: key_value_records(&data.attributes),
-        events: data.events.iter().map(event_record).collect(),
-        links: data.links.iter().map(link_record).collect(),
-        status: status_record(&data.status),
-        instrumentation_scope: instrumentation_scope_record(&data.instrumentation_scope),
+        start_time: datetime(data.start_time),
+        end_time: datetime(data.end_time),
+        attributes: key_values(&data.attributes),
+        events: data.events.iter().map(event).collect(),
+        links: data.links.iter().map(link).collect(),
+        status: status(&data.status),
+        instrumentation_scope: instrumentation_scope(&data.instrumentation_scope),
         dropped_attributes: data.dropped_attributes_count,
         dropped_events: data.events.dropped_count,
         dropped_links: data.links.dropped_count,
     }
 }
 
-/// Converts a span context into the record passed to `tracing::on-start`.
-pub fn span_context_record(cx: &SpanContext) -> SpanContextRecord {
-    SpanContextRecord {
+/// A span context as the record passed to `tracing::on-start`.
+pub fn span_context(cx: &OtelSpanContext) -> SpanContext {
+    SpanContext {
         trace_id: trace_id_hex(cx.trace_id()),
         span_id: span_id_hex(cx.span_id()),
-        trace_flags: TraceFlagsRecord {
-            sampled: cx.is_sampled(),
+        trace_flags: if cx.is_sampled() {
+            TraceFlags::SAMPLED
+        } else {
+            TraceFlags::empty()
         },
         is_remote: cx.is_remote(),
-        trace_state: trace_state_record(cx.trace_state()),
+        trace_state: trace_state(cx.trace_state()),
     }
 }
 
@@ -171,9 +99,9 @@ pub fn span_id_hex(id: SpanId) -> String {
 
 /// A `SystemTime` as seconds + nanoseconds since the epoch (clamped to the
 /// epoch for earlier times rather than panicking).
-pub fn datetime_record(time: SystemTime) -> DatetimeRecord {
+pub fn datetime(time: SystemTime) -> Datetime {
     let since_epoch = time.duration_since(UNIX_EPOCH).unwrap_or_default();
-    DatetimeRecord {
+    Datetime {
         seconds: since_epoch.as_secs(),
         nanoseconds: since_epoch.subsec_nanos(),
     }
@@ -238,62 +166,62 @@ fn string_json(s: &str) -> String {
     serde_json::to_string(s).expect("str serializes")
 }
 
-fn key_value_records(attributes: &[KeyValue]) -> Vec<KeyValueRecord> {
-    attributes.iter().map(key_value_record).collect()
+fn key_values(attributes: &[opentelemetry::KeyValue]) -> Vec<KeyValue> {
+    attributes.iter().map(key_value).collect()
 }
 
-fn key_value_record(kv: &KeyValue) -> KeyValueRecord {
-    KeyValueRecord {
+fn key_value(kv: &opentelemetry::KeyValue) -> KeyValue {
+    KeyValue {
         key: kv.key.as_str().to_owned(),
         value: value_json(&kv.value),
     }
 }
 
-fn span_kind_record(kind: &SpanKind) -> SpanKindRecord {
+fn span_kind(kind: &OtelSpanKind) -> SpanKind {
     match kind {
-        SpanKind::Client => SpanKindRecord::Client,
-        SpanKind::Server => SpanKindRecord::Server,
-        SpanKind::Producer => SpanKindRecord::Producer,
-        SpanKind::Consumer => SpanKindRecord::Consumer,
-        SpanKind::Internal => SpanKindRecord::Internal,
+        OtelSpanKind::Client => SpanKind::Client,
+        OtelSpanKind::Server => SpanKind::Server,
+        OtelSpanKind::Producer => SpanKind::Producer,
+        OtelSpanKind::Consumer => SpanKind::Consumer,
+        OtelSpanKind::Internal => SpanKind::Internal,
     }
 }
 
-fn status_record(status: &Status) -> StatusRecord {
+fn status(status: &OtelStatus) -> Status {
     match status {
-        Status::Unset => StatusRecord::Unset,
-        Status::Ok => StatusRecord::Ok,
-        Status::Error { description } => StatusRecord::Error(description.to_string()),
+        OtelStatus::Unset => Status::Unset,
+        OtelStatus::Ok => Status::Ok,
+        OtelStatus::Error { description } => Status::Error(description.to_string()),
     }
 }
 
-fn event_record(event: &Event) -> EventRecord {
-    EventRecord {
+fn event(event: &OtelEvent) -> Event {
+    Event {
         name: event.name.to_string(),
-        time: datetime_record(event.timestamp),
-        attributes: key_value_records(&event.attributes),
+        time: datetime(event.timestamp),
+        attributes: key_values(&event.attributes),
     }
 }
 
-fn link_record(link: &Link) -> LinkRecord {
-    LinkRecord {
-        span_context: span_context_record(&link.span_context),
-        attributes: key_value_records(&link.attributes),
+fn link(link: &OtelLink) -> Link {
+    Link {
+        span_context: span_context(&link.span_context),
+        attributes: key_values(&link.attributes),
     }
 }
 
-fn instrumentation_scope_record(scope: &InstrumentationScope) -> InstrumentationScopeRecord {
-    InstrumentationScopeRecord {
+fn instrumentation_scope(scope: &opentelemetry::InstrumentationScope) -> InstrumentationScope {
+    InstrumentationScope {
         name: scope.name().to_owned(),
         version: scope.version().map(str::to_owned),
         schema_url: scope.schema_url().map(str::to_owned),
-        attributes: scope.attributes().map(key_value_record).collect(),
+        attributes: scope.attributes().map(key_value).collect(),
     }
 }
 
 /// `TraceState` has no iterator; its W3C header (`k1=v1,k2=v2`) is split
 /// back into pairs. Neither `,` nor `=` may occur in keys or values.
-fn trace_state_record(state: &TraceState) -> TraceStateRecord {
+fn trace_state(state: &TraceState) -> Vec<(String, String)> {
     state
         .header()
         .split(',')
@@ -305,7 +233,10 @@ fn trace_state_record(state: &TraceState) -> TraceStateRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use opentelemetry::trace::{SpanContext, TraceFlags};
+    use super::{InstrumentationScope as WitScope, KeyValue as WitKeyValue};
+    use opentelemetry::trace::{Event, Link, SpanContext, SpanKind, Status, TraceFlags};
+    use opentelemetry::{InstrumentationScope, KeyValue};
+    use opentelemetry_sdk::trace::SpanData;
     use opentelemetry_sdk::trace::{SpanEvents, SpanLinks};
     use std::borrow::Cow;
     use std::time::Duration;
@@ -386,7 +317,7 @@ mod tests {
 
     #[test]
     fn ids_are_padded_lowercase_hex() {
-        let record = span_context_record(&cx(
+        let record = span_context(&cx(
             "00000000000000000000000000000abc",
             "000000000000000f",
             true,
@@ -395,7 +326,7 @@ mod tests {
         assert_eq!(record.trace_id, "00000000000000000000000000000abc");
         assert_eq!(record.span_id, "000000000000000f");
 
-        let record = span_context_record(&cx(&TRACE.to_uppercase(), SPAN, true, false));
+        let record = span_context(&cx(&TRACE.to_uppercase(), SPAN, true, false));
         assert_eq!(record.trace_id, TRACE);
         assert_eq!(record.span_id, SPAN);
         assert_eq!(trace_id_hex(TraceId::INVALID), "0".repeat(32));
@@ -405,7 +336,7 @@ mod tests {
     #[test]
     fn ids_round_trip_through_the_host_parser() {
         // The host reads ids with `from_hex`, so what we send parses back.
-        let record = span_context_record(&cx(TRACE, SPAN, true, false));
+        let record = span_context(&cx(TRACE, SPAN, true, false));
         assert_eq!(
             TraceId::from_hex(&record.trace_id).unwrap(),
             TraceId::from_hex(TRACE).unwrap()
@@ -426,8 +357,8 @@ mod tests {
             true,
             state,
         );
-        let record = span_context_record(&context);
-        assert!(record.trace_flags.sampled);
+        let record = span_context(&context);
+        assert!(record.trace_flags.contains(wit::TraceFlags::SAMPLED));
         assert!(record.is_remote);
         assert_eq!(
             record.trace_state,
@@ -437,8 +368,8 @@ mod tests {
             ]
         );
 
-        let unsampled = span_context_record(&cx(TRACE, SPAN, false, false));
-        assert!(!unsampled.trace_flags.sampled);
+        let unsampled = span_context(&cx(TRACE, SPAN, false, false));
+        assert!(!unsampled.trace_flags.contains(wit::TraceFlags::SAMPLED));
         assert!(!unsampled.is_remote);
         assert!(unsampled.trace_state.is_empty());
     }
@@ -532,61 +463,73 @@ mod tests {
     #[test]
     fn kinds() {
         let pairs = [
-            (SpanKind::Client, SpanKindRecord::Client),
-            (SpanKind::Server, SpanKindRecord::Server),
-            (SpanKind::Producer, SpanKindRecord::Producer),
-            (SpanKind::Consumer, SpanKindRecord::Consumer),
-            (SpanKind::Internal, SpanKindRecord::Internal),
+            (SpanKind::Client, wit::SpanKind::Client),
+            (SpanKind::Server, wit::SpanKind::Server),
+            (SpanKind::Producer, wit::SpanKind::Producer),
+            (SpanKind::Consumer, wit::SpanKind::Consumer),
+            (SpanKind::Internal, wit::SpanKind::Internal),
         ];
         for (kind, expected) in pairs {
             let mut span = sample_span();
             span.span_kind = kind;
-            assert_eq!(span_data_record(&span).span_kind, expected);
+            assert_eq!(span_data(&span).span_kind, expected);
         }
     }
 
     #[test]
     fn statuses() {
-        assert_eq!(status_record(&Status::Unset), StatusRecord::Unset);
-        assert_eq!(status_record(&Status::Ok), StatusRecord::Ok);
+        assert_eq!(status(&Status::Unset), wit::Status::Unset);
+        assert_eq!(status(&Status::Ok), wit::Status::Ok);
         assert_eq!(
-            status_record(&Status::error("db \"down\"")),
-            StatusRecord::Error("db \"down\"".into())
+            status(&Status::error("db \"down\"")),
+            wit::Status::Error("db \"down\"".into())
         );
     }
 
     #[test]
     fn timestamps() {
         assert_eq!(
-            datetime_record(at(1_700_000_000, 999_999_999)),
-            DatetimeRecord {
+            datetime(at(1_700_000_000, 999_999_999)),
+            Datetime {
                 seconds: 1_700_000_000,
                 nanoseconds: 999_999_999
             }
         );
-        assert_eq!(datetime_record(UNIX_EPOCH), DatetimeRecord::default());
+        assert_eq!(
+            datetime(UNIX_EPOCH),
+            Datetime {
+                seconds: 0,
+                nanoseconds: 0
+            }
+        );
         let before_epoch = UNIX_EPOCH - Duration::from_secs(5);
-        assert_eq!(datetime_record(before_epoch), DatetimeRecord::default());
+        assert_eq!(
+            datetime(before_epoch),
+            Datetime {
+                seconds: 0,
+                nanoseconds: 0
+            }
+        );
     }
 
     #[test]
     fn span_data_fields() {
-        let record = span_data_record(&sample_span());
+        let record = span_data(&sample_span());
         assert_eq!(record.span_context.trace_id, TRACE);
         assert_eq!(record.span_context.span_id, SPAN);
         assert_eq!(record.parent_span_id, "b7ad6b7169203331");
         assert_eq!(record.name, "GET /items");
-        assert_eq!(record.span_kind, SpanKindRecord::Server);
+        assert_eq!(record.span_kind, wit::SpanKind::Server);
         assert_eq!(
             record.start_time,
-            DatetimeRecord {
+            Datetime {
                 seconds: 1_700_000_000,
                 nanoseconds: 123_456_789
             }
         );
         assert_eq!(
             record.end_time,
-            DatetimeRecord {
+            Datetime {
                 seconds: 1_700_000_001,
                 nanoseconds: 5
             }
@@ -594,24 +537,24 @@ mod tests {
         assert_eq!(
             record.attributes,
             vec![
-                KeyValueRecord {
+                WitKeyValue {
                     key: "http.request.method".into(),
                     value: r#""GET""#.into()
                 },
-                KeyValueRecord {
+                WitKeyValue {
                     key: "http.response.status_code".into(),
                     value: "200".into()
                 },
             ]
         );
-        assert_eq!(record.status, StatusRecord::Unset);
+        assert_eq!(record.status, wit::Status::Unset);
         assert_eq!(
             record.instrumentation_scope,
-            InstrumentationScopeRecord {
+            WitScope {
                 name: "otel-bridge".into(),
                 version: Some("0.1.0".into()),
                 schema_url: Some("https://opentelemetry.io/schemas/1.26.0".into()),
-                attributes: vec![KeyValueRecord {
+                attributes: vec![WitKeyValue {
                     key: "scope.attr".into(),
                     value: "true".into()
                 }],
@@ -625,7 +568,7 @@ mod tests {
     fn root_span_parent_is_zero_id() {
         let mut span = sample_span();
         span.parent_span_id = SpanId::INVALID;
-        let record = span_data_record(&span);
+        let record = span_data(&span);
         assert_eq!(record.parent_span_id, "0000000000000000");
         // ... which the host parses back to "no parent".
         assert_eq!(
@@ -663,21 +606,21 @@ mod tests {
         span.links = links;
         span.status = Status::Ok;
 
-        let record = span_data_record(&span);
+        let record = span_data(&span);
         assert_eq!(
             record.events,
-            vec![EventRecord {
+            vec![wit::Event {
                 name: "cache miss".into(),
-                time: DatetimeRecord {
+                time: Datetime {
                     seconds: 1_700_000_000,
                     nanoseconds: 500
                 },
                 attributes: vec![
-                    KeyValueRecord {
+                    WitKeyValue {
                         key: "key".into(),
                         value: r#""user:1""#.into()
                     },
-                    KeyValueRecord {
+                    WitKeyValue {
                         key: "ratio".into(),
                         value: "0.5".into()
                     },
@@ -686,21 +629,21 @@ mod tests {
         );
         assert_eq!(
             record.links,
-            vec![LinkRecord {
-                span_context: SpanContextRecord {
+            vec![wit::Link {
+                span_context: wit::SpanContext {
                     trace_id: format!("{}1", "0".repeat(31)),
                     span_id: format!("{}2", "0".repeat(15)),
-                    trace_flags: TraceFlagsRecord { sampled: false },
+                    trace_flags: wit::TraceFlags::empty(),
                     is_remote: true,
                     trace_state: vec![("k".into(), "v".into())],
                 },
-                attributes: vec![KeyValueRecord {
+                attributes: vec![WitKeyValue {
                     key: "why".into(),
                     value: r#""batch""#.into()
                 }],
             }]
         );
-        assert_eq!(record.status, StatusRecord::Ok);
+        assert_eq!(record.status, wit::Status::Ok);
         assert_eq!(record.dropped_attributes, 3);
         assert_eq!(record.dropped_events, 2);
         assert_eq!(record.dropped_links, 7);
@@ -719,8 +662,8 @@ mod tests {
 
         #[derive(Debug)]
         enum Call {
-            Start(SpanContextRecord),
-            End(Box<SpanDataRecord>),
+            Start(wit::SpanContext),
+            End(Box<wit::SpanData>),
         }
 
         #[derive(Debug, Clone, Default)]
@@ -728,14 +671,14 @@ mod tests {
 
         impl SpanProcessor for Recorder {
             fn on_start(&self, span: &mut Span, _cx: &opentelemetry::Context) {
-                let record = span_context_record(span.span_context());
+                let record = span_context(span.span_context());
                 self.0.lock().unwrap().push(Call::Start(record));
             }
             fn on_end(&self, span: SpanData) {
                 self.0
                     .lock()
                     .unwrap()
-                    .push(Call::End(Box::new(span_data_record(&span))));
+                    .push(Call::End(Box::new(span_data(&span))));
             }
             fn force_flush(&self) -> OTelSdkResult {
                 Ok(())
@@ -780,13 +723,18 @@ mod tests {
         assert_eq!(child.parent_span_id, parent.span_context.span_id);
         assert_eq!(child.span_context.trace_id, parent.span_context.trace_id);
         assert_eq!(parent.parent_span_id, "0000000000000000");
-        assert!(parent.span_context.trace_flags.sampled);
+        assert!(
+            parent
+                .span_context
+                .trace_flags
+                .contains(wit::TraceFlags::SAMPLED)
+        );
         assert_eq!(parent.span_context.trace_id.len(), 32);
         assert_eq!(parent.span_context.span_id.len(), 16);
         assert_eq!(parent.instrumentation_scope.name, "test");
         assert_eq!(
             parent.attributes,
-            vec![KeyValueRecord {
+            vec![WitKeyValue {
                 key: "k".into(),
                 value: r#""v""#.into()
             }]
@@ -803,7 +751,7 @@ mod tests {
             KeyValue::new("f", f64::NAN),
             KeyValue::new("a", Value::Array(Array::F64(vec![f64::INFINITY]))),
         ];
-        for kv in span_data_record(&span).attributes {
+        for kv in span_data(&span).attributes {
             assert_host_accepts(&kv.value);
         }
     }
