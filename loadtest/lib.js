@@ -100,7 +100,8 @@ export function plan(mix, { runId, links, requests, chunk = 250 }) {
   add('unknown', null, 'GET', 'bot', u.bot);
   // First chunk of every group, then the second ones...: links and kinds interleave.
   const classes = [];
-  for (let round = 0; classes.length < groups.reduce((a, g) => a + g.length, 0); round++) {
+  const rounds = Math.max(...groups.map((g) => g.length));
+  for (let round = 0; round < rounds; round++) {
     for (const g of groups) if (g[round]) classes.push(g[round]);
   }
   return classes.map((c, i) => ({ id: `r${String(i + 1).padStart(4, '0')}`, ...c }));

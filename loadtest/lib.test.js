@@ -154,3 +154,11 @@ test('k6 thresholds gate every rule of reconcile() at zero', () => {
     assert.deepEqual(t[`${kit.K6.unavailable}{link:${link}}`], ['count==0']);
   }
 });
+
+test('every lib.js name the k6 scenario uses exists (k6 itself is not run here)', () => {
+  const src = readFileSync(new URL('./k6/scenario.js', import.meta.url), 'utf8');
+  const used = new Set([...src.matchAll(/\bkit\.(\w+)/g)].map((m) => m[1]));
+  assert.ok(used.size > 5);
+  for (const name of used) assert.ok(name in kit, `lib.js has no export ${name}`);
+  for (const k of src.matchAll(/\bcounters\.(\w+)/g)) assert.ok(k[1] in kit.K6, `kit.K6 has no ${k[1]}`);
+});

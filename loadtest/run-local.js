@@ -222,6 +222,7 @@ async function run() {
   };
   await Promise.all(Array.from({ length: o.parallel }, worker));
   const wall = Number(process.hrtime.bigint() - started) / 1e9;
+  console.log(`traffic done in ${wall.toFixed(1)} s; reading stats`);
 
   writeJson(path.join(dir, 'plan.json'), {
     run_id: o.runId, base_url: o.base, parallel: o.parallel, connections: o.connections,

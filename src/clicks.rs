@@ -315,5 +315,8 @@ mod tests {
     fn days_are_utc() {
         let t = OffsetDateTime::from_unix_timestamp(1_900_000_000).unwrap();
         assert_eq!(utc_day(t), "2030-03-17");
+        // 23:30 at UTC-01:00 is already the next day in UTC.
+        let west = time::macros::datetime!(2030-03-17 23:30 -01:00);
+        assert_eq!(utc_day(west), "2030-03-18");
     }
 }

@@ -303,8 +303,19 @@ mod tests {
 
     #[test]
     fn slug_length_out_of_range_is_refused() {
-        assert!(settings(&[(names::SLUG_LENGTH, "2")]).is_err());
+        for out_of_range in ["0", "3", "33", "1000"] {
+            let err = settings(&[(names::SLUG_LENGTH, out_of_range)]).unwrap_err();
+            assert_eq!(err.name, names::SLUG_LENGTH, "{out_of_range}");
+        }
         assert!(settings(&[(names::SLUG_LENGTH, "x")]).is_err());
+        assert_eq!(
+            settings(&[(names::SLUG_LENGTH, "4")]).unwrap().slug_length,
+            4
+        );
+        assert_eq!(
+            settings(&[(names::SLUG_LENGTH, "32")]).unwrap().slug_length,
+            32
+        );
         assert_eq!(
             settings(&[(names::SLUG_LENGTH, "10")]).unwrap().slug_length,
             10

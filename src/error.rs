@@ -237,12 +237,55 @@ mod tests {
 
     #[tokio::test]
     async fn every_error_body_carries_its_code_and_message() {
-        let (status, body) = body_of(AppError::NoLink).await;
-        assert_eq!(status, StatusCode::NOT_FOUND);
-        assert_eq!(
-            body,
-            json!({"error": {"code": "not_found", "message": "No link has that slug."}})
-        );
+        let cases = [
+            (AppError::NoLink, 404, "not_found", "No link has that slug."),
+            (AppError::NoRoute, 404, "not_found", "No such route."),
+            (
+                AppError::MethodNotAllowed,
+                405,
+                "method_not_allowed",
+                "This method is not allowed on this route.",
+            ),
+            (
+                AppError::Gone,
+                410,
+                "link_expired",
+                "This link has expired.",
+            ),
+            (
+                AppError::PayloadTooLarge,
+                413,
+                "payload_too_large",
+                "The body is larger than 16 KiB.",
+            ),
+            (
+                LinkError::SlugTaken(crate::links::Slug::parse("abc").unwrap()).into(),
+                409,
+                "slug_taken",
+                "The slug `abc` is already taken.",
+            ),
+            (
+                DayRangeError::Inverted.into(),
+                400,
+                "invalid_date_range",
+                "`from` must not be after `to`.",
+            ),
+            (
+                AppError::Misconfigured("invalid Spin variable `x`: y".into()),
+                500,
+                "misconfigured",
+                "invalid Spin variable `x`: y",
+            ),
+        ];
+        for (err, status, code, message) in cases {
+            let (got_status, body) = body_of(err).await;
+            assert_eq!(got_status.as_u16(), status, "{code}");
+            assert_eq!(
+                body,
+                json!({"error": {"code": code, "message": message}}),
+                "{code}"
+            );
+        }
     }
 
     #[test]

@@ -26,8 +26,9 @@ use crate::analytics::{self, DayRange};
 use crate::clicks::{self, Visitor};
 use crate::config::{ConfigError, Settings};
 use crate::error::AppError;
-use crate::links::{self, Link, Links, NewLink, Slug, TargetUrl};
+use crate::links::{self, Link, LinkPatch, Links, NewLink, SearchText, Slug, TargetUrl};
 use crate::metrics;
+use crate::qr;
 use crate::storage::{KvStore, SqlStore, Statement};
 use crate::telemetry::{self, attr};
 
@@ -82,13 +83,18 @@ impl App {
 pub fn router(app: App) -> Router {
     let api = Router::new()
         .route("/links", get(list_links).post(create_link))
-        .route("/links/{slug}", get(get_link).delete(delete_link))
-        .route("/links/{slug}/stats", get(link_stats));
+        .route(
+            "/links/{slug}",
+            get(get_link).delete(delete_link).patch(update_link),
+        )
+        .route("/links/{slug}/stats", get(link_stats))
+        .route("/links/{slug}/qr", get(link_qr));
     Router::new()
         .route("/health", get(health))
         .route("/metrics", get(metrics_endpoint))
         .route("/{slug}", get(redirect))
         .nest("/api", api)
+        .merge(crate::console::routes())
         .fallback(async || AppError::NoRoute)
         .method_not_allowed_fallback(async || AppError::MethodNotAllowed)
         .with_state(app)
@@ -350,6 +356,7 @@ async fn create_link(
 struct ListQuery {
     limit: Option<String>,
     cursor: Option<String>,
+    q: Option<String>,
 }
 
 async fn list_links(
@@ -379,7 +386,11 @@ async fn list_links(
             })
         })
         .transpose()?;
-    let (page, next) = app.links().page(cursor.as_ref(), limit).await?;
+    let needle = q.q.as_deref().map(SearchText::parse).transpose()?.flatten();
+    let (page, next) = match &needle {
+        Some(needle) => app.links().search(needle, cursor.as_ref(), limit).await?,
+        None => app.links().page(cursor.as_ref(), limit).await?,
+    };
     let views: Vec<LinkView> = page
         .into_iter()
         .map(|l| LinkView::new(l, &app.settings, None))
@@ -407,6 +418,82 @@ async fn delete_link(
     } else {
         Err(AppError::NoLink)
     }
+}
+
+/// `PATCH /api/links/{slug}`: `url` and/or `expires_at` (`null` removes the
+/// expiry); an absent field is left as it is.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PatchRequest {
+    #[serde(default)]
+    url: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    expires_at: Option<Option<String>>,
+}
+
+/// Tells a field sent as `null` (`Some(None)`) from an absent one (`None`).
+fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+async fn update_link(
+    State(app): State<App>,
+    _: Admin,
+    SlugPath(slug): SlugPath,
+    JsonBody(body): JsonBody<PatchRequest>,
+) -> Result<Json<LinkView>, AppError> {
+    if body.url.is_none() && body.expires_at.is_none() {
+        return Err(AppError::validation(
+            "empty_patch",
+            "Send `url`, `expires_at` or both.",
+        ));
+    }
+    let now = (app.clock)();
+    // Validated like a create, all of it before anything is written.
+    let url = body
+        .url
+        .as_deref()
+        .map(|raw| TargetUrl::parse(raw, &app.settings.own_origins))
+        .transpose()?;
+    let expires_at = body
+        .expires_at
+        .map(|e| {
+            e.as_deref()
+                .map(|raw| links::parse_expiry(raw, now))
+                .transpose()
+        })
+        .transpose()?;
+    let link = app
+        .links()
+        .update(&slug, LinkPatch { url, expires_at })
+        .await?
+        .ok_or(AppError::NoLink)?;
+    Ok(Json(LinkView::new(link, &app.settings, None)))
+}
+
+async fn link_qr(
+    State(app): State<App>,
+    _: Admin,
+    SlugPath(slug): SlugPath,
+) -> Result<Response, AppError> {
+    if app.links().get(&slug).await?.is_none() {
+        return Err(AppError::NoLink);
+    }
+    let svg = qr::svg(&app.settings.short_url(slug.as_str()))
+        .map_err(|e| AppError::internal(anyhow::anyhow!("QR encoding failed: {e}")))?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, qr::SVG_TYPE),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::CONTENT_SECURITY_POLICY, "default-src 'none'"),
+        ],
+        svg,
+    )
+        .into_response())
 }
 
 #[derive(Deserialize)]

@@ -13,6 +13,8 @@
 //!   keyed visitor hash) and the one-statement click write.
 //! * [`analytics`]: per-link totals and stats from the daily rollups.
 //! * [`metrics`]: the `/metrics` exposition, read from SQLite.
+//! * [`qr`]: QR codes of short URLs (SVG and PNG).
+//! * [`console`]: the web console under `/console/`, its assets compiled in.
 //! * [`migrations`]: the versioned SQLite schema and its triggers.
 //! * [`storage`]: the two ports (`KvStore`, `SqlStore`) and the `Traced`
 //!   wrapper that puts every storage call in a client span.
@@ -26,11 +28,13 @@
 pub mod analytics;
 pub mod clicks;
 pub mod config;
+pub mod console;
 pub mod error;
 pub mod http;
 pub mod links;
 pub mod metrics;
 pub mod migrations;
+pub mod qr;
 pub mod storage;
 pub mod telemetry;
 

@@ -59,6 +59,9 @@ pub enum LinkError {
         /// The slug length drawn.
         len: usize,
     },
+    /// A search text over [`MAX_SEARCH_BYTES`].
+    #[error("`q` is longer than {MAX_SEARCH_BYTES} bytes.")]
+    SearchTooLong,
     /// A stored record that does not decode.
     #[error("corrupt link record for {slug}: {reason}")]
     CorruptRecord {
@@ -83,6 +86,7 @@ impl LinkError {
             LinkError::InvalidTimestamp(_) => "invalid_timestamp",
             LinkError::ExpiryNotInFuture => "invalid_expiry",
             LinkError::SlugTaken(_) => "slug_taken",
+            LinkError::SearchTooLong => "invalid_search",
             LinkError::NoFreeSlug { .. } | LinkError::CorruptRecord { .. } => "internal",
             LinkError::Store(_) => "internal",
         }
@@ -327,7 +331,7 @@ pub fn parse_timestamp(field: &'static str, raw: &str) -> Result<OffsetDateTime,
         .ok_or(LinkError::InvalidTimestamp(field))
 }
 
-/// The `expires_at` of a create: a valid timestamp after `now`.
+/// The `expires_at` of a create or an edit: a valid timestamp after `now`.
 pub fn parse_expiry(raw: &str, now: OffsetDateTime) -> Result<OffsetDateTime, LinkError> {
     let at = parse_timestamp("expires_at", raw)?;
     if at <= now {
@@ -391,6 +395,16 @@ const REMOVE: Statement = Statement {
     operation: "DELETE",
     table: "links",
 };
+const REGISTERED: Statement = Statement {
+    sql: "SELECT count(*) FROM links WHERE slug = ?1",
+    operation: "SELECT",
+    table: "links",
+};
+/// Registry rows a search reads per request, at most (see [`Links::search`]).
+pub const SEARCH_SCAN_LIMIT: usize = 1000;
+/// Longest search text accepted, in bytes.
+pub const MAX_SEARCH_BYTES: usize = 256;
+
 /// Number of links (for `/metrics`).
 pub const COUNT: Statement = Statement {
     sql: "SELECT count(*) FROM links",
@@ -407,6 +421,38 @@ pub struct NewLink {
     pub slug: Option<Slug>,
     /// When it stops redirecting.
     pub expires_at: Option<OffsetDateTime>,
+}
+
+/// What an edit changes, validated. `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct LinkPatch {
+    /// A new target.
+    pub url: Option<TargetUrl>,
+    /// A new expiry; `Some(None)` removes it.
+    pub expires_at: Option<Option<OffsetDateTime>>,
+}
+
+/// A search: what a slug or target URL must contain, lower-cased; 1 to
+/// [`MAX_SEARCH_BYTES`] bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchText(String);
+
+impl SearchText {
+    /// Validates `raw` (surrounding white space is dropped); `None` when it is
+    /// empty, i.e. no filter.
+    pub fn parse(raw: &str) -> Result<Option<Self>, LinkError> {
+        let text = raw.trim();
+        if text.len() > MAX_SEARCH_BYTES {
+            return Err(LinkError::SearchTooLong);
+        }
+        Ok((!text.is_empty()).then(|| Self(text.to_ascii_lowercase())))
+    }
+
+    /// Whether `link`'s slug or target URL contains the text.
+    pub fn matches(&self, link: &Link) -> bool {
+        link.slug.as_str().to_ascii_lowercase().contains(&self.0)
+            || link.url.to_ascii_lowercase().contains(&self.0)
+    }
 }
 
 /// Where random slug candidates come from (swappable in tests). A candidate
@@ -545,6 +591,123 @@ impl Links<'_> {
         }
         let next = more.then(|| slugs[limit - 1].clone());
         Ok((links, next))
+    }
+
+    /// Up to `limit` links after `cursor` whose slug or target URL contains
+    /// `needle` (ASCII case-insensitive), in slug order, and the cursor of the
+    /// next page.
+    ///
+    /// Target URLs live only in key-value, so this walks the registry in slug
+    /// order and reads each record. It reads at most [`SEARCH_SCAN_LIMIT`]
+    /// registry rows per call: when that budget runs out first, the page holds
+    /// the matches found so far (maybe none) and `next` is the last slug read,
+    /// so the caller continues exactly where this call stopped. Keyset paging
+    /// stays exact: every match is returned once, `next` is `None` only when
+    /// the registry has no slug after the last one read.
+    pub async fn search(
+        &self,
+        needle: &SearchText,
+        cursor: Option<&Slug>,
+        limit: usize,
+    ) -> Result<(Vec<Link>, Option<String>), LinkError> {
+        const BATCH: usize = 100;
+        let mut after = cursor.map_or_else(String::new, |c| c.as_str().to_owned());
+        let mut found = Vec::with_capacity(limit);
+        let mut scanned = 0;
+        loop {
+            let want = BATCH.min(SEARCH_SCAN_LIMIT - scanned);
+            let rows = self
+                .sql
+                .execute(
+                    &PAGE,
+                    vec![
+                        after.as_str().into(),
+                        SqlValue::Integer(i64::try_from(want).unwrap_or(i64::MAX)),
+                    ],
+                )
+                .await?;
+            let slugs: Vec<String> = rows
+                .rows
+                .iter()
+                .filter_map(|r| r.first().and_then(SqlValue::as_str).map(str::to_owned))
+                .collect();
+            let exhausted = slugs.len() < want;
+            for (i, raw) in slugs.iter().enumerate() {
+                scanned += 1;
+                after.clone_from(raw);
+                let slug = Slug(raw.clone());
+                // A slug claimed by a create still writing its record is skipped.
+                if let Some(link) = self.get(&slug).await?
+                    && needle.matches(&link)
+                {
+                    found.push(link);
+                }
+                if found.len() == limit {
+                    let last_of_registry = exhausted && i + 1 == slugs.len();
+                    let next = if last_of_registry {
+                        None
+                    } else {
+                        self.any_after(&after).await?.then(|| after.clone())
+                    };
+                    return Ok((found, next));
+                }
+            }
+            if exhausted {
+                return Ok((found, None));
+            }
+            if scanned >= SEARCH_SCAN_LIMIT {
+                let next = self.any_after(&after).await?.then_some(after);
+                return Ok((found, next));
+            }
+        }
+    }
+
+    async fn any_after(&self, after: &str) -> Result<bool, LinkError> {
+        let rows = self
+            .sql
+            .execute(&PAGE, vec![after.into(), SqlValue::Integer(1)])
+            .await?;
+        Ok(!rows.rows.is_empty())
+    }
+
+    /// Applies `patch` to the stored link; `None` when no such link.
+    ///
+    /// The registry stays the arbiter: a record is only rewritten for a slug
+    /// the registry holds, and when a delete removed the slug while this write
+    /// was under way, the rewritten record is removed again, so no record ever
+    /// outlives its registry row.
+    pub async fn update(&self, slug: &Slug, patch: LinkPatch) -> Result<Option<Link>, LinkError> {
+        let Some(mut link) = self.get(slug).await? else {
+            return Ok(None);
+        };
+        if !self.registered(slug).await? {
+            return Ok(None);
+        }
+        if let Some(url) = patch.url {
+            link.url = url.as_str().to_owned();
+        }
+        if let Some(expires_at) = patch.expires_at {
+            link.expires_at = expires_at;
+        }
+        let record = serde_json::to_vec(&link).map_err(|e| LinkError::CorruptRecord {
+            slug: slug.to_string(),
+            reason: e.to_string(),
+        })?;
+        self.kv.set(&kv_key(slug), &record).await?;
+        if !self.registered(slug).await? {
+            // Deleted meanwhile: the delete wins.
+            self.kv.delete(&kv_key(slug)).await?;
+            return Ok(None);
+        }
+        Ok(Some(link))
+    }
+
+    async fn registered(&self, slug: &Slug) -> Result<bool, LinkError> {
+        let rows = self
+            .sql
+            .execute(&REGISTERED, vec![slug.as_str().into()])
+            .await?;
+        Ok(rows.scalar_i64() > 0)
     }
 
     /// Removes the link, its clicks and its rollups. `false` when absent.
@@ -730,6 +893,101 @@ mod tests {
         ] {
             assert!(TargetUrl::parse(ok, &public).is_ok(), "{ok}");
         }
+    }
+
+    #[test]
+    fn search_text_matches_slug_or_url_ignoring_ascii_case() {
+        let link = Link {
+            slug: Slug::parse("Launch-2030").unwrap(),
+            url: "https://example.com/Docs?x=1".into(),
+            created_at: OffsetDateTime::UNIX_EPOCH,
+            expires_at: None,
+        };
+        let q = |raw| SearchText::parse(raw).unwrap().unwrap();
+        assert!(q("launch").matches(&link));
+        assert!(q("EXAMPLE.com/docs").matches(&link));
+        assert!(q(" x=1 ").matches(&link));
+        assert!(!q("other").matches(&link));
+    }
+
+    #[test]
+    fn empty_search_text_is_no_filter_and_long_text_is_refused() {
+        assert_eq!(SearchText::parse("").unwrap(), None);
+        assert_eq!(SearchText::parse("   ").unwrap(), None);
+        let long = "a".repeat(MAX_SEARCH_BYTES + 1);
+        let err = SearchText::parse(&long).unwrap_err();
+        assert_eq!(err.code(), "invalid_search");
+        assert!(SearchText::parse(&long[1..]).unwrap().is_some());
+    }
+
+    /// A key-value store whose `set` first lets a concurrent delete of the
+    /// slug's registry row through (the race `update` must survive).
+    struct DeleteDuringSet {
+        kv: crate::native::MemoryKv,
+        sql: std::sync::Arc<crate::native::SqliteStore>,
+    }
+
+    #[async_trait::async_trait]
+    impl KvStore for DeleteDuringSet {
+        async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+            self.kv.get(key).await
+        }
+        async fn set(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+            let slug = key.trim_start_matches("link:");
+            self.sql.execute(&REMOVE, vec![slug.into()]).await?;
+            self.kv.set(key, value).await
+        }
+        async fn delete(&self, key: &str) -> Result<(), StoreError> {
+            self.kv.delete(key).await
+        }
+        async fn exists(&self, key: &str) -> Result<bool, StoreError> {
+            self.kv.exists(key).await
+        }
+        async fn get_keys(&self) -> Result<Vec<String>, StoreError> {
+            self.kv.get_keys().await
+        }
+    }
+
+    #[tokio::test]
+    async fn an_update_racing_a_delete_leaves_no_record_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let sql =
+            std::sync::Arc::new(crate::native::SqliteStore::open(dir.path().join("l.db")).unwrap());
+        crate::migrations::run(sql.as_ref(), 0).await.unwrap();
+        let kv = crate::native::MemoryKv::default();
+        let slugs = random_slugs();
+        let plain = Links {
+            kv: &kv,
+            sql: sql.as_ref(),
+            slugs: &slugs,
+        };
+        let new = NewLink {
+            url: TargetUrl::parse("https://e.com/", &base()).unwrap(),
+            slug: Some(Slug::parse("racy").unwrap()),
+            expires_at: None,
+        };
+        plain
+            .create(new, 7, OffsetDateTime::UNIX_EPOCH)
+            .await
+            .unwrap();
+
+        let racing = DeleteDuringSet {
+            kv: kv.clone(),
+            sql: sql.clone(),
+        };
+        let links = Links {
+            kv: &racing,
+            sql: sql.as_ref(),
+            slugs: &slugs,
+        };
+        let patch = LinkPatch {
+            url: Some(TargetUrl::parse("https://f.com/", &base()).unwrap()),
+            expires_at: None,
+        };
+        let slug = Slug::parse("racy").unwrap();
+        assert_eq!(links.update(&slug, patch).await.unwrap(), None);
+        assert_eq!(kv.get(&kv_key(&slug)).await.unwrap(), None);
+        assert!(!plain.registered(&slug).await.unwrap());
     }
 
     #[test]

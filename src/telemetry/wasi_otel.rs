@@ -348,7 +348,7 @@ mod tests {
     }
 
     #[test]
-    fn span_context_flags_remote_and_state() {
+    fn span_contexts_carry_the_sampled_flag_remoteness_and_trace_state() {
         let state = TraceState::from_key_value([("vendor", "v1"), ("other", "x-y")]).unwrap();
         let context = SpanContext::new(
             TraceId::from_hex(TRACE).unwrap(),
@@ -375,7 +375,7 @@ mod tests {
     }
 
     #[test]
-    fn scalar_values() {
+    fn scalar_values_are_json_the_host_reads_back() {
         assert_eq!(json(true), "true");
         assert_eq!(json(false), "false");
         assert_eq!(json(0_i64), "0");
@@ -429,7 +429,7 @@ mod tests {
     }
 
     #[test]
-    fn array_values() {
+    fn arrays_are_homogeneous_json_lists() {
         let cases: Vec<(Array, &str)> = vec![
             (Array::Bool(vec![true, false]), "[true,false]"),
             (Array::I64(vec![1, -2, 3]), "[1,-2,3]"),
@@ -461,7 +461,7 @@ mod tests {
     }
 
     #[test]
-    fn kinds() {
+    fn every_span_kind_maps_to_its_wit_kind() {
         let pairs = [
             (SpanKind::Client, wit::SpanKind::Client),
             (SpanKind::Server, wit::SpanKind::Server),
@@ -477,7 +477,7 @@ mod tests {
     }
 
     #[test]
-    fn statuses() {
+    fn statuses_keep_their_error_description() {
         assert_eq!(status(&Status::Unset), wit::Status::Unset);
         assert_eq!(status(&Status::Ok), wit::Status::Ok);
         assert_eq!(
@@ -487,7 +487,7 @@ mod tests {
     }
 
     #[test]
-    fn timestamps() {
+    fn timestamps_are_seconds_and_nanos_since_the_epoch_never_before_it() {
         assert_eq!(
             datetime(at(1_700_000_000, 999_999_999)),
             Datetime {
@@ -513,7 +513,7 @@ mod tests {
     }
 
     #[test]
-    fn span_data_fields() {
+    fn every_span_data_field_is_carried_over() {
         let record = span_data(&sample_span());
         assert_eq!(record.span_context.trace_id, TRACE);
         assert_eq!(record.span_context.span_id, SPAN);

@@ -88,7 +88,10 @@ async fn the_click_counter_never_goes_down_when_a_link_is_deleted() {
 #[tokio::test]
 async fn metrics_and_health_need_no_token() {
     let app = TestApp::spawn().await;
-    assert_eq!(get(&app, "/metrics").await.status, StatusCode::OK);
+    // `get` sends no Authorization header.
+    for path in ["/metrics", "/health"] {
+        assert_eq!(get(&app, path).await.status, StatusCode::OK, "{path}");
+    }
 }
 
 #[tokio::test]

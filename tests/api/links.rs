@@ -3,6 +3,7 @@ use std::collections::HashSet;
 use axum::http::{Method, StatusCode};
 use serde_json::json;
 use shortener::config::names;
+use shortener::storage::KvStore;
 
 use crate::helpers::{BASE, TestApp};
 
@@ -116,6 +117,48 @@ async fn expires_at_is_stored_normalised_to_utc() {
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     assert_eq!(r.json()["expires_at"], "2030-02-01T00:00:00Z");
+    let slug = r.json()["slug"].as_str().unwrap().to_owned();
+    let stored = app.kv.get(&format!("link:{slug}")).await.unwrap().unwrap();
+    let stored: serde_json::Value = serde_json::from_slice(&stored).unwrap();
+    assert_eq!(
+        stored["expires_at"], "2030-02-01T00:00:00Z",
+        "the record itself"
+    );
+    let read = app
+        .api(Method::GET, &format!("/api/links/{slug}"), None)
+        .await;
+    assert_eq!(read.json()["expires_at"], "2030-02-01T00:00:00Z");
+}
+
+#[tokio::test]
+async fn records_stored_before_timestamps_were_typed_still_load() {
+    let app = TestApp::spawn().await;
+    // The record format as it has always been written: RFC 3339 text.
+    let legacy = json!({"slug": "legacy1", "url": "https://e.com/",
+        "created_at": "2030-01-01T00:00:00Z", "expires_at": "2030-01-10T00:00:00Z"});
+    app.kv
+        .set("link:legacy1", legacy.to_string().as_bytes())
+        .await
+        .unwrap();
+    let r = app.api(Method::GET, "/api/links/legacy1", None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.json()["created_at"], "2030-01-01T00:00:00Z");
+    // The clock says 2030-01-15: expired.
+    assert_eq!(app.follow("legacy1").await.status, StatusCode::GONE);
+}
+
+#[tokio::test]
+async fn a_stored_expiry_that_does_not_parse_is_an_error_not_never_expires() {
+    let app = TestApp::spawn().await;
+    let corrupt = json!({"slug": "broken1", "url": "https://e.com/",
+        "created_at": "2030-01-01T00:00:00Z", "expires_at": "someday"});
+    app.kv
+        .set("link:broken1", corrupt.to_string().as_bytes())
+        .await
+        .unwrap();
+    let r = app.follow("broken1").await;
+    assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(r.header("location").is_none(), "no redirect");
 }
 
 #[tokio::test]

@@ -2,6 +2,7 @@
 
 mod auth;
 mod concurrency;
+mod console;
 mod health_metrics;
 mod helpers;
 mod links;

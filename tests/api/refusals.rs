@@ -4,13 +4,23 @@ use serde_json::json;
 
 use shortener::config::names;
 
-use crate::helpers::{TOKEN, TestApp};
+use crate::helpers::{TOKEN, TestApp, TestResponse};
 
 async fn refused(app: &TestApp, body: serde_json::Value, code: &str) {
     let r = app.create(body.clone()).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}: {}", r.text());
     assert_eq!(r.error_code(), code, "{body}");
     assert!(!r.json()["error"]["message"].as_str().unwrap().is_empty());
+}
+
+/// An authorised `POST /api/links` with a raw body and content type.
+async fn post_raw(app: &TestApp, content_type: Option<&str>, body: Body) -> TestResponse {
+    let mut builder =
+        Request::post("/api/links").header("authorization", format!("Bearer {TOKEN}"));
+    if let Some(ct) = content_type {
+        builder = builder.header("content-type", ct);
+    }
+    app.send(builder.body(body).unwrap()).await
 }
 
 fn nothing_stored(app: &TestApp) {
@@ -157,12 +167,7 @@ async fn malformed_json_missing_fields_and_wrong_types_are_400() {
         r#"{"url": "https://e.com", "extra": 1}"#,
         "",
     ] {
-        let request = Request::post("/api/links")
-            .header("authorization", format!("Bearer {TOKEN}"))
-            .header("content-type", "application/json")
-            .body(Body::from(raw))
-            .unwrap();
-        let r = app.send(request).await;
+        let r = post_raw(&app, Some("application/json"), Body::from(raw)).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{raw}");
         assert_eq!(r.error_code(), "invalid_json", "{raw}");
     }
@@ -173,12 +178,7 @@ async fn malformed_json_missing_fields_and_wrong_types_are_400() {
 async fn bodies_over_16_kib_are_413() {
     let app = TestApp::spawn().await;
     let big = json!({"url": "https://e.com", "slug": "x".repeat(17 * 1024)}).to_string();
-    let request = Request::post("/api/links")
-        .header("authorization", format!("Bearer {TOKEN}"))
-        .header("content-type", "application/json")
-        .body(Body::from(big))
-        .unwrap();
-    let r = app.send(request).await;
+    let r = post_raw(&app, Some("application/json"), Body::from(big)).await;
     assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(r.error_code(), "payload_too_large");
     nothing_stored(&app);
@@ -189,12 +189,8 @@ async fn a_chunked_body_over_16_kib_without_length_is_413() {
     let app = TestApp::spawn().await;
     let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
         (0..20).map(|_| Ok(vec![b' '; 1024])).collect();
-    let request = Request::post("/api/links")
-        .header("authorization", format!("Bearer {TOKEN}"))
-        .header("content-type", "application/json")
-        .body(Body::from_stream(futures::stream::iter(chunks)))
-        .unwrap();
-    let r = app.send(request).await;
+    let body = Body::from_stream(futures::stream::iter(chunks));
+    let r = post_raw(&app, Some("application/json"), body).await;
     assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
 }
 
@@ -206,27 +202,17 @@ async fn a_content_type_other_than_json_is_415() {
         Some("application/x-www-form-urlencoded"),
         None,
     ] {
-        let mut builder =
-            Request::post("/api/links").header("authorization", format!("Bearer {TOKEN}"));
-        if let Some(ct) = ct {
-            builder = builder.header("content-type", ct);
-        }
-        let r = app
-            .send(
-                builder
-                    .body(Body::from(r#"{"url":"https://e.com"}"#))
-                    .unwrap(),
-            )
-            .await;
+        let r = post_raw(&app, ct, Body::from(r#"{"url":"https://e.com"}"#)).await;
         assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{ct:?}");
         assert_eq!(r.error_code(), "unsupported_media_type");
     }
-    let ok = Request::post("/api/links")
-        .header("authorization", format!("Bearer {TOKEN}"))
-        .header("content-type", "application/json; charset=utf-8")
-        .body(Body::from(r#"{"url":"https://e.com"}"#))
-        .unwrap();
-    assert_eq!(app.send(ok).await.status, StatusCode::CREATED);
+    let ok = post_raw(
+        &app,
+        Some("application/json; charset=utf-8"),
+        Body::from(r#"{"url":"https://e.com"}"#),
+    )
+    .await;
+    assert_eq!(ok.status, StatusCode::CREATED);
 }
 
 #[tokio::test]

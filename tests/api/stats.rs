@@ -202,13 +202,9 @@ async fn rollups_equal_the_raw_click_rows_after_a_mixed_workload() {
         Some("junk"),
     ];
     let peers = ["198.51.100.1", "198.51.100.2", "2001:db8::7"];
-    let mut state: u64 = 42;
-    let mut next = |m: usize| {
-        state = state
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((state >> 33) as usize) % m
-    };
+    // Seeded: the same workload on every run.
+    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(42);
+    let mut next = |m: usize| rand::Rng::random_range(&mut rng, 0..m);
     for step in 0..400 {
         if step % 100 == 0 {
             app.set_now(

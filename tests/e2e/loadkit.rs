@@ -106,8 +106,10 @@ fn run_kit(spin: &SpinApp, links: u32, requests: u32) -> Result<KitRun, Failed> 
     })
 }
 
-/// `node loadtest/run-local.js report DIR`: the reconciliation of saved files.
-fn report_of(dir: &Path) -> Result<(Option<i32>, String), Failed> {
+/// `node loadtest/run-local.js report DIR` after replacing the run's
+/// `observed.json` (what the app said) with `observed`.
+fn report_with(dir: &Path, observed: &Value) -> Result<(Option<i32>, String), Failed> {
+    std::fs::write(dir.join("observed.json"), observed.to_string())?;
     let out = Command::new("node")
         .arg(root().join("loadtest/run-local.js"))
         .arg("report")
@@ -180,8 +182,8 @@ fn the_kit_fails_on_a_click_neither_recorded_nor_counted_unrecorded() -> Result<
     let spin = SpinApp::up();
     let run = run_kit(&spin, 3, 300)?;
     assert_eq!(run.code, Some(0), "{}", run.stdout);
-    let observed_path = run.dir.join("observed.json");
-    let observed: Value = serde_json::from_str(&std::fs::read_to_string(&observed_path)?)?;
+    let observed: Value =
+        serde_json::from_str(&std::fs::read_to_string(run.dir.join("observed.json"))?)?;
     let slug = observed
         .as_object()
         .and_then(|o| o.keys().next())
@@ -192,8 +194,7 @@ fn the_kit_fails_on_a_click_neither_recorded_nor_counted_unrecorded() -> Result<
     // One served redirect recorded nowhere: FAIL, naming the link and kind.
     let mut lost = observed.clone();
     lost[&slug]["stats"]["humans"] = json!(humans - 1);
-    std::fs::write(&observed_path, lost.to_string())?;
-    let (code, out) = report_of(&run.dir)?;
+    let (code, out) = report_with(&run.dir, &lost)?;
     assert_eq!(code, Some(1), "{out}");
     assert!(
         out.contains(&format!("{slug} human: 1 click(s) missing")),
@@ -201,17 +202,16 @@ fn the_kit_fails_on_a_click_neither_recorded_nor_counted_unrecorded() -> Result<
     );
 
     // The same click counted as unrecorded by the app: served == recorded + unrecorded.
-    let mut counted = lost.clone();
-    counted[&slug]["link"]["unrecorded_clicks"] = json!({"human": 1, "bot": 0});
-    std::fs::write(&observed_path, counted.to_string())?;
-    let (code, out) = report_of(&run.dir)?;
+    let one = json!({"human": 1, "bot": 0});
+    let mut counted = lost;
+    counted[&slug]["link"]["unrecorded_clicks"] = one.clone();
+    let (code, out) = report_with(&run.dir, &counted)?;
     assert_eq!(code, Some(0), "{out}");
 
     // Counted unrecorded and recorded as well: one extra click, FAIL.
-    let mut twice = observed.clone();
-    twice[&slug]["link"]["unrecorded_clicks"] = json!({"human": 1, "bot": 0});
-    std::fs::write(&observed_path, twice.to_string())?;
-    let (code, out) = report_of(&run.dir)?;
+    let mut twice = observed;
+    twice[&slug]["link"]["unrecorded_clicks"] = one;
+    let (code, out) = report_with(&run.dir, &twice)?;
     assert_eq!(code, Some(1), "{out}");
     assert!(
         out.contains(&format!("{slug} human: 1 extra click(s)")),

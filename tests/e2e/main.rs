@@ -10,6 +10,7 @@
 
 mod harness;
 
+mod console;
 mod contract;
 mod drive;
 mod durability;
@@ -32,6 +33,7 @@ fn main() {
     trials.extend(load::trials());
     trials.extend(durability::trials());
     trials.extend(telemetry::trials());
+    trials.extend(console::trials());
     trials.extend(hotpath::trials());
     trials.extend(loadkit::trials());
     trials.extend(scale::trials());
