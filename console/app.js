@@ -16,7 +16,7 @@
   // A sentence for every error code the API (or the network) can produce.
   const MESSAGES = {
     unauthorized: "The admin token was refused. Check it and sign in again.",
-    api_disabled: "The API is switched off on this server: no admin_token is configured.",
+    api_disabled: "The API is switched off on this server: its admin_token is missing or refused; the server's log says why.",
     invalid_url: "That target URL is not accepted.",
     self_referencing_url: "That URL points back at this shortener; a short link cannot lead to a short link.",
     invalid_slug: "A slug is 3 to 64 characters from A–Z, a–z, 0–9, _ and -.",
@@ -521,17 +521,33 @@
   }
 
   function drawChart(data) {
+    const xs = data[0];
     if (state.chart) {
       state.chart.destroy();
       state.chart = null;
     }
-    if (typeof uPlot === "undefined") return;
+    if (typeof uPlot === "undefined" || !xs.length) return;
     const opts = {
       width: chartWidth(),
       height: 240,
       tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), "Etc/UTC"),
-      scales: { y: { range: (u, min, max) => [0, Math.max(1, max)] } },
-      axes: [{}, { values: (u, vals) => vals.map((v) => (Number.isInteger(v) ? v : "")) }],
+      scales: {
+        // The chosen days, half a day either side (uPlot alone widens a
+        // single day to years).
+        x: { time: true, range: () => [xs[0] - 43200, xs[xs.length - 1] + 43200] },
+        y: { range: (u, min, max) => [0, Math.max(1, max)] },
+      },
+      axes: [
+        {
+          // Whole days only: ticks are days, weeks, months or years apart.
+          incrs: [1, 2, 7, 14, 30, 91, 182, 365].map((d) => d * 86400),
+          values: (u, vals) => {
+            const sameYear = utcDay(xs[0] * 1000).slice(0, 4) === utcDay(xs[xs.length - 1] * 1000).slice(0, 4);
+            return vals.map((v) => (sameYear ? utcDay(v * 1000).slice(5) : utcDay(v * 1000)));
+          },
+        },
+        { values: (u, vals) => vals.map((v) => (Number.isInteger(v) ? v : "")) },
+      ],
       series: [
         { label: "Day", value: (u, ts) => (ts == null ? "" : utcDay(ts * 1000)) },
         { label: "Humans", stroke: "#1f4e8c", fill: "rgba(31,78,140,0.12)", width: 2 },

