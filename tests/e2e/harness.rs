@@ -600,6 +600,14 @@ pub fn caddyfile_for_test(listen: u16, upstream: u16) -> String {
         if code.starts_with("order ") && code.split_whitespace().any(|w| w == "tracing") {
             continue;
         }
+        // Other loopback sites of the real file (a healthcheck listener) get
+        // a free port each, so parallel tests do not collide on it.
+        if let Some(rest) = code.strip_prefix("http://127.0.0.1:")
+            && let Some((_, tail)) = rest.split_once(' ')
+        {
+            out.push_str(&format!("http://127.0.0.1:{} {tail}\n", free_port()));
+            continue;
+        }
         out.push_str(line);
         out.push('\n');
     }
