@@ -11,7 +11,7 @@
 //! busy timeout, WAL + `synchronous=NORMAL` and the migrations, build the
 //! router. One connection per instance with WAL + NORMAL is ~20x faster than
 //! a connection per request in the default rollback mode
-//! (docs/spin-platform.md). The router is kept for the instance's later
+//! (docs/spin-platform.md §6). The router is kept for the instance's later
 //! requests only when every store opened and the schema is in place;
 //! otherwise the request is served by this router (a failed store answers
 //! its errors: 503 from `/health`, degraded redirects) and the next request

@@ -12,10 +12,16 @@ mod harness;
 
 mod console;
 mod contract;
+mod drive;
+mod durability;
 mod hotpath;
+mod load;
 mod loadkit;
+mod neighbours;
+mod otlp;
 mod resilience;
 mod scale;
+mod telemetry;
 
 fn main() {
     let args = libtest_mimic::Arguments::from_args();
@@ -24,6 +30,10 @@ fn main() {
     }
     let mut trials = Vec::new();
     trials.extend(contract::trials());
+    trials.extend(neighbours::trials());
+    trials.extend(load::trials());
+    trials.extend(durability::trials());
+    trials.extend(telemetry::trials());
     trials.extend(console::trials());
     trials.extend(hotpath::trials());
     trials.extend(loadkit::trials());
