@@ -266,7 +266,7 @@ async fn redirect(
             outcome("miss");
             return Err(AppError::NoLink);
         }
-        Err(e) => click_unrecorded(&app, &span, &link, visitor.kind(), now, e).await,
+        Err(e) => click_unrecorded(&app, &span, &link, visitor.kind(), now, e).await?,
     }
     outcome("hit");
     Ok(answer)
@@ -276,6 +276,11 @@ async fn redirect(
 /// click is counted in the unrecorded tally (`/metrics`, the link's
 /// `unrecorded_clicks`), with a warning event on the request span (the
 /// failed SQLite span is the error span). `/health` reports the store as failing.
+///
+/// A redirect is served only when its click is counted somewhere: when the
+/// tally fails too (both databases down, e.g. while Spin shuts down: "channel
+/// closed"), the answer is 503 naming the click store, so that served =
+/// recorded + unrecorded always holds.
 async fn click_unrecorded(
     app: &App,
     span: &tracing::Span,
@@ -283,8 +288,7 @@ async fn click_unrecorded(
     kind: &'static str,
     now: OffsetDateTime,
     error: StoreError,
-) {
-    span.record(attr::CLICK_OUTCOME, attr::CLICK_UNRECORDED);
+) -> Result<(), AppError> {
     // A warning, not an error: the request itself succeeded (its span keeps
     // an unset status); the failed SQLite span below it is the error span.
     tracing::warn!(error = %error, "click not recorded: counted as unrecorded");
@@ -298,10 +302,16 @@ async fn click_unrecorded(
     )
     .await;
     if let Err(e) = tallied {
-        // Neither recorded nor counted: say so loudly, once per click.
-        eprintln!("shortener: click lost (click store: {error}; unrecorded tally: {e})");
-        tracing::error!(error = %e, "click lost: the unrecorded tally failed too");
+        // Neither recorded nor counted: refuse the redirect (the error
+        // mapping logs the click store's error; this logs the tally's).
+        tracing::error!(error = %e, "the unrecorded tally failed too: redirect refused");
+        return Err(AppError::StoreUnavailable {
+            store: "click store (SQLite)",
+            source: StoreError::new(error.kind, format!("{error}; unrecorded tally: {e}")),
+        });
     }
+    span.record(attr::CLICK_OUTCOME, attr::CLICK_UNRECORDED);
+    Ok(())
 }
 
 /// A failed link read in a redirect: the link store is down (503, naming it).

@@ -81,20 +81,23 @@ async fn clicks_the_click_store_refuses_are_served_and_counted_as_unrecorded_by_
 }
 
 #[tokio::test]
-async fn when_the_tally_fails_too_the_redirect_is_still_served() {
+async fn when_the_tally_fails_too_the_redirect_is_refused_so_no_served_click_goes_uncounted() {
     let app = TestApp::spawn().await;
     let slug = app.create_ok("https://e.com", None).await;
     app.sql.set_failing(true);
     app.unrecorded.set_failing(true);
     let r = app.follow(&slug).await;
-    assert_eq!(r.status, StatusCode::FOUND);
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(r.error_code(), "store_unavailable");
+    assert!(r.header("location").is_none());
+    let message = r.json()["error"]["message"].as_str().unwrap().to_owned();
+    assert!(message.contains("click store (SQLite)"), "{message}");
+    assert!(!message.contains("(test)"), "the cause is not sent");
     app.sql.set_failing(false);
     app.unrecorded.set_failing(false);
-    // The loss is logged and on the span; it cannot be counted anywhere.
-    assert_eq!(
-        link(&app, &slug).await["unrecorded_clicks"],
-        json!({"human": 0, "bot": 0})
-    );
+    let link = link(&app, &slug).await;
+    assert_eq!(link["clicks"], 0);
+    assert_eq!(link["unrecorded_clicks"], json!({"human": 0, "bot": 0}));
 }
 
 #[tokio::test]
