@@ -10,6 +10,7 @@
 
 mod harness;
 
+mod backup;
 mod console;
 mod contract;
 mod hotpath;
@@ -22,6 +23,7 @@ fn main() {
         eprintln!("skipped: spin not installed");
     }
     let mut trials = Vec::new();
+    trials.extend(backup::trials());
     trials.extend(contract::trials());
     trials.extend(console::trials());
     trials.extend(hotpath::trials());
