@@ -232,11 +232,14 @@ async fn redirect(
     let user_agent = header_str(header::USER_AGENT).unwrap_or_default();
     let visitor = Visitor::classify(user_agent, header_str(header::REFERER));
     span.record(attr::VISITOR_KIND, visitor.kind());
-    let forwarded: Vec<&str> = headers
+    // Lossy, not `to_str`: a proxy appends its entry to the client's line,
+    // so dropping a line with non-ASCII bytes would drop our proxies' entries.
+    let forwarded: Vec<String> = headers
         .get_all("x-forwarded-for")
         .iter()
-        .filter_map(|v| v.to_str().ok())
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
         .collect();
+    let forwarded: Vec<&str> = forwarded.iter().map(String::as_str).collect();
     let ip = clicks::client_ip(
         peer.map(|Extension(ClientAddr(ip))| ip),
         &forwarded,
