@@ -84,6 +84,7 @@ alertmanager_config() {
     amtool check-config "$rendered/alertmanager.yml"
 }
 step "amtool check-config" alertmanager_config
+step "SpinKube manifests (Kubernetes schemas, vendored SpinApp CRD)" python3 deploy/tests/check_k8s.py
 step "promtool check config" promtool check config deploy/prometheus/prometheus.yml
 step "promtool check rules" promtool check rules deploy/prometheus/rules/*.yml
 step "promtool test rules" promtool test rules deploy/prometheus/tests/*.test.yml
