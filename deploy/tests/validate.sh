@@ -94,6 +94,7 @@ step "dashboards match deploy/grafana/build_dashboards.py" python3 deploy/grafan
 step "dashboards: Grafana JSON schema" check-jsonschema --schemafile deploy/tests/schema/grafana-dashboard.schema.json dashboards/*.json
 step "dashboards: ids, units, descriptions, datasources" python3 deploy/tests/check_stack.py dashboards
 step "collector config structure" python3 deploy/tests/check_stack.py collector
+step "Tempo config (3.x blocks, generator wired to Prometheus)" python3 deploy/tests/check_stack.py tempo
 step "PromQL of dashboards and rules on a live Prometheus" timeout 180 python3 deploy/tests/check_stack.py promql "$app_metrics"
 
 echo
