@@ -10,6 +10,7 @@
 
 mod harness;
 
+mod backup;
 mod console;
 mod contract;
 mod drive;
@@ -29,6 +30,7 @@ fn main() {
         eprintln!("skipped: spin not installed");
     }
     let mut trials = Vec::new();
+    trials.extend(backup::trials());
     trials.extend(contract::trials());
     trials.extend(neighbours::trials());
     trials.extend(load::trials());
