@@ -14,6 +14,7 @@ mod console;
 mod contract;
 mod hotpath;
 mod loadkit;
+mod openapi;
 mod scale;
 
 fn main() {
@@ -26,6 +27,7 @@ fn main() {
     trials.extend(console::trials());
     trials.extend(hotpath::trials());
     trials.extend(loadkit::trials());
+    trials.extend(openapi::trials());
     trials.extend(scale::trials());
     libtest_mimic::run(&args, trials).exit();
 }
