@@ -1,12 +1,24 @@
 //! Clicks: who followed a link, and the one write that records it.
 //!
 //! A click row holds the slug, the time, the referrer's host, the browser and
-//! OS families (woothee), a bot flag (isbot) and a visitor hash: an
-//! HMAC-SHA256 of (client IP, user agent, UTC day) keyed with the secret
-//! `visitor_salt`. No raw IP is stored.
+//! OS families, a bot flag and a visitor hash: an HMAC-SHA256 of (client IP,
+//! user agent, UTC day) keyed with the secret `visitor_salt`. No raw IP is
+//! stored.
+//!
+//! # Layout
+//!
+//! * [`agents`]: browser / OS family and crawler category, woothee's answers
+//!   without its regexes.
+//! * [`bots`]: the bot flag, isbot's answers without its regex.
+//!
+//! Both give the answers of the crates they replace on every agent a header
+//! can carry (`tests/classifier_corpus.rs`), but compile no regex per Spin
+//! instance and keep the regex engine out of the component.
+
+pub mod agents;
+pub mod bots;
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::OnceLock;
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -42,31 +54,17 @@ pub struct Visitor {
     pub is_bot: bool,
 }
 
-fn bots() -> &'static isbot::Bots {
-    static BOTS: OnceLock<isbot::Bots> = OnceLock::new();
-    BOTS.get_or_init(isbot::Bots::default)
-}
-
-fn ua_parser() -> &'static woothee::parser::Parser {
-    static PARSER: OnceLock<woothee::parser::Parser> = OnceLock::new();
-    PARSER.get_or_init(woothee::parser::Parser::new)
-}
-
 impl Visitor {
     /// Classifies a request from its `User-Agent` and `Referer`.
     pub fn classify(user_agent: &str, referer: Option<&str>) -> Self {
         let ua = user_agent.trim();
-        let parsed = ua_parser().parse(ua);
-        let (browser, os, crawler) = match &parsed {
-            Some(r) => (r.name, r.os, r.category == "crawler"),
-            None => ("UNKNOWN", "UNKNOWN", false),
-        };
+        let family = agents::parse(ua).unwrap_or(agents::Family::UNKNOWN);
         Self {
             referrer_host: referer.and_then(referrer_host),
-            browser: browser.to_owned(),
-            os: os.to_owned(),
+            browser: family.name.to_owned(),
+            os: family.os.to_owned(),
             // No user agent at all is a script, not a person.
-            is_bot: ua.is_empty() || crawler || bots().is_bot(ua),
+            is_bot: ua.is_empty() || family.category == "crawler" || bots::is_bot(ua),
         }
     }
 

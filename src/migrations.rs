@@ -20,7 +20,7 @@ const fn ddl(sql: &'static str) -> Statement {
 }
 
 /// Per-connection settings: WAL (persists in the file) and
-/// `synchronous=NORMAL` (per connection). See SPIN-NOTES.md §4: together with
+/// `synchronous=NORMAL` (per connection). See docs/spin-platform.md §6: together with
 /// one connection per instance they are worth 20x on the click write, and
 /// WAL+NORMAL survives a process crash (a power loss may drop the last commits).
 pub const PRAGMAS: [Statement; 2] = [

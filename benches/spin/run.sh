@@ -17,7 +17,9 @@
 #                            [--no-build] [--variant name=path.wasm[,no-otel]]...
 # A --variant is another build of our component (e.g. a profiling variant)
 # measured in the same rounds as ours; `no-otel` starts it without
-# --experimental-wasi-otel (for a --no-default-features build).
+# --experimental-wasi-otel (for a --no-default-features build), `reuse=N`
+# with --max-instance-reuse-count N (e.g. ours=...,reuse=100000 separates
+# per-instance start-up from per-request work).
 # Needs: spin (4.1+), oha, jq, python3, curl, cargo with wasm32-wasip2.
 set -euo pipefail
 
@@ -111,6 +113,7 @@ start() {
         --state-dir "$WORK/$name/state" "$@" >"$WORK/$name/spin.log" 2>&1) &
     PIDS+=($!)
     printf -v "PORT_${name//-/_}" '%s' "$port"
+    printf -v "PID_${name//-/_}" '%s' "$!"
     wait_up "http://127.0.0.1:$port/.well-known/spin/health"
 }
 
@@ -123,10 +126,18 @@ manifest_for() { # name wasm
 
 OURS_ARGS=(--variable "admin_token=$TOKEN" --variable "visitor_salt=$SALT"
     --variable "public_base_url=https://sho.rt")
-start_ours() { # name wasm [no-otel]
+start_ours() { # name wasm [options: no-otel,reuse=N]
     local manifest; manifest="$(manifest_for "$1" "$2")"
-    local extra=()
-    [[ "${3:-}" == no-otel ]] || extra=(--experimental-wasi-otel)
+    local extra=() opt otel=1
+    IFS=, read -ra opts <<<"${3:-}"
+    for opt in "${opts[@]}"; do
+        case "$opt" in
+            no-otel) otel=0 ;;
+            reuse=*) extra+=(--max-instance-reuse-count "${opt#reuse=}") ;;
+            *) echo "unknown variant option: $opt" >&2; exit 2 ;;
+        esac
+    done
+    [[ $otel == 0 ]] || extra+=(--experimental-wasi-otel)
     OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$SINK_PORT" OTEL_SERVICE_NAME="shortener-bench" \
         start "$1" "$manifest" "${OURS_ARGS[@]}" "${extra[@]}"
     local port_var="PORT_${1//-/_}"
@@ -151,14 +162,23 @@ start_ours ours "$OURS_WASM"
 NAMES=(hello kv ours)
 OURS_NAMES=(ours)
 for v in "${VARIANTS[@]}"; do
-    name="${v%%=*}"; rest="${v#*=}"; wasm="${rest%%,*}"; flag=""
-    [[ "$rest" == *,no-otel ]] && flag=no-otel
-    echo "  variant $name: $wasm ($(stat -c %s "$wasm") bytes${flag:+, $flag})"
-    start_ours "$name" "$wasm" $flag
+    name="${v%%=*}"; rest="${v#*=}"; wasm="${rest%%,*}"; flags=""
+    [[ "$rest" == *,* ]] && flags="${rest#*,}"
+    echo "  variant $name: $wasm ($(stat -c %s "$wasm") bytes${flags:+, $flags})"
+    start_ours "$name" "$wasm" "$flags"
     NAMES+=("$name"); OURS_NAMES+=("$name")
 done
 
 is_ours() { local n; for n in "${OURS_NAMES[@]}"; do [[ "$n" == "$1" ]] && return 0; done; return 1; }
+
+# CPU seconds (user + system) a process and its descendants have used so far
+# (`spin up` runs the HTTP trigger in a child process).
+tree() { local c; echo "$1"; for c in $(pgrep -P "$1"); do tree "$c"; done; }
+cpu_secs() {
+    local pid stats=()
+    for pid in $(tree "$1"); do stats+=("/proc/$pid/stat"); done
+    cat "${stats[@]}" 2>/dev/null | awk -v hz="$(getconf CLK_TCK)" '{t += $14 + $15} END {print t / hz}'
+}
 
 LOST=0
 # run NAME LABEL [oha args...]: one fixed-count oha run; one result line in results.tsv.
@@ -168,11 +188,14 @@ run() {
     [[ "$name" == hello ]] && { path="/"; expect=200; }
     local before=0
     is_ours "$name" && before="$(clicks "${!port_var}")"
-    local json="$WORK/$name.$label.json"
+    local json="$WORK/$name.$label.json" pid_var="PID_${name//-/_}"
+    local cpu0; cpu0="$(cpu_secs "${!pid_var}")"
     oha -n "$REQUESTS" -c "$CONCURRENCY" --no-tui --redirect 0 --output-format json \
         -H "User-Agent: $UA" -H "Referer: https://news.example.com/post" "$@" \
         "http://127.0.0.1:${!port_var}$path" >"$json"
-    local ok others rps p50 p99
+    local cpu1; cpu1="$(cpu_secs "${!pid_var}")"
+    local ok others rps p50 p99 cpu_us
+    cpu_us="$(awk -v a="$cpu0" -v b="$cpu1" -v n="$REQUESTS" 'BEGIN {printf "%.0f", (b - a) / n * 1e6}')"
     ok="$(jq -r --arg c "$expect" '.statusCodeDistribution[$c] // 0' "$json")"
     others="$(jq -r --arg c "$expect" '[.statusCodeDistribution | to_entries[] | select(.key != $c) | "\(.key)x\(.value)"] + [.errorDistribution | to_entries[] | "\(.key)x\(.value)"] | join(" ")' "$json")"
     rps="$(jq -r '.summary.requestsPerSec' "$json")"
@@ -186,7 +209,7 @@ run() {
         if [[ "$recorded" != "$ok" ]]; then recon="$recon MISMATCH"; LOST=1; fi
     fi
     [[ -z "$others" ]] || { recon="$recon other=[$others]"; LOST=1; }
-    printf '%s\t%s\t%.0f\t%.2f\t%.2f\t%s\n' "$name" "$label" "$rps" "$p50" "$p99" "$recon" \
+    printf '%s\t%s\t%.0f\t%.2f\t%.2f\t%s\t%s\n' "$name" "$label" "$rps" "$p50" "$p99" "$cpu_us" "$recon" \
         | tee -a "$WORK/results.tsv"
 }
 
@@ -195,7 +218,7 @@ for name in "${NAMES[@]}"; do run "$name" warmup >/dev/null; done
 : >"$WORK/results.tsv"
 
 echo "==> $ROUNDS interleaved rounds: oha -n $REQUESTS -c $CONCURRENCY"
-printf 'name\tround\trps\tp50_ms\tp99_ms\tclicks\n'
+printf 'name\tround\trps\tp50_ms\tp99_ms\tcpu_us/req\tclicks\n'
 for r in $(seq 1 "$ROUNDS"); do
     for name in "${NAMES[@]}"; do run "$name" "r$r"; done
 done
@@ -203,22 +226,24 @@ done
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 col() { awk -F'\t' -v n="$1" -v c="$2" '$1==n && $2 ~ /^r/ {print $c}' "$WORK/results.tsv"; }
 
-echo "==> summary (median over $ROUNDS rounds [min-max]; ratio = rps / same round's kv rps)"
-printf '%-10s %-22s %-10s %-10s %s\n' variant rps p50_ms p99_ms "ratio vs kv"
+echo "==> summary (median over $ROUNDS rounds [min-max]; ratio = rps / same round's kv rps;"
+echo "    cpu = CPU time of that spin process (host + guest) per request)"
+printf '%-18s %-22s %-8s %-8s %-10s %s\n' variant rps p50_ms p99_ms cpu_us/req "ratio vs kv"
 for name in "${NAMES[@]}"; do
     rps_med="$(col "$name" 3 | median)"
     rps_rng="$(col "$name" 3 | sort -g | sed -n '1p;$p' | paste -sd-)"
     ratios="$(paste <(col "$name" 3) <(col kv 3) | awk '{printf "%.2f\n", $1/$2}')"
     ratio_med="$(echo "$ratios" | median)"
     ratio_rng="$(echo "$ratios" | sort -g | sed -n '1p;$p' | paste -sd-)"
-    printf '%-10s %-22s %-10s %-10s %s\n' "$name" "$rps_med [$rps_rng]" \
-        "$(col "$name" 4 | median)" "$(col "$name" 5 | median)" "$ratio_med [$ratio_rng]"
+    printf '%-18s %-22s %-8s %-8s %-10s %s\n' "$name" "$rps_med [$rps_rng]" \
+        "$(col "$name" 4 | median)" "$(col "$name" 5 | median)" "$(col "$name" 6 | median)" \
+        "$ratio_med [$ratio_rng]"
 done
 
 for name in "${OURS_NAMES[@]}"; do
     half="$(col "$name" 3 | median | awk '{printf "%d", $1/2}')"
     echo "==> $name at half its max throughput: oha -q $half -n $REQUESTS -c $CONCURRENCY"
-    printf 'name\tround\trps\tp50_ms\tp99_ms\tclicks\n'
+    printf 'name\tround\trps\tp50_ms\tp99_ms\tcpu_us/req\tclicks\n'
     run "$name" half -q "$half"
 done
 

@@ -8,7 +8,7 @@
 //! Per instance (Spin reuses an instance for ~128 requests, up to 16 at a
 //! time), on first use: open the key-value store and **one** SQLite
 //! connection, apply WAL + `synchronous=NORMAL` and the migrations, build the
-//! router. SPIN-NOTES.md §4: one connection per instance with WAL + NORMAL is
+//! router. docs/spin-platform.md §6: one connection per instance with WAL + NORMAL is
 //! ~20x faster than a connection per request in the default rollback mode.
 
 #[cfg(feature = "otel")]

@@ -66,6 +66,11 @@ SHOTS = ROOT / "target" / "console-screenshots"
 TOKEN = "browser-admin-token-0123456789abcdef0123"
 SALT = "browser-visitor-salt-0123456789abcdef"
 SLUG = "browser-test"
+# A desktop Chrome: headless Chromium's own user agent is (rightly) a bot.
+DESKTOP_CHROME = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/124.0.0.0 Safari/537.36"
+)
 
 
 def free_port():
@@ -152,6 +157,15 @@ def status_of(url):
             return r.status, r.headers.get("Location")
     except urllib.error.HTTPError as e:
         return e.code, e.headers.get("Location")
+
+
+def api_link(base, slug):
+    """The link as the API returns it (for checks outside the page)."""
+    request = urllib.request.Request(
+        f"{base}/api/links/{slug}", headers={"Authorization": f"Bearer {TOKEN}"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as r:
+        return json.load(r)
 
 
 # ------------------------------------------------------------------- browser
@@ -368,6 +382,25 @@ def run(driver, base, landing, downloads):
     shot(driver, "06-edited")
     log.check("editing the target")
     assert status_of(short_url) == (302, f"{landing}/b"), status_of(short_url)
+
+    step("an expiry set in the edit form is stored; 'Never expires' removes it")
+    by_id("edit-no-expiry").click()
+    assert by_id("edit-expiry").is_enabled()
+    driver.execute_script(
+        "const e = document.getElementById('edit-expiry');"
+        "e.value = '2099-01-01T12:00'; e.dispatchEvent(new Event('input'));")
+    by_id("edit-form").submit()
+    wait.until(lambda d: "2099" in by_id("link-expires").text)
+    stored = api_link(base, SLUG)["expires_at"]
+    assert stored and stored.startswith("2099-01-01"), stored
+    by_id("edit-no-expiry").click()
+    by_id("edit-form").submit()
+    text_is("link-expires", "never")
+    assert api_link(base, SLUG)["expires_at"] is None
+    log.check("setting and clearing the expiry")
+
+    step("a human visit follows the edited link")
+    driver.execute_cdp_cmd("Network.setUserAgentOverride", {"userAgent": DESKTOP_CHROME})
     driver.get(short_url)
     wait.until(EC.title_is("Landing B"))
     log.check("following the edited link")
@@ -376,6 +409,7 @@ def run(driver, base, landing, downloads):
     driver.get(f"{base}/console/#/links/{SLUG}")
     visible("view-link")
     text_is("t-total", "2")
+    assert (by_id("t-humans").text, by_id("t-bots").text) == ("1", "1")
     driver.set_window_size(390, 844)
     time.sleep(0.5)
     width = driver.execute_script("return document.documentElement.scrollWidth")

@@ -182,6 +182,10 @@ impl SpinBuilder {
         }
         let out = std::fs::File::create(&log).unwrap();
         cmd.stdout(out.try_clone().unwrap()).stderr(out);
+        // `spin up` runs the app in a child `spin trigger http`: give them a
+        // process group of their own, so a kill reaches both (a SIGKILL of
+        // `spin up` alone leaves the trigger serving, orphaned).
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         let child = cmd.spawn().expect("spin up starts");
         SpinApp {
             child: Some(child),
@@ -206,10 +210,7 @@ pub struct SpinApp {
 
 impl Drop for SpinApp {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.stop_with("KILL");
         if std::thread::panicking() {
             eprintln!("--- spin log ---\n{}", self.log_text());
         }
@@ -249,13 +250,34 @@ impl SpinApp {
     }
 
     /// Sends a signal (`"TERM"`, `"KILL"`) and waits for the process to end.
+    ///
+    /// `KILL` is a crash: the whole process group (`spin up` and its
+    /// `spin trigger http`) dies at once. Any other signal goes to `spin up`
+    /// only, as a supervisor sends it (`spin up` passes it on to the
+    /// trigger); after 30 s whatever is left of the group is killed.
     pub fn stop_with(&mut self, signal: &str) {
-        if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill")
-                .args([&format!("-{signal}"), &child.id().to_string()])
-                .status();
-            let _ = child.wait();
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        let group = format!("-{}", child.id());
+        let kill = |sig: &str, target: &str| {
+            Command::new("kill")
+                .args([&format!("-{sig}"), "--", target])
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        if signal == "KILL" {
+            kill("KILL", &group);
+        } else {
+            kill(signal, &child.id().to_string());
         }
+        let _ = child.wait();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while kill("0", &group) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        kill("KILL", &group);
     }
 
     /// One request; panics on a transport error.
@@ -508,6 +530,174 @@ impl Caddy {
 }
 
 impl Drop for Caddy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// ------------------------------------------------ raw HTTP, Caddyfile, Prometheus
+
+/// Sends `METHOD target HTTP/1.1` exactly as written (no client-side path
+/// normalisation) to 127.0.0.1:`port` and returns the status and body.
+pub fn raw_request(port: u16, method: &str, target: &str, headers: &[(&str, &str)]) -> Reply {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connects");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut text =
+        format!("{method} {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        text.push_str(&format!("{k}: {v}\r\n"));
+    }
+    text.push_str("\r\n");
+    stream.write_all(text.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw);
+    let raw = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((raw.as_str(), ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    Reply {
+        status,
+        headers,
+        body: body.to_owned(),
+    }
+}
+
+/// The project's Caddyfile (deploy/caddy/Caddyfile) made runnable here:
+/// Debian's caddy 2.6 has no `tracing` directive, so its block (and any
+/// `order` option naming it) is removed;
+/// the site listens on 127.0.0.1:`listen` and proxies to 127.0.0.1:`upstream`
+/// instead of the compose service `app:3000`. Everything else (the
+/// `/metrics` matcher, header handling) is the real file's.
+pub fn caddyfile_for_test(listen: u16, upstream: u16) -> String {
+    let real = std::fs::read_to_string(root().join("deploy/caddy/Caddyfile")).unwrap();
+    let mut out = String::new();
+    // Depth inside the `tracing { ... }` block being dropped.
+    let mut depth = 0i32;
+    for line in real.lines() {
+        let code = line.split('#').next().unwrap_or("").trim();
+        let opens = code.matches('{').count() as i32 - code.matches('}').count() as i32;
+        if depth > 0 {
+            depth += opens;
+            continue;
+        }
+        if code == "tracing" || code.starts_with("tracing ") || code.starts_with("tracing{") {
+            depth = opens;
+            continue;
+        }
+        // `order X before tracing` names the missing directive too.
+        if code.starts_with("order ") && code.split_whitespace().any(|w| w == "tracing") {
+            continue;
+        }
+        // Other loopback sites of the real file (a healthcheck listener) get
+        // a free port each, so parallel tests do not collide on it.
+        if let Some(rest) = code.strip_prefix("http://127.0.0.1:")
+            && let Some((_, tail)) = rest.split_once(' ')
+        {
+            out.push_str(&format!("http://127.0.0.1:{} {tail}\n", free_port()));
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    assert!(
+        out.contains(":80 {") && out.contains("reverse_proxy app:3000"),
+        "deploy/caddy/Caddyfile changed shape: update caddyfile_for_test\n{out}"
+    );
+    out.replace(
+        ":80 {",
+        &format!("http://127.0.0.1:{listen} {{\n\tbind 127.0.0.1"),
+    )
+    .replace(
+        "reverse_proxy app:3000",
+        &format!("reverse_proxy 127.0.0.1:{upstream}"),
+    )
+}
+
+/// A `prometheus` server scraping `targets` (host:port, path `/metrics`)
+/// every second, on a free loopback port; stopped on drop.
+pub struct Prometheus {
+    child: Child,
+    /// Its port.
+    pub port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Prometheus {
+    /// Writes a prometheus.yml and starts the server.
+    pub fn start(targets: &[String]) -> Prometheus {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let list = targets
+            .iter()
+            .map(|t| format!("\"{t}\""))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let config = format!(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: shortener\n    metrics_path: /metrics\n    static_configs:\n      - targets: [{list}]\n"
+        );
+        let file = dir.path().join("prometheus.yml");
+        std::fs::write(&file, config).unwrap();
+        let child = Command::new("prometheus")
+            .arg(format!("--config.file={}", file.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("prometheus starts (apt-get install prometheus)");
+        assert!(
+            wait_for_port(port, Duration::from_secs(30)),
+            "prometheus did not listen"
+        );
+        Prometheus {
+            child,
+            port,
+            _dir: dir,
+        }
+    }
+
+    /// An instant query; the result vector as (labels, value).
+    pub fn query(&self, promql: &str) -> Vec<(Value, f64)> {
+        let reply = ureq::get(format!("http://127.0.0.1:{}/api/v1/query", self.port))
+            .query("query", promql)
+            .call();
+        let Ok(mut reply) = reply else {
+            return Vec::new();
+        };
+        let text = reply.body_mut().read_to_string().unwrap_or_default();
+        let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        body["data"]["result"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|r| {
+                let v = r["value"][1]
+                    .as_str()
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(f64::NAN);
+                (r["metric"].clone(), v)
+            })
+            .collect()
+    }
+}
+
+impl Drop for Prometheus {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

@@ -2,7 +2,7 @@
 //!
 //! Spin runs up to 16 requests of an instance at once and creates new
 //! instances under load; a request that waits on a Rust-only future of
-//! another request traps the whole instance (SPIN-NOTES §3), which showed as
+//! another request traps the whole instance (docs/spin-platform.md §4), which showed as
 //! 3–5 % of redirects answered 500 on their instance's first requests. With
 //! `--max-instance-reuse-count 4` nearly every request lands on a young
 //! instance, so that window is hit again and again.

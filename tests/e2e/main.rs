@@ -10,12 +10,19 @@
 
 mod harness;
 
+mod backup;
 mod console;
 mod contract;
+mod drive;
+mod durability;
 mod hotpath;
+mod load;
 mod loadkit;
+mod neighbours;
 mod openapi;
+mod otlp;
 mod scale;
+mod telemetry;
 
 fn main() {
     let args = libtest_mimic::Arguments::from_args();
@@ -23,7 +30,12 @@ fn main() {
         eprintln!("skipped: spin not installed");
     }
     let mut trials = Vec::new();
+    trials.extend(backup::trials());
     trials.extend(contract::trials());
+    trials.extend(neighbours::trials());
+    trials.extend(load::trials());
+    trials.extend(durability::trials());
+    trials.extend(telemetry::trials());
     trials.extend(console::trials());
     trials.extend(hotpath::trials());
     trials.extend(loadkit::trials());

@@ -132,7 +132,11 @@ fn any_create_body_gets_a_documented_answer(cases: u32) -> Result<(), String> {
         let body = r.json();
         if status == 201 {
             let sent: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-            prop_assert!(sent.is_object(), "only an object is a create request: {}", sent);
+            prop_assert!(
+                sent.is_object(),
+                "only an object is a create request: {}",
+                sent
+            );
             let slug = body["slug"].as_str().unwrap_or_default().to_owned();
             for key in ["slug", "short_url", "url", "created_at"] {
                 prop_assert!(body[key].is_string(), "{} missing in {}", key, body);
