@@ -67,7 +67,7 @@ pub const TALLY_PROBE: Statement = Statement {
 };
 
 /// Unrecorded clicks by kind (`{"human": n, "bot": m}` in the API).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ByKind {
     /// By humans.
     pub human: i64,

@@ -19,6 +19,7 @@ mod hotpath;
 mod load;
 mod loadkit;
 mod neighbours;
+mod openapi;
 mod otlp;
 mod resilience;
 mod scale;
@@ -40,6 +41,7 @@ fn main() {
     trials.extend(hotpath::trials());
     trials.extend(loadkit::trials());
     trials.extend(resilience::trials());
+    trials.extend(openapi::trials());
     trials.extend(scale::trials());
     libtest_mimic::run(&args, trials).exit();
 }
