@@ -88,7 +88,8 @@ pub fn router(app: App) -> Router {
             get(get_link).delete(delete_link).patch(update_link),
         )
         .route("/links/{slug}/stats", get(link_stats))
-        .route("/links/{slug}/qr", get(link_qr));
+        .route("/links/{slug}/qr", get(link_qr))
+        .route("/openapi.json", get(crate::openapi::serve));
     Router::new()
         .route("/health", get(health))
         .route("/metrics", get(metrics_endpoint))
@@ -171,11 +172,25 @@ fn tokens_match(presented: &str, expected: &str) -> bool {
     bool::from(a.as_slice().ct_eq(b.as_slice()))
 }
 
-/// A JSON body (`application/json`, at most [`MAX_BODY_BYTES`] by the
-/// router's `DefaultBodyLimit`); axum's rejections become [`AppError`]s.
-#[derive(FromRequest)]
-#[from_request(via(axum::Json), rejection(AppError))]
+/// A JSON object body (`application/json`, at most [`MAX_BODY_BYTES`] by
+/// the router's `DefaultBodyLimit`); axum's rejections become [`AppError`]s.
+/// Only an object is a body: serde would also fill a struct from an array
+/// (`[null, null]` as a PATCH removed an expiry).
 pub struct JsonBody<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, AppError> {
+        let Json(object) =
+            Json::<serde_json::Map<String, serde_json::Value>>::from_request(req, state).await?;
+        T::deserialize(serde_json::Value::Object(object))
+            .map(JsonBody)
+            .map_err(|e| {
+                AppError::validation("invalid_json", format!("The JSON body is not valid: {e}."))
+            })
+    }
+}
 
 /// A query string; a malformed one is a 400 `invalid_query`.
 #[derive(FromRequestParts)]
@@ -199,6 +214,24 @@ impl<S: Send + Sync> FromRequestParts<S> for SlugPath {
 
 // ------------------------------------------------------------------ redirect
 
+/// `GET /{slug}`: the redirect, one click. (`HEAD` answers the same and
+/// counts none; it is not described, as OpenAPI operations need one id.)
+#[utoipa::path(
+    get,
+    path = "/{slug}",
+    tag = "redirect",
+    params(("slug" = String, Path, description = "The link's slug: 3 to 64 of `A-Za-z0-9_-`.", example = "docs-example")),
+    responses(
+        (status = 302, description = "To the link's URL (the status is `redirect_status`: 301, 302, 307 or 308).",
+            headers(("location" = String, description = "The link's URL."))),
+        (status = 301, description = "As 302, when `redirect_status` is 301.", headers(("location" = String))),
+        (status = 307, description = "As 302, when `redirect_status` is 307.", headers(("location" = String))),
+        (status = 308, description = "As 302, when `redirect_status` is 308.", headers(("location" = String))),
+        (status = 404, description = "No link has that slug (`not_found`).", body = crate::openapi::ErrorBody),
+        (status = 410, description = "The link has expired (`link_expired`).", body = crate::openapi::ErrorBody),
+        (status = 500, description = "A store failed (`internal`); the cause is logged, not sent.", body = crate::openapi::ErrorBody),
+    )
+)]
 async fn redirect(
     State(app): State<App>,
     method: Method,
@@ -283,23 +316,41 @@ fn redirect_response(status: StatusCode, location: &str) -> Response {
 
 // ----------------------------------------------------------------------- API
 
-#[derive(Deserialize)]
+/// `POST /api/links`.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateRequest {
+    /// An absolute http(s) URL, at most 2048 bytes, not one of our own.
+    #[schema(
+        pattern = "^[Hh][Tt][Tt][Pp][Ss]?:",
+        max_length = 2048,
+        example = "https://example.com/page"
+    )]
     url: String,
+    /// A custom slug; a random one when absent.
     #[serde(default)]
+    #[schema(pattern = "^[A-Za-z0-9_-]{3,64}$")]
     slug: Option<String>,
+    /// When it stops redirecting (RFC 3339, in the future).
     #[serde(default)]
+    #[schema(format = DateTime)]
     expires_at: Option<String>,
 }
 
-#[derive(Serialize)]
+/// A link as the API shows it.
+#[derive(Serialize, utoipa::ToSchema)]
 struct LinkView {
     slug: String,
+    /// `public_base_url` + `/` + slug.
     short_url: String,
+    /// Where it redirects (normalised).
     url: String,
+    #[schema(format = DateTime)]
     created_at: String,
+    /// `null`: never expires.
+    #[schema(format = DateTime, required = true)]
     expires_at: Option<String>,
+    /// All-time clicks (GET of one link only).
     #[serde(skip_serializing_if = "Option::is_none")]
     clicks: Option<i64>,
 }
@@ -317,6 +368,23 @@ impl LinkView {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/links",
+    tag = "links",
+    security(("bearer" = [])),
+    request_body = CreateRequest,
+    responses(
+        (status = 201, description = "Created.", body = LinkView,
+            headers(("location" = String, description = "`/api/links/{slug}`."))),
+        (status = 400, description = "A field is invalid: `invalid_json`, `invalid_url`, `self_referencing_url`, `invalid_slug`, `reserved_slug`, `invalid_timestamp`, `invalid_expiry`.", body = crate::openapi::ErrorBody),
+        (status = 401, description = "No or a wrong bearer token (`unauthorized`), or the API is disabled (`api_disabled`).", body = crate::openapi::ErrorBody),
+        (status = 409, description = "The custom slug is taken (`slug_taken`).", body = crate::openapi::ErrorBody),
+        (status = 413, description = "The body is over 16 KiB (`payload_too_large`).", body = crate::openapi::ErrorBody),
+        (status = 415, description = "The body is not `application/json` (`unsupported_media_type`).", body = crate::openapi::ErrorBody),
+        (status = 500, description = "A store failed (`internal`); the cause is logged, not sent.", body = crate::openapi::ErrorBody),
+    )
+)]
 async fn create_link(
     State(app): State<App>,
     _: Admin,
@@ -355,18 +423,46 @@ async fn create_link(
     Ok(response)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// Page size, 1 to 100 (default 20).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
     limit: Option<String>,
+    /// The `next_cursor` of the previous page.
+    #[param(pattern = "^([A-Za-z0-9_-]{3,64})?$")]
     cursor: Option<String>,
+    /// Only links whose slug or URL contains this text.
     q: Option<String>,
 }
 
+/// One page of links, in slug order.
+#[derive(Serialize, utoipa::ToSchema)]
+struct LinkPage {
+    links: Vec<LinkView>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    #[schema(required = true)]
+    next_cursor: Option<String>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/links",
+    tag = "links",
+    security(("bearer" = [])),
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page of links.", body = LinkPage),
+        (status = 400, description = "`invalid_limit`, `invalid_cursor`, `invalid_search` or `invalid_query`.", body = crate::openapi::ErrorBody),
+        (status = 401, description = "No or a wrong bearer token (`unauthorized`), or the API is disabled (`api_disabled`).", body = crate::openapi::ErrorBody),
+        (status = 500, description = "A store failed (`internal`); the cause is logged, not sent.", body = crate::openapi::ErrorBody),
+    )
+)]
 async fn list_links(
     State(app): State<App>,
     _: Admin,
     ValidQuery(q): ValidQuery<ListQuery>,
-) -> Result<Json<serde_json::Value>, AppError> {
+) -> Result<Json<LinkPage>, AppError> {
     let limit = match q.limit.as_deref() {
         None => DEFAULT_PAGE,
         Some(raw) => match raw.parse::<usize>() {
@@ -398,9 +494,25 @@ async fn list_links(
         .into_iter()
         .map(|l| LinkView::new(l, &app.settings, None))
         .collect();
-    Ok(Json(json!({"links": views, "next_cursor": next})))
+    Ok(Json(LinkPage {
+        links: views,
+        next_cursor: next,
+    }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/links/{slug}",
+    tag = "links",
+    security(("bearer" = [])),
+    params(("slug" = String, Path, description = "The link's slug: 3 to 64 of `A-Za-z0-9_-`.", example = "docs-example")),
+    responses(
+        (status = 200, description = "The link, with its all-time `clicks`.", body = LinkView),
+        (status = 401, description = "No or a wrong bearer token (`unauthorized`), or the API is disabled (`api_disabled`).", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No link has that slug (`not_found`).", body = crate::openapi::ErrorBody),
+        (status = 500, description = "A store failed (`internal`); the cause is logged, not sent.", body = crate::openapi::ErrorBody),
+    )
+)]
 async fn get_link(
     State(app): State<App>,
     _: Admin,
@@ -411,6 +523,19 @@ async fn get_link(
     Ok(Json(LinkView::new(link, &app.settings, Some(clicks))))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/links/{slug}",
+    tag = "links",
+    security(("bearer" = [])),
+    params(("slug" = String, Path, description = "The link's slug: 3 to 64 of `A-Za-z0-9_-`.", example = "docs-example")),
+    responses(
+        (status = 204, description = "Deleted, with its clicks and rollups."),
+        (status = 401, description = "No or a wrong bearer token (`unauthorized`), or the API is disabled (`api_disabled`).", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No link has that slug (`not_found`).", body = crate::openapi::ErrorBody),
+        (status = 500, description = "A store failed (`internal`); the cause is logged, not sent.", body = crate::openapi::ErrorBody),
+    )
+)]
 async fn delete_link(
     State(app): State<App>,
     _: Admin,
@@ -425,12 +550,17 @@ async fn delete_link(
 
 /// `PATCH /api/links/{slug}`: `url` and/or `expires_at` (`null` removes the
 /// expiry); an absent field is left as it is.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(min_properties = 1)]
 struct PatchRequest {
+    /// A new target (validated like a create's).
     #[serde(default)]
+    #[schema(pattern = "^[Hh][Tt][Tt][Pp][Ss]?:", max_length = 2048)]
     url: Option<String>,
+    /// A new expiry; `null` removes it.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     expires_at: Option<Option<String>>,
 }
 
@@ -443,6 +573,23 @@ where
     Option::<T>::deserialize(d).map(Some)
 }
 
+#[utoipa::path(
+    patch,
+    path = "/api/links/{slug}",
+    tag = "links",
+    security(("bearer" = [])),
+    params(("slug" = String, Path, description = "The link's slug: 3 to 64 of `A-Za-z0-9_-`.", example = "docs-example")),
+    request_body = PatchRequest,
+    responses(
+        (status = 200, description = "The changed link.", body = LinkView),
+        (status = 400, description = "`empty_patch` or a field is invalid: `invalid_json`, `invalid_url`, `self_referencing_url`, `invalid_timestamp`, `invalid_expiry`.", body = crate::openapi::ErrorBody),
+        (status = 401, description = "No or a wrong bearer token (`unauthorized`), or the API is disabled (`api_disabled`).", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No link has that slug (`not_found`).", body = crate::openapi::ErrorBody),
+        (status = 413, description = "The body is over 16 KiB (`payload_too_large`).", body = crate::openapi::ErrorBody),
+        (status = 415, description = "The body is not `application/json` (`unsupported_media_type`).", body = crate::openapi::ErrorBody),
+        (status = 500, description = "A store failed (`internal`); the cause is logged, not sent.", body = crate::openapi::ErrorBody),
+    )
+)]
 async fn update_link(
     State(app): State<App>,
     _: Admin,
@@ -478,6 +625,19 @@ async fn update_link(
     Ok(Json(LinkView::new(link, &app.settings, None)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/links/{slug}/qr",
+    tag = "links",
+    security(("bearer" = [])),
+    params(("slug" = String, Path, description = "The link's slug: 3 to 64 of `A-Za-z0-9_-`.", example = "docs-example")),
+    responses(
+        (status = 200, description = "A QR code of the short URL.", content_type = "image/svg+xml", body = String),
+        (status = 401, description = "No or a wrong bearer token (`unauthorized`), or the API is disabled (`api_disabled`).", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No link has that slug (`not_found`).", body = crate::openapi::ErrorBody),
+        (status = 500, description = "A store failed (`internal`); the cause is logged, not sent.", body = crate::openapi::ErrorBody),
+    )
+)]
 async fn link_qr(
     State(app): State<App>,
     _: Admin,
@@ -499,12 +659,34 @@ async fn link_qr(
         .into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct StatsQuery {
+    /// First day, `YYYY-MM-DD` (UTC); open when absent.
+    #[param(format = Date)]
     from: Option<String>,
+    /// Last day, `YYYY-MM-DD` (UTC), inclusive; open when absent.
+    #[param(format = Date)]
     to: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/links/{slug}/stats",
+    tag = "links",
+    security(("bearer" = [])),
+    params(
+        ("slug" = String, Path, description = "The link's slug: 3 to 64 of `A-Za-z0-9_-`.", example = "docs-example"),
+        StatsQuery,
+    ),
+    responses(
+        (status = 200, description = "Clicks over the range.", body = analytics::Stats),
+        (status = 400, description = "`invalid_date`, `invalid_date_range` or `invalid_query`.", body = crate::openapi::ErrorBody),
+        (status = 401, description = "No or a wrong bearer token (`unauthorized`), or the API is disabled (`api_disabled`).", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No link has that slug (`not_found`).", body = crate::openapi::ErrorBody),
+        (status = 500, description = "A store failed (`internal`); the cause is logged, not sent.", body = crate::openapi::ErrorBody),
+    )
+)]
 async fn link_stats(
     State(app): State<App>,
     _: Admin,
@@ -522,6 +704,15 @@ async fn link_stats(
 
 // --------------------------------------------------------- health, metrics
 
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Every store answered.", body = crate::openapi::Health),
+        (status = 503, description = "A store did not answer; `checks` says which.", body = crate::openapi::Health),
+    )
+)]
 async fn health(State(app): State<App>) -> Response {
     let kv_ok = app.kv.get(HEALTH_PROBE_KEY).await.is_ok();
     let sql_ok = app.sql.execute(&HEALTH_SQL, vec![]).await.is_ok();
@@ -538,6 +729,15 @@ async fn health(State(app): State<App>) -> Response {
     (status, Json(body)).into_response()
 }
 
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    responses(
+        (status = 200, description = "The app's own metrics in the OpenMetrics text format.", content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8", body = String),
+        (status = 500, description = "A store failed (`internal`); the cause is logged, not sent.", body = crate::openapi::ErrorBody),
+    )
+)]
 async fn metrics_endpoint(State(app): State<App>) -> Result<Response, AppError> {
     let (human_clicks, bot_clicks) = analytics::all_time(app.sql.as_ref()).await?;
     let links = app.sql.execute(&links::COUNT, vec![]).await?.scalar_i64();

@@ -22,6 +22,8 @@
 //! * [`config`]: typed `Settings` from Spin variables.
 //! * [`error`]: `AppError`, mapped to HTTP in one place.
 //! * [`http`]: the axum router: every route, extractor and handler.
+//! * [`openapi`]: the OpenAPI description of the API (utoipa), served at
+//!   `/api/openapi.json`.
 //! * [`native`] (not on wasm32): the test host's stores.
 //! * [`shell`] (wasm32 only): the Spin component's entry point and adapters.
 
@@ -34,6 +36,7 @@ pub mod http;
 pub mod links;
 pub mod metrics;
 pub mod migrations;
+pub mod openapi;
 pub mod qr;
 pub mod storage;
 pub mod telemetry;

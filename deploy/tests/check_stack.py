@@ -3,6 +3,7 @@
 
   check_stack.py dashboards        unique panel ids, units, descriptions, datasource uids, variables
   check_stack.py collector         collector config: pipelines reference defined components, PII, naming
+  check_stack.py tempo             Tempo 3 config: no 2.x-only blocks, generator wired to Prometheus, capped
   check_stack.py runbooks          every alert's runbook_url names a section of docs/runbook.md, and back
   check_stack.py compose CONFIG    `docker compose config` output: healthchecks, loopback-only ports,
                                    pinned images
@@ -518,6 +519,50 @@ def _check_promql_live(port, tmp, fixtures):
     print("  evaluated %d expressions (%d non-empty) against %d metric names" % (len(queries), nonempty, len(names)))
 
 
+# ---------------------------------------------------------------- tempo
+# Blocks Tempo 3 removed (monolithic mode): a 2.x config that still has them
+# fails to start.
+TEMPO_2X_ONLY = {"ingester", "compactor", "ingester_client", "metrics_generator_client"}
+
+
+def check_tempo():
+    print("tempo: deploy/tempo/tempo.yaml against Tempo 3 and the compose stack")
+    cfg = yaml.safe_load(open(os.path.join(DEPLOY, "tempo", "tempo.yaml")))
+    for block in sorted(TEMPO_2X_ONLY & set(cfg)):
+        fail("tempo.yaml has the Tempo 2.x block %r (removed in 3.0)" % block)
+    grpc = cfg.get("distributor", {}).get("receivers", {}).get("otlp", {}).get("protocols", {}).get("grpc", {})
+    if grpc.get("endpoint") != "0.0.0.0:4317":
+        fail("Tempo's OTLP gRPC receiver must listen on 0.0.0.0:4317 (the collector's otlp_grpc/tempo target)")
+    collector = yaml.safe_load(open(os.path.join(DEPLOY, "otel-collector", "config.yaml")))
+    if collector.get("exporters", {}).get("otlp_grpc/tempo", {}).get("endpoint") != "tempo:4317":
+        fail("the collector must export traces to tempo:4317")
+    gen = cfg.get("metrics_generator", {})
+    writes = [rw.get("url") for rw in gen.get("storage", {}).get("remote_write", [])]
+    if writes != ["http://prometheus:9090/api/v1/write"] or not gen.get("storage", {}).get("path"):
+        fail("metrics_generator must remote-write to http://prometheus:9090/api/v1/write with a WAL path")
+    compose = yaml.safe_load(open(os.path.join(ROOT, "docker-compose.yml")))
+    if "--web.enable-remote-write-receiver" not in compose["services"]["prometheus"].get("command", []):
+        fail("Prometheus must run with --web.enable-remote-write-receiver (Tempo's generator, k6)")
+    defaults = cfg.get("overrides", {}).get("defaults", {}).get("metrics_generator", {})
+    if set(defaults.get("processors", [])) != {"service-graphs", "span-metrics"}:
+        fail("overrides.defaults.metrics_generator.processors must be service-graphs and span-metrics")
+    limit = defaults.get("max_active_series")
+    if not isinstance(limit, int) or not 0 < limit <= 20000:
+        fail("the metrics generator must cap max_active_series (1..20000), got %r" % limit)
+    if defaults.get("generate_native_histograms", "classic") != "classic":
+        fail("generate_native_histograms must stay classic (Prometheus runs without native histograms)")
+    retention = {cfg.get("backend_worker", {}).get("compaction", {}).get("block_retention"),
+                 cfg.get("backend_scheduler", {}).get("provider", {}).get("compaction", {})
+                 .get("compaction", {}).get("block_retention")}
+    if len(retention) != 1 or None in retention:
+        fail("block_retention must be set once, the same, for the backend scheduler and worker: %s" % retention)
+    tempo_ds = [d for d in yaml.safe_load(open(os.path.join(DEPLOY, "grafana", "provisioning", "datasources",
+                                                            "datasources.yaml")))["datasources"]
+                if d.get("type") == "tempo"]
+    if not tempo_ds or tempo_ds[0].get("jsonData", {}).get("serviceMap", {}).get("datasourceUid") != "prometheus":
+        fail("Grafana's Tempo data source must read the service graph from Prometheus (serviceMap)")
+
+
 # ---------------------------------------------------------------- runbooks
 RUNBOOK = os.path.join(ROOT, "docs", "runbook.md")
 # Loaded only by deploy/tests/check_alerting.py, documented in the runbook too.
@@ -576,6 +621,8 @@ def main():
     what = sys.argv[1] if len(sys.argv) > 1 else ""
     if what == "runbooks":
         check_runbooks()
+    elif what == "tempo":
+        check_tempo()
     elif what == "compose":
         check_compose(os.path.abspath(sys.argv[2]))
     elif what == "dashboards":

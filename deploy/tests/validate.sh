@@ -84,6 +84,7 @@ alertmanager_config() {
     amtool check-config "$rendered/alertmanager.yml"
 }
 step "amtool check-config" alertmanager_config
+step "SpinKube manifests (Kubernetes schemas, vendored SpinApp CRD)" python3 deploy/tests/check_k8s.py
 step "promtool check config" promtool check config deploy/prometheus/prometheus.yml
 step "promtool check rules" promtool check rules deploy/prometheus/rules/*.yml
 step "promtool test rules" promtool test rules deploy/prometheus/tests/*.test.yml
@@ -93,6 +94,7 @@ step "dashboards match deploy/grafana/build_dashboards.py" python3 deploy/grafan
 step "dashboards: Grafana JSON schema" check-jsonschema --schemafile deploy/tests/schema/grafana-dashboard.schema.json dashboards/*.json
 step "dashboards: ids, units, descriptions, datasources" python3 deploy/tests/check_stack.py dashboards
 step "collector config structure" python3 deploy/tests/check_stack.py collector
+step "Tempo config (3.x blocks, generator wired to Prometheus)" python3 deploy/tests/check_stack.py tempo
 step "PromQL of dashboards and rules on a live Prometheus" timeout 180 python3 deploy/tests/check_stack.py promql "$app_metrics"
 
 echo

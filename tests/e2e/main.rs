@@ -10,6 +10,7 @@
 
 mod harness;
 
+mod backup;
 mod console;
 mod contract;
 mod drive;
@@ -18,6 +19,7 @@ mod hotpath;
 mod load;
 mod loadkit;
 mod neighbours;
+mod openapi;
 mod otlp;
 mod scale;
 mod telemetry;
@@ -28,6 +30,7 @@ fn main() {
         eprintln!("skipped: spin not installed");
     }
     let mut trials = Vec::new();
+    trials.extend(backup::trials());
     trials.extend(contract::trials());
     trials.extend(neighbours::trials());
     trials.extend(load::trials());
@@ -36,6 +39,7 @@ fn main() {
     trials.extend(console::trials());
     trials.extend(hotpath::trials());
     trials.extend(loadkit::trials());
+    trials.extend(openapi::trials());
     trials.extend(scale::trials());
     libtest_mimic::run(&args, trials).exit();
 }

@@ -139,7 +139,7 @@ fn caddyfile(listen: u16, ports: &[u16]) -> String {
          \t\tlb_retry_match {{\n\t\t\texpression false\n\t\t}}\n\
          \t\thealth_uri /health\n\
          \t\thealth_interval {CADDY_HEALTH_INTERVAL}\n\
-         \t\thealth_timeout 2s\n\
+         \t\thealth_timeout 5s\n\
          \t\tfail_duration 10s\n\
          \t\ttransport http {{\n\t\t\tkeepalive off\n\t\t}}\n\
          \t}}\n}}\n",

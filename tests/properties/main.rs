@@ -46,9 +46,8 @@ use proptest::test_runner::{Config, TestCaseError, TestRunner};
 pub struct Property {
     /// What holds, as a sentence (the trial's name).
     pub name: &'static str,
-    /// Relative cost of one case (1 = a pure parser call); the long run
-    /// gives each property `total * share / sum(shares)` cases... see
-    /// [`long_run_cases`].
+    /// Relative cost of one case (1 = a pure parser call, ~4 per request
+    /// through the router); see [`long_run_cases`].
     pub cost: u32,
     /// `Some(reason)` while the property waits for a fix elsewhere.
     pub pending: Option<&'static str>,

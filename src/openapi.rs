@@ -1,0 +1,324 @@
+//! The OpenAPI 3.1 description of the HTTP API, generated from the code.
+//!
+//! Every handler in [`crate::http`] carries a `#[utoipa::path]` attribute and
+//! every request and response type derives `utoipa::ToSchema`; [`ApiDoc`]
+//! gathers them. The description is served, without the admin token (it
+//! holds no secret and is the same for every deployment), at
+//! `GET /api/openapi.json`. Error answers are all [`ErrorBody`]; the API's
+//! routes need the `bearer` security scheme (the `admin_token`).
+//!
+//! A unit test below compares the router's `/api` routes with the
+//! description's paths and methods: a route added without a
+//! `#[utoipa::path]` (or missing from [`ApiDoc`]'s `paths(...)`) fails it.
+
+use std::sync::OnceLock;
+
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
+
+/// Where the description is served.
+pub const PATH: &str = "/api/openapi.json";
+
+/// The description: every path of the API and the schemas they use.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "shortener",
+        description = "A self-hosted, instrumented URL shortener. Every `/api/links` route needs \
+                       `Authorization: Bearer <admin_token>`. Every error answer is \
+                       `{\"error\": {\"code\", \"message\"}}`."
+    ),
+    paths(
+        crate::http::create_link,
+        crate::http::list_links,
+        crate::http::get_link,
+        crate::http::update_link,
+        crate::http::delete_link,
+        crate::http::link_stats,
+        crate::http::link_qr,
+        crate::http::redirect,
+        crate::http::health,
+        crate::http::metrics_endpoint,
+        serve,
+    ),
+    components(schemas(ErrorBody, ErrorDetail, Health)),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "links", description = "Create, list, read, change and delete links; their stats and QR codes."),
+        (name = "redirect", description = "The short links themselves."),
+        (name = "operations", description = "Health, metrics and this description."),
+    )
+)]
+pub struct ApiDoc;
+
+/// Adds the `bearer` security scheme (the `admin_token`).
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("The `admin_token` Spin variable."))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// Every error answer of the app (written by `AppError::into_response`).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorBody {
+    /// What went wrong.
+    pub error: ErrorDetail,
+}
+
+/// The code and message of an error.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorDetail {
+    /// A stable snake_case code, e.g. `invalid_url`, `unauthorized`, `not_found`.
+    #[schema(pattern = "^[a-z][a-z_]*$", example = "invalid_url")]
+    pub code: String,
+    /// A human sentence; never a cause chain.
+    #[schema(example = "Only http and https URLs can be shortened.")]
+    pub message: String,
+}
+
+/// The answer of `/health`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Health {
+    /// `ok` when every store answered, else `unavailable` (with a 503).
+    #[schema(example = "ok")]
+    pub status: String,
+    /// Per store: `ok` or `error`.
+    #[schema(example = json!({"kv": "ok", "sqlite": "ok"}))]
+    pub checks: std::collections::BTreeMap<String, String>,
+}
+
+/// The description as JSON, built once per instance.
+pub fn json() -> &'static str {
+    static DOC: OnceLock<String> = OnceLock::new();
+    DOC.get_or_init(|| {
+        ApiDoc::openapi()
+            .to_json()
+            .expect("the description serialises")
+    })
+}
+
+/// `GET /api/openapi.json`: this description.
+#[utoipa::path(
+    get,
+    path = "/api/openapi.json",
+    tag = "operations",
+    responses(
+        (status = 200, description = "This OpenAPI description.", content_type = "application/json", body = Object),
+    )
+)]
+pub async fn serve() -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        json(),
+    )
+        .into_response()
+}
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use axum::body::Body;
+    use axum::http::{Method, Request, StatusCode};
+    use serde_json::Value;
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::config::Settings;
+    use crate::error::AppError;
+    use crate::native::{MemoryKv, SqliteStore};
+
+    fn spec() -> Value {
+        serde_json::from_str(json()).unwrap()
+    }
+
+    async fn app() -> (axum::Router, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let sql = SqliteStore::open(dir.path().join("c.db")).unwrap();
+        let settings = Settings::from_lookup(|k| {
+            (k == "admin_token").then(|| "openapi-test-token-0123456789abcdef".to_owned())
+        })
+        .unwrap();
+        let app = crate::build_app(MemoryKv::default(), sql, settings, crate::system_clock());
+        crate::migrate(&app).await.unwrap();
+        (crate::http::router(app), dir)
+    }
+
+    /// The `/api` paths the router serves, from its own route table.
+    fn router_api_paths(router: &axum::Router) -> BTreeSet<String> {
+        // axum exposes its route table only through `Debug`
+        // (`paths: {RouteId(..): "/api/links", ...}`): take every quoted
+        // string that starts with `/api`.
+        let dump = format!("{router:?}");
+        dump.split('"')
+            .filter(|s| s.starts_with("/api"))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    const METHODS: [Method; 5] = [
+        Method::GET,
+        Method::POST,
+        Method::PUT,
+        Method::PATCH,
+        Method::DELETE,
+    ];
+
+    #[tokio::test]
+    async fn every_api_route_of_the_router_is_in_the_description_and_nothing_else() {
+        let (router, _dir) = app().await;
+        let paths = router_api_paths(&router);
+        assert!(
+            paths.contains("/api/links") && paths.contains("/api/links/{slug}"),
+            "the route table could not be read from Debug: {paths:?}"
+        );
+        // Methods: what the router does not answer 405 to.
+        let mut routed = BTreeSet::new();
+        for path in &paths {
+            let concrete = path.replace("{slug}", "some-slug");
+            for method in METHODS {
+                let request = Request::builder()
+                    .method(method.clone())
+                    .uri(&concrete)
+                    .body(Body::empty())
+                    .unwrap();
+                let response = router.clone().oneshot(request).await.unwrap();
+                if response.status() != StatusCode::METHOD_NOT_ALLOWED {
+                    routed.insert(format!("{} {path}", method.as_str().to_lowercase()));
+                }
+            }
+        }
+        let spec = spec();
+        let described: BTreeSet<String> = spec["paths"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(path, _)| path.starts_with("/api"))
+            .flat_map(|(path, item)| {
+                item.as_object()
+                    .unwrap()
+                    .keys()
+                    .filter(|m| METHODS.iter().any(|x| x.as_str().eq_ignore_ascii_case(m)))
+                    .map(move |m| format!("{m} {path}"))
+            })
+            .collect();
+        assert_eq!(
+            routed, described,
+            "routes under /api (left) and the OpenAPI description (right) differ: \
+             add #[utoipa::path] to the handler and list it in ApiDoc's paths(...)"
+        );
+    }
+
+    #[test]
+    fn every_api_operation_but_the_description_needs_the_bearer_token() {
+        let spec = spec();
+        assert_eq!(
+            spec["components"]["securitySchemes"]["bearer"]["scheme"],
+            "bearer"
+        );
+        for (path, item) in spec["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                let secured = op["security"]
+                    .as_array()
+                    .is_some_and(|s| s.iter().any(|r| r.get("bearer").is_some()));
+                let public = !path.starts_with("/api/links");
+                assert_eq!(secured, !public, "{method} {path}");
+            }
+        }
+    }
+
+    #[test]
+    fn every_error_answer_is_documented_with_the_error_schema() {
+        let spec = spec();
+        for (path, item) in spec["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                for (status, response) in op["responses"].as_object().unwrap() {
+                    // `/health`'s 503 is its own body, naming the store.
+                    let health = path == "/health" && status == "503";
+                    if (status.starts_with('4') || status.starts_with('5')) && !health {
+                        let schema = &response["content"]["application/json"]["schema"]["$ref"];
+                        assert_eq!(
+                            schema, "#/components/schemas/ErrorBody",
+                            "{method} {path} {status}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn the_error_schema_is_the_body_every_app_error_writes() {
+        let errors = [
+            AppError::validation("invalid_url", "m"),
+            AppError::NoLink,
+            AppError::MethodNotAllowed,
+            AppError::PayloadTooLarge,
+            AppError::UnsupportedMediaType,
+            AppError::Internal(anyhow::anyhow!("cause")),
+        ];
+        for error in errors {
+            let response = error.into_response();
+            let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+                .await
+                .unwrap();
+            let body: ErrorBody = serde_json::from_slice(&bytes).unwrap();
+            assert!(
+                body.error
+                    .code
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b == b'_')
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn the_description_is_served_without_a_token() {
+        let (router, _dir) = app().await;
+        let request = Request::builder().uri(PATH).body(Body::empty()).unwrap();
+        let response = router.oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let served: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(served, spec());
+        assert_eq!(served["openapi"], "3.1.0");
+    }
+
+    #[test]
+    fn the_description_names_every_route_of_the_readme() {
+        let spec = spec();
+        for path in [
+            "/api/links",
+            "/api/links/{slug}",
+            "/api/links/{slug}/stats",
+            "/api/links/{slug}/qr",
+            "/{slug}",
+            "/health",
+            "/metrics",
+            PATH,
+        ] {
+            assert!(spec["paths"].get(path).is_some(), "{path}");
+        }
+    }
+}
