@@ -497,7 +497,8 @@ struct ListQuery {
     /// The `next_cursor` of the previous page.
     #[param(pattern = "^([A-Za-z0-9_-]{3,64})?$")]
     cursor: Option<String>,
-    /// Only links whose slug or URL contains this text.
+    /// Only links whose slug or URL contains this text (at most 256 bytes).
+    #[param(max_length = 256)]
     q: Option<String>,
 }
 
