@@ -139,7 +139,8 @@ impl DayRange {
 }
 
 /// Clicks on one day.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(utoipa::ToSchema))]
 pub struct Daily {
     /// `YYYY-MM-DD`.
     pub date: String,
@@ -152,7 +153,8 @@ pub struct Daily {
 }
 
 /// Clicks from one referrer host (`null` = none sent).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(utoipa::ToSchema))]
 pub struct Referrer {
     /// The host ([`OTHER`] on the row summing the rest).
     pub host: Option<String>,
@@ -164,7 +166,8 @@ pub struct Referrer {
 }
 
 /// Clicks from one browser or OS family.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(utoipa::ToSchema))]
 pub struct Family {
     /// The family ([`OTHER`] on the row summing the rest).
     pub name: String,
@@ -176,7 +179,8 @@ pub struct Family {
 }
 
 /// The stats of one link over a day range.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(utoipa::ToSchema))]
 pub struct Stats {
     /// The link.
     pub slug: String,

@@ -215,7 +215,7 @@ impl<S: Send + Sync> FromRequestParts<S> for SlugPath {
 
 /// `GET /{slug}`: the redirect, one click. (`HEAD` answers the same and
 /// counts none; it is not described, as OpenAPI operations need one id.)
-#[utoipa::path(
+#[cfg_attr(not(target_arch = "wasm32"), utoipa::path(
     get,
     path = "/{slug}",
     tag = "redirect",
@@ -232,7 +232,7 @@ impl<S: Send + Sync> FromRequestParts<S> for SlugPath {
         (status = 503, description = "The link store (key-value) is down, or neither SQLite database can count the click (`store_unavailable`; `Retry-After`). A click database that fails alone still redirects: the click is counted in `unrecorded_clicks`.",
             headers(("retry-after" = String, description = "Seconds.")), body = crate::openapi::ErrorBody),
     )
-)]
+))]
 async fn redirect(
     State(app): State<App>,
     method: Method,
@@ -377,38 +377,40 @@ fn redirect_response(status: StatusCode, location: &str) -> Response {
 // ----------------------------------------------------------------------- API
 
 /// `POST /api/links`.
-#[derive(Deserialize, utoipa::ToSchema)]
+#[derive(Deserialize)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 struct CreateRequest {
     /// An absolute http(s) URL, at most 2048 bytes, not one of our own.
-    #[schema(
+    #[cfg_attr(not(target_arch = "wasm32"), schema(
         pattern = "^[Hh][Tt][Tt][Pp][Ss]?:",
         max_length = 2048,
         example = "https://example.com/page"
-    )]
+    ))]
     url: String,
     /// A custom slug; a random one when absent.
     #[serde(default)]
-    #[schema(pattern = "^[A-Za-z0-9_-]{3,64}$")]
+    #[cfg_attr(not(target_arch = "wasm32"), schema(pattern = "^[A-Za-z0-9_-]{3,64}$"))]
     slug: Option<String>,
     /// When it stops redirecting (RFC 3339, in the future).
     #[serde(default)]
-    #[schema(format = DateTime)]
+    #[cfg_attr(not(target_arch = "wasm32"), schema(format = DateTime))]
     expires_at: Option<String>,
 }
 
 /// A link as the API shows it.
-#[derive(Serialize, utoipa::ToSchema)]
+#[derive(Serialize)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(utoipa::ToSchema))]
 struct LinkView {
     slug: String,
     /// `public_base_url` + `/` + slug.
     short_url: String,
     /// Where it redirects (normalised).
     url: String,
-    #[schema(format = DateTime)]
+    #[cfg_attr(not(target_arch = "wasm32"), schema(format = DateTime))]
     created_at: String,
     /// `null`: never expires.
-    #[schema(format = DateTime, required = true)]
+    #[cfg_attr(not(target_arch = "wasm32"), schema(format = DateTime, required = true))]
     expires_at: Option<String>,
     /// All-time clicks (GET of one link only).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -433,7 +435,7 @@ impl LinkView {
     }
 }
 
-#[utoipa::path(
+#[cfg_attr(not(target_arch = "wasm32"), utoipa::path(
     post,
     path = "/api/links",
     tag = "links",
@@ -449,7 +451,7 @@ impl LinkView {
         (status = 415, description = "The body is not `application/json` (`unsupported_media_type`).", body = crate::openapi::ErrorBody),
         (status = 500, description = "A store failed (`internal`); the cause is logged, not sent.", body = crate::openapi::ErrorBody),
     )
-)]
+))]
 async fn create_link(
     State(app): State<App>,
     _: Admin,
@@ -488,30 +490,32 @@ async fn create_link(
     Ok(response)
 }
 
-#[derive(Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
+#[derive(Deserialize)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(utoipa::IntoParams))]
+#[cfg_attr(not(target_arch = "wasm32"), into_params(parameter_in = Query))]
 struct ListQuery {
     /// Page size, 1 to 100 (default 20).
-    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
+    #[cfg_attr(not(target_arch = "wasm32"), param(value_type = Option<u32>, minimum = 1, maximum = 100))]
     limit: Option<String>,
     /// The `next_cursor` of the previous page.
-    #[param(pattern = "^([A-Za-z0-9_-]{3,64})?$")]
+    #[cfg_attr(not(target_arch = "wasm32"), param(pattern = "^([A-Za-z0-9_-]{3,64})?$"))]
     cursor: Option<String>,
     /// Only links whose slug or URL contains this text (at most 256 bytes).
-    #[param(max_length = 256)]
+    #[cfg_attr(not(target_arch = "wasm32"), param(max_length = 256))]
     q: Option<String>,
 }
 
 /// One page of links, in slug order.
-#[derive(Serialize, utoipa::ToSchema)]
+#[derive(Serialize)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(utoipa::ToSchema))]
 struct LinkPage {
     links: Vec<LinkView>,
     /// Pass as `cursor` for the next page; `null` on the last page.
-    #[schema(required = true)]
+    #[cfg_attr(not(target_arch = "wasm32"), schema(required = true))]
     next_cursor: Option<String>,
 }
 
-#[utoipa::path(
+#[cfg_attr(not(target_arch = "wasm32"), utoipa::path(
     get,
     path = "/api/links",
     tag = "links",
@@ -523,7 +527,7 @@ struct LinkPage {
         (status = 401, description = "No or a wrong bearer token (`unauthorized`), or the API is disabled (`api_disabled`).", body = crate::openapi::ErrorBody),
         (status = 500, description = "A store failed (`internal`); the cause is logged, not sent.", body = crate::openapi::ErrorBody),
     )
-)]
+))]
 async fn list_links(
     State(app): State<App>,
     _: Admin,
@@ -566,7 +570,7 @@ async fn list_links(
     }))
 }
 
-#[utoipa::path(
+#[cfg_attr(not(target_arch = "wasm32"), utoipa::path(
     get,
     path = "/api/links/{slug}",
     tag = "links",
@@ -580,7 +584,7 @@ async fn list_links(
         (status = 503, description = "The unrecorded-clicks tally cannot be read (`store_unavailable`; `Retry-After`).",
             headers(("retry-after" = String, description = "Seconds.")), body = crate::openapi::ErrorBody),
     )
-)]
+))]
 async fn get_link(
     State(app): State<App>,
     _: Admin,
@@ -607,7 +611,7 @@ fn tally_down(source: StoreError) -> AppError {
     }
 }
 
-#[utoipa::path(
+#[cfg_attr(not(target_arch = "wasm32"), utoipa::path(
     delete,
     path = "/api/links/{slug}",
     tag = "links",
@@ -619,7 +623,7 @@ fn tally_down(source: StoreError) -> AppError {
         (status = 404, description = "No link has that slug (`not_found`).", body = crate::openapi::ErrorBody),
         (status = 500, description = "A store failed (`internal`); the cause is logged, not sent.", body = crate::openapi::ErrorBody),
     )
-)]
+))]
 async fn delete_link(
     State(app): State<App>,
     _: Admin,
@@ -634,17 +638,18 @@ async fn delete_link(
 
 /// `PATCH /api/links/{slug}`: `url` and/or `expires_at` (`null` removes the
 /// expiry); an absent field is left as it is.
-#[derive(Deserialize, utoipa::ToSchema)]
+#[derive(Deserialize)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
-#[schema(min_properties = 1)]
+#[cfg_attr(not(target_arch = "wasm32"), schema(min_properties = 1))]
 struct PatchRequest {
     /// A new target (validated like a create's).
     #[serde(default)]
-    #[schema(pattern = "^[Hh][Tt][Tt][Pp][Ss]?:", max_length = 2048)]
+    #[cfg_attr(not(target_arch = "wasm32"), schema(pattern = "^[Hh][Tt][Tt][Pp][Ss]?:", max_length = 2048))]
     url: Option<String>,
     /// A new expiry; `null` removes it.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>, format = DateTime)]
+    #[cfg_attr(not(target_arch = "wasm32"), schema(value_type = Option<String>, format = DateTime))]
     expires_at: Option<Option<String>>,
 }
 
@@ -657,7 +662,7 @@ where
     Option::<T>::deserialize(d).map(Some)
 }
 
-#[utoipa::path(
+#[cfg_attr(not(target_arch = "wasm32"), utoipa::path(
     patch,
     path = "/api/links/{slug}",
     tag = "links",
@@ -673,7 +678,7 @@ where
         (status = 415, description = "The body is not `application/json` (`unsupported_media_type`).", body = crate::openapi::ErrorBody),
         (status = 500, description = "A store failed (`internal`); the cause is logged, not sent.", body = crate::openapi::ErrorBody),
     )
-)]
+))]
 async fn update_link(
     State(app): State<App>,
     _: Admin,
@@ -709,7 +714,7 @@ async fn update_link(
     Ok(Json(LinkView::new(link, &app.settings, None)))
 }
 
-#[utoipa::path(
+#[cfg_attr(not(target_arch = "wasm32"), utoipa::path(
     get,
     path = "/api/links/{slug}/qr",
     tag = "links",
@@ -721,7 +726,7 @@ async fn update_link(
         (status = 404, description = "No link has that slug (`not_found`).", body = crate::openapi::ErrorBody),
         (status = 500, description = "A store failed (`internal`); the cause is logged, not sent.", body = crate::openapi::ErrorBody),
     )
-)]
+))]
 async fn link_qr(
     State(app): State<App>,
     _: Admin,
@@ -743,18 +748,19 @@ async fn link_qr(
         .into_response())
 }
 
-#[derive(Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
+#[derive(Deserialize)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(utoipa::IntoParams))]
+#[cfg_attr(not(target_arch = "wasm32"), into_params(parameter_in = Query))]
 struct StatsQuery {
     /// First day, `YYYY-MM-DD` (UTC); open when absent.
-    #[param(format = Date)]
+    #[cfg_attr(not(target_arch = "wasm32"), param(format = Date))]
     from: Option<String>,
     /// Last day, `YYYY-MM-DD` (UTC), inclusive; open when absent.
-    #[param(format = Date)]
+    #[cfg_attr(not(target_arch = "wasm32"), param(format = Date))]
     to: Option<String>,
 }
 
-#[utoipa::path(
+#[cfg_attr(not(target_arch = "wasm32"), utoipa::path(
     get,
     path = "/api/links/{slug}/stats",
     tag = "links",
@@ -770,7 +776,7 @@ struct StatsQuery {
         (status = 404, description = "No link has that slug (`not_found`).", body = crate::openapi::ErrorBody),
         (status = 500, description = "A store failed (`internal`); the cause is logged, not sent.", body = crate::openapi::ErrorBody),
     )
-)]
+))]
 async fn link_stats(
     State(app): State<App>,
     _: Admin,
@@ -792,7 +798,7 @@ async fn link_stats(
 /// one-row write to the click database (a lock held elsewhere, a read-only
 /// file or a full disk fail it as they fail a click), a read of the tally.
 /// 503 names what failed; the causes go to the log, not to the client.
-#[utoipa::path(
+#[cfg_attr(not(target_arch = "wasm32"), utoipa::path(
     get,
     path = "/health",
     tag = "operations",
@@ -800,7 +806,7 @@ async fn link_stats(
         (status = 200, description = "Every store answered.", body = crate::openapi::Health),
         (status = 503, description = "A store did not answer; `checks` says which.", body = crate::openapi::Health),
     )
-)]
+))]
 async fn health(State(app): State<App>) -> Response {
     let now_ms = i64::try_from((app.clock)().unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
     let checks = [
@@ -844,7 +850,7 @@ async fn health(State(app): State<App>) -> Response {
     (status, Json(body)).into_response()
 }
 
-#[utoipa::path(
+#[cfg_attr(not(target_arch = "wasm32"), utoipa::path(
     get,
     path = "/metrics",
     tag = "operations",
@@ -852,7 +858,7 @@ async fn health(State(app): State<App>) -> Response {
         (status = 200, description = "The app's own metrics in the OpenMetrics text format.", content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8", body = String),
         (status = 500, description = "A store failed (`internal`); the cause is logged, not sent.", body = crate::openapi::ErrorBody),
     )
-)]
+))]
 async fn metrics_endpoint(State(app): State<App>) -> Result<Response, AppError> {
     let (human_clicks, bot_clicks) = analytics::all_time(app.sql.as_ref()).await?;
     let links = app.sql.execute(&links::COUNT, vec![]).await?.scalar_i64();

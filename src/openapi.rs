@@ -1,28 +1,41 @@
 //! The OpenAPI 3.1 description of the HTTP API, generated from the code.
 //!
 //! Every handler in [`crate::http`] carries a `#[utoipa::path]` attribute and
-//! every request and response type derives `utoipa::ToSchema`; [`ApiDoc`]
+//! every request and response type derives `utoipa::ToSchema`; `ApiDoc`
 //! gathers them. The description is served, without the admin token (it
 //! holds no secret and is the same for every deployment), at
 //! `GET /api/openapi.json`. Error answers are all [`ErrorBody`]; the API's
 //! routes need the `bearer` security scheme (the `admin_token`).
 //!
+//! utoipa is a native-only (build-time) concern: building the description at
+//! run time cost the component ~0.3 MB of code. The attributes are
+//! `cfg_attr(not(target_arch = "wasm32"), ...)`, and every build serves the
+//! committed `openapi.json` at the crate root ([`DESCRIPTION`]). A native
+//! golden-file test proves that file is byte for byte what utoipa generates
+//! from the code; after changing a handler or type, regenerate it with
+//! `UPDATE_OPENAPI=1 cargo test --lib openapi`.
+//!
 //! A unit test below compares the router's `/api` routes with the
 //! description's paths and methods: a route added without a
-//! `#[utoipa::path]` (or missing from [`ApiDoc`]'s `paths(...)`) fails it.
-
-use std::sync::OnceLock;
+//! `#[utoipa::path]` (or missing from `ApiDoc`'s `paths(...)`) fails it.
 
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
+#[cfg(not(target_arch = "wasm32"))]
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+#[cfg(not(target_arch = "wasm32"))]
 use utoipa::{Modify, OpenApi, ToSchema};
 
 /// Where the description is served.
 pub const PATH: &str = "/api/openapi.json";
 
+/// The committed description (`openapi.json`), served by every build; the
+/// golden-file test below keeps it equal to [`generate`]'s output.
+pub const DESCRIPTION: &str = include_str!("../openapi.json");
+
 /// The description: every path of the API and the schemas they use.
+#[cfg(not(target_arch = "wasm32"))]
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -55,8 +68,10 @@ pub const PATH: &str = "/api/openapi.json";
 pub struct ApiDoc;
 
 /// Adds the `bearer` security scheme (the `admin_token`).
+#[cfg(not(target_arch = "wasm32"))]
 struct BearerAuth;
 
+#[cfg(not(target_arch = "wasm32"))]
 impl Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
@@ -73,7 +88,8 @@ impl Modify for BearerAuth {
 }
 
 /// Every error answer of the app (written by `AppError::into_response`).
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ErrorBody {
     /// What went wrong.
@@ -81,55 +97,58 @@ pub struct ErrorBody {
 }
 
 /// The code and message of an error.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ErrorDetail {
     /// A stable snake_case code, e.g. `invalid_url`, `unauthorized`, `not_found`.
-    #[schema(pattern = "^[a-z][a-z_]*$", example = "invalid_url")]
+    #[cfg_attr(not(target_arch = "wasm32"), schema(pattern = "^[a-z][a-z_]*$", example = "invalid_url"))]
     pub code: String,
     /// A human sentence; never a cause chain.
-    #[schema(example = "Only http and https URLs can be shortened.")]
+    #[cfg_attr(not(target_arch = "wasm32"), schema(example = "Only http and https URLs can be shortened."))]
     pub message: String,
 }
 
 /// The answer of `/health`.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(ToSchema))]
 pub struct Health {
     /// `ok` when every store answered, else `unavailable` (with a 503).
-    #[schema(example = "ok")]
+    #[cfg_attr(not(target_arch = "wasm32"), schema(example = "ok"))]
     pub status: String,
     /// Per store (`kv`, `sqlite`: the click database, written to by the
     /// probe, `sqlite_unrecorded`: the unrecorded-clicks tally): `ok` or `error`.
-    #[schema(example = json!({"kv": "ok", "sqlite": "ok", "sqlite_unrecorded": "ok"}))]
+    #[cfg_attr(not(target_arch = "wasm32"), schema(example = json!({"kv": "ok", "sqlite": "ok", "sqlite_unrecorded": "ok"})))]
     pub checks: std::collections::BTreeMap<String, String>,
 }
 
-/// The description as JSON, built once per instance.
-pub fn json() -> &'static str {
-    static DOC: OnceLock<String> = OnceLock::new();
-    DOC.get_or_init(|| {
-        ApiDoc::openapi()
-            .to_json()
-            .expect("the description serialises")
-    })
+/// The description as utoipa generates it from the code (pretty JSON and a
+/// final newline): what `openapi.json` must hold.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn generate() -> String {
+    let mut json = ApiDoc::openapi()
+        .to_pretty_json()
+        .expect("the description serialises");
+    json.push('\n');
+    json
 }
 
 /// `GET /api/openapi.json`: this description.
-#[utoipa::path(
+#[cfg_attr(not(target_arch = "wasm32"), utoipa::path(
     get,
     path = "/api/openapi.json",
     tag = "operations",
     responses(
         (status = 200, description = "This OpenAPI description.", content_type = "application/json", body = Object),
     )
-)]
+))]
 pub async fn serve() -> Response {
     (
         [(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         )],
-        json(),
+        DESCRIPTION,
     )
         .into_response()
 }
@@ -149,7 +168,29 @@ mod tests {
     use crate::native::{MemoryKv, SqliteStore};
 
     fn spec() -> Value {
-        serde_json::from_str(json()).unwrap()
+        serde_json::from_str(&generate()).unwrap()
+    }
+
+    #[test]
+    fn the_committed_openapi_json_is_byte_identical_to_what_utoipa_generates() {
+        let generated = generate();
+        if generated == DESCRIPTION {
+            return;
+        }
+        let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("openapi.json");
+        if std::env::var_os("UPDATE_OPENAPI").is_some() {
+            std::fs::write(&file, &generated).unwrap();
+            panic!(
+                "rewrote {} from the code: rebuild and run the tests again, then commit it",
+                file.display()
+            );
+        }
+        panic!(
+            "{} (served by the component) is not what utoipa generates from the \
+             handlers and types: regenerate it with \
+             `UPDATE_OPENAPI=1 cargo test --lib openapi`, review the diff and commit it",
+            file.display()
+        );
     }
 
     async fn app() -> (axum::Router, tempfile::TempDir) {

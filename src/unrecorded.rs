@@ -67,7 +67,8 @@ pub const TALLY_PROBE: Statement = Statement {
 };
 
 /// Unrecorded clicks by kind (`{"human": n, "bot": m}` in the API).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(utoipa::ToSchema))]
 pub struct ByKind {
     /// By humans.
     pub human: i64,
