@@ -382,11 +382,14 @@ fn redirect_response(status: StatusCode, location: &str) -> Response {
 #[serde(deny_unknown_fields)]
 struct CreateRequest {
     /// An absolute http(s) URL, at most 2048 bytes, not one of our own.
-    #[cfg_attr(not(target_arch = "wasm32"), schema(
-        pattern = "^[Hh][Tt][Tt][Pp][Ss]?:",
-        max_length = 2048,
-        example = "https://example.com/page"
-    ))]
+    #[cfg_attr(
+        not(target_arch = "wasm32"),
+        schema(
+            pattern = "^[Hh][Tt][Tt][Pp][Ss]?:",
+            max_length = 2048,
+            example = "https://example.com/page"
+        )
+    )]
     url: String,
     /// A custom slug; a random one when absent.
     #[serde(default)]
@@ -498,7 +501,10 @@ struct ListQuery {
     #[cfg_attr(not(target_arch = "wasm32"), param(value_type = Option<u32>, minimum = 1, maximum = 100))]
     limit: Option<String>,
     /// The `next_cursor` of the previous page.
-    #[cfg_attr(not(target_arch = "wasm32"), param(pattern = "^([A-Za-z0-9_-]{3,64})?$"))]
+    #[cfg_attr(
+        not(target_arch = "wasm32"),
+        param(pattern = "^([A-Za-z0-9_-]{3,64})?$")
+    )]
     cursor: Option<String>,
     /// Only links whose slug or URL contains this text (at most 256 bytes).
     #[cfg_attr(not(target_arch = "wasm32"), param(max_length = 256))]
@@ -645,7 +651,10 @@ async fn delete_link(
 struct PatchRequest {
     /// A new target (validated like a create's).
     #[serde(default)]
-    #[cfg_attr(not(target_arch = "wasm32"), schema(pattern = "^[Hh][Tt][Tt][Pp][Ss]?:", max_length = 2048))]
+    #[cfg_attr(
+        not(target_arch = "wasm32"),
+        schema(pattern = "^[Hh][Tt][Tt][Pp][Ss]?:", max_length = 2048)
+    )]
     url: Option<String>,
     /// A new expiry; `null` removes it.
     #[serde(default, deserialize_with = "present")]

@@ -102,10 +102,16 @@ pub struct ErrorBody {
 #[serde(deny_unknown_fields)]
 pub struct ErrorDetail {
     /// A stable snake_case code, e.g. `invalid_url`, `unauthorized`, `not_found`.
-    #[cfg_attr(not(target_arch = "wasm32"), schema(pattern = "^[a-z][a-z_]*$", example = "invalid_url"))]
+    #[cfg_attr(
+        not(target_arch = "wasm32"),
+        schema(pattern = "^[a-z][a-z_]*$", example = "invalid_url")
+    )]
     pub code: String,
     /// A human sentence; never a cause chain.
-    #[cfg_attr(not(target_arch = "wasm32"), schema(example = "Only http and https URLs can be shortened."))]
+    #[cfg_attr(
+        not(target_arch = "wasm32"),
+        schema(example = "Only http and https URLs can be shortened.")
+    )]
     pub message: String,
 }
 
