@@ -18,25 +18,27 @@
 
 use std::sync::OnceLock;
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind};
+// The contiguous NFA itself, not the `AhoCorasick` wrapper: the wrapper links
+// every automaton kind's builder and search into the component (~40 KB).
+use aho_corasick::Input;
+use aho_corasick::automaton::Automaton;
+use aho_corasick::nfa::contiguous::NFA;
 
 /// Whether isbot 0.1.3 calls `user_agent` a bot.
 pub fn is_bot(user_agent: &str) -> bool {
     let ua = user_agent.to_ascii_lowercase();
     PREFIXES.iter().any(|p| ua.starts_with(p))
-        || automaton().is_match(&ua)
+        || automaton()
+            .try_find(&Input::new(&ua).earliest(true))
+            .expect("an unanchored search of a standard-match automaton cannot fail")
+            .is_some()
         || DOTTED.iter().any(|p| dotted_match(p, &ua))
         || custom(&ua)
 }
 
-fn automaton() -> &'static AhoCorasick {
-    static AUTOMATON: OnceLock<AhoCorasick> = OnceLock::new();
-    AUTOMATON.get_or_init(|| {
-        AhoCorasickBuilder::new()
-            .kind(Some(AhoCorasickKind::ContiguousNFA))
-            .build(CONTAINS)
-            .expect("a few hundred short literals always build")
-    })
+fn automaton() -> &'static NFA {
+    static AUTOMATON: OnceLock<NFA> = OnceLock::new();
+    AUTOMATON.get_or_init(|| NFA::new(CONTAINS).expect("a few hundred short literals always build"))
 }
 
 /// A regex of literal bytes and `.` (any character but `\n`), `\.` being a
