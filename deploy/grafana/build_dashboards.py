@@ -325,12 +325,12 @@ def clicks():
             "above redirects: spans are dropped on the way to the collector.", "cps",
             [("sum(rate(%s{%s}[$__rate_interval]))" % (CALLS, SERVED), "redirects served"),
              ("sum(max by (kind) (rate(shortener_clicks_total[$__rate_interval])))", "clicks recorded")])
-    b.panel("timeseries", "Divergence (15 min window)", "Redirects served minus clicks recorded over the last 15 "
-            "minutes (recording rules shortener:redirects_served:increase15m and "
-            "shortener:clicks_recorded:increase15m). Near 0 is healthy (a few clicks of skew from scrape and "
+    b.panel("timeseries", "Divergence (15 min window)", "Redirects served minus clicks accounted for (recorded, "
+            "or tallied as unrecorded in degraded mode) over the last 15 minutes (recording rules "
+            "shortener:redirects_served:increase15m and shortener:clicks_accounted:increase15m). Near 0 is healthy (a few clicks of skew from scrape and "
             "flush timing is normal). Positive and growing: clicks lost, check click-write failures and the app "
             "logs. Negative: spans dropped, raise OTEL_BSP_MAX_QUEUE_SIZE or check the collector.", "short",
-            [("shortener:redirects_served:increase15m - shortener:clicks_recorded:increase15m", "served - recorded")],
+            [("shortener:redirects_served:increase15m - shortener:clicks_accounted:increase15m", "served - accounted")],
             thresholds=[{"color": "red", "value": None}, {"color": "green", "value": -10},
                         {"color": "red", "value": 10}])
     b.row("Failures")
