@@ -325,21 +325,24 @@ def clicks():
             "above redirects: spans are dropped on the way to the collector.", "cps",
             [("sum(rate(%s{%s}[$__rate_interval]))" % (CALLS, SERVED), "redirects served"),
              ("sum(max by (kind) (rate(shortener_clicks_total[$__rate_interval])))", "clicks recorded")])
-    b.panel("timeseries", "Divergence (15 min window)", "Redirects served minus clicks recorded over the last 15 "
-            "minutes (recording rules shortener:redirects_served:increase15m and "
-            "shortener:clicks_recorded:increase15m). Near 0 is healthy (a few clicks of skew from scrape and "
+    b.panel("timeseries", "Divergence (15 min window)", "Redirects served minus clicks accounted for (recorded, "
+            "or tallied as unrecorded in degraded mode) over the last 15 minutes (recording rules "
+            "shortener:redirects_served:increase15m and shortener:clicks_accounted:increase15m). Near 0 is healthy (a few clicks of skew from scrape and "
             "flush timing is normal). Positive and growing: clicks lost, check click-write failures and the app "
             "logs. Negative: spans dropped, raise OTEL_BSP_MAX_QUEUE_SIZE or check the collector.", "short",
-            [("shortener:redirects_served:increase15m - shortener:clicks_recorded:increase15m", "served - recorded")],
+            [("shortener:redirects_served:increase15m - shortener:clicks_accounted:increase15m", "served - accounted")],
             thresholds=[{"color": "red", "value": None}, {"color": "green", "value": -10},
                         {"color": "red", "value": 10}])
     b.row("Failures")
     b.panel("timeseries", "Click-write failures", "Failed click INSERTs (sqlite.execute INSERT into clicks with "
-            "error status) and the redirects answered 500 because of them. Any value here costs redirect "
-            "availability; sqlite busy errors mean write-lock contention.", "ops",
+            "error status), the clicks counted as unrecorded because of them (degraded mode: the redirect is "
+            "still served, shortener_clicks_unrecorded_total, the same on every instance, hence max), and "
+            "redirects answered 500 (neither database could count the click). sqlite busy errors mean "
+            "write-lock contention; see the ShortenerClicksUnrecorded runbook.", "ops",
             [("sum by (error_type) (rate(%s{%s,db_system_name=\"sqlite\",db_operation_name=\"INSERT\","
               "db_collection_name=\"clicks\",status_code=\"STATUS_CODE_ERROR\"}[$__rate_interval]))" % (CALLS, CLIENT),
               "failed INSERT {{error_type}}"),
+             ("max by (kind) (rate(shortener_clicks_unrecorded_total[$__rate_interval]))", "unrecorded {{kind}}"),
              ("sum(rate(%s{%s,span_name=\"GET /{slug}\",http_response_status_code=\"500\"}[$__rate_interval]))"
               % (CALLS, SERVER), "redirects answered 500")], min=0)
     b.panel("timeseries", "Click write latency p99", "p99 of the click INSERT, the only write on the redirect path. "

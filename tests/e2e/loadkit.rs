@@ -1,10 +1,13 @@
 //! The load-test kit (`loadtest/run-local.js`: oha, bounded by `-n`) against a
 //! real `spin up` on loopback, and its verdict: OK when every click adds up,
-//! FAIL on any 5xx and on a click neither recorded nor counted unrecorded.
+//! FAIL on any 5xx and on a click neither recorded nor counted unrecorded,
+//! and OK again with the click store locked, because the app counts each
+//! click it could not write as unrecorded.
 //!
 //! Needs `node` and `oha` on PATH besides `spin`; without them the trials are
 //! ignored, and under `CI=true` they fail.
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
@@ -15,7 +18,7 @@ use crate::harness::{SpinApp, SpinBuilder, TOKEN, in_ci, root, spin_on_path, tri
 
 pub fn trials() -> Vec<Trial> {
     type Test = fn() -> Result<(), Failed>;
-    let cases: [(&str, Test); 3] = [
+    let cases: [(&str, Test); 4] = [
         (
             "the_kit_passes_when_every_served_redirect_is_recorded_per_link_and_kind",
             the_kit_passes_when_every_served_redirect_is_recorded_per_link_and_kind,
@@ -27,6 +30,10 @@ pub fn trials() -> Vec<Trial> {
         (
             "the_kit_fails_on_a_click_neither_recorded_nor_counted_unrecorded",
             the_kit_fails_on_a_click_neither_recorded_nor_counted_unrecorded,
+        ),
+        (
+            "the_kit_passes_with_the_click_store_locked_because_each_lost_click_is_counted_unrecorded",
+            the_kit_passes_with_the_click_store_locked_because_each_lost_click_is_counted_unrecorded,
         ),
     ];
     // Ignored (never passed) without the tools, except under CI, where it fails.
@@ -217,5 +224,59 @@ fn the_kit_fails_on_a_click_neither_recorded_nor_counted_unrecorded() -> Result<
         out.contains(&format!("{slug} human: 1 extra click(s)")),
         "{out}"
     );
+    Ok(())
+}
+
+fn the_kit_passes_with_the_click_store_locked_because_each_lost_click_is_counted_unrecorded()
+-> Result<(), Failed> {
+    if !tools_on_path() {
+        return Err("node and oha must be on PATH (cargo install --locked oha)".into());
+    }
+    let spin = SpinApp::up();
+    let tmp = tempfile::tempdir()?;
+    let dir = tmp.path().join("run");
+    let mut kit = Command::new("node")
+        .arg(root().join("loadtest/run-local.js"))
+        .env("BASE_URL", spin.base())
+        .env("ADMIN_TOKEN", TOKEN)
+        .env("LINKS", "3")
+        .env("REQUESTS", "300")
+        .env("OUT_DIR", &dir)
+        .stdout(Stdio::piped())
+        .spawn()?;
+    // Another process holds the click database's write lock from the moment
+    // the links exist until the traffic is done.
+    let mut lock = None;
+    let mut out = String::new();
+    for line in BufReader::new(kit.stdout.take().expect("stdout")).lines() {
+        let line = line?;
+        if line.starts_with("created ") {
+            let conn = rusqlite::Connection::open(spin.state_dir.join("sqlite_db.db"))?;
+            conn.execute_batch("BEGIN EXCLUSIVE")?;
+            lock = Some(conn);
+        }
+        if line.starts_with("traffic done") {
+            drop(lock.take());
+        }
+        out.push_str(&line);
+        out.push('\n');
+    }
+    let code = kit.wait()?.code();
+    assert_eq!(code, Some(0), "{out}");
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("report.json"))?)?;
+    let unrecorded: i64 = report["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|r| {
+            r["human"]["unrecorded"].as_i64().unwrap() + r["bot"]["unrecorded"].as_i64().unwrap()
+        })
+        .sum();
+    assert!(unrecorded > 0, "the lock made click writes fail\n{out}");
+    let totals = out
+        .lines()
+        .find(|l| l.starts_with("total"))
+        .unwrap_or_default();
+    eprintln!("kit with the click store locked: {unrecorded} unrecorded; {totals}");
     Ok(())
 }
