@@ -138,6 +138,12 @@ start_ours() { # name wasm [options: no-otel,reuse=N]
         esac
     done
     [[ $otel == 0 ]] || extra+=(--experimental-wasi-otel)
+    # Our manifest grants a second database (`unrecorded`), which only a
+    # runtime config defines: both stores as files in the variant's state.
+    mkdir -p "$WORK/$1/state"
+    printf '[key_value_store.default]\ntype = "spin"\npath = "%s/kv.db"\n\n[sqlite_database.default]\ntype = "spin"\npath = "%s/clicks.db"\n\n[sqlite_database.unrecorded]\ntype = "spin"\npath = "%s/unrecorded.db"\n' \
+        "$WORK/$1/state" "$WORK/$1/state" "$WORK/$1/state" >"$WORK/$1.runtime.toml"
+    extra+=(--runtime-config-file "$WORK/$1.runtime.toml")
     OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$SINK_PORT" OTEL_SERVICE_NAME="shortener-bench" \
         start "$1" "$manifest" "${OURS_ARGS[@]}" "${extra[@]}"
     local port_var="PORT_${1//-/_}"
