@@ -117,10 +117,21 @@ def start_spin(workdir, port):
     if not wasm.exists():
         sys.exit("build the component first: cargo build --target wasm32-wasip2 --release")
     base = f"http://127.0.0.1:{port}"
+    # The manifest grants a second database (`unrecorded`) that only a
+    # runtime config defines: every store as a file in this run's workdir.
+    state = workdir / "state"
+    state.mkdir(parents=True, exist_ok=True)
+    runtime = workdir / "runtime.toml"
+    runtime.write_text(
+        f'[key_value_store.default]\ntype = "spin"\npath = "{state / "kv.db"}"\n\n'
+        f'[sqlite_database.default]\ntype = "spin"\npath = "{state / "clicks.db"}"\n\n'
+        f'[sqlite_database.unrecorded]\ntype = "spin"\npath = "{state / "unrecorded.db"}"\n'
+    )
     cmd = [
         "spin", "up", "--from", str(ROOT / "spin.toml"),
         "--listen", f"127.0.0.1:{port}",
-        "--state-dir", str(workdir / "state"),
+        "--state-dir", str(state),
+        "--runtime-config-file", str(runtime),
         "--variable", f"admin_token={TOKEN}",
         "--variable", f"visitor_salt={SALT}",
         "--variable", f"public_base_url={base}",
