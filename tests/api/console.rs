@@ -145,14 +145,6 @@ async fn patch(app: &TestApp, slug: &str, body: serde_json::Value) -> TestRespon
         .await
 }
 
-async fn link(app: &TestApp, slug: &str) -> serde_json::Value {
-    let r = app
-        .api(Method::GET, &format!("/api/links/{slug}"), None)
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
-    r.json()
-}
-
 #[tokio::test]
 async fn patching_the_target_changes_what_get_list_and_the_redirect_say() {
     let app = TestApp::spawn().await;
@@ -165,7 +157,7 @@ async fn patching_the_target_changes_what_get_list_and_the_redirect_say() {
     assert_eq!(body["short_url"], format!("{BASE}/edit-me"));
     assert_eq!(body["created_at"], "2030-01-15T12:00:00Z");
 
-    assert_eq!(link(&app, "edit-me").await["url"], "https://new.example/b");
+    assert_eq!(app.link("edit-me").await["url"], "https://new.example/b");
     let follow = app.follow("edit-me").await;
     assert_eq!(follow.status, StatusCode::FOUND);
     assert_eq!(follow.header("location"), Some("https://new.example/b"));
@@ -185,7 +177,7 @@ async fn a_patch_keeps_the_links_clicks_and_the_fields_it_does_not_name() {
     app.follow("keep").await;
     let r = patch(&app, "keep", json!({"url": "https://f.com/"})).await;
     assert_eq!(r.status, StatusCode::OK);
-    let now = link(&app, "keep").await;
+    let now = app.link("keep").await;
     assert_eq!(now["expires_at"], "2031-01-01T00:00:00Z");
     assert_eq!(now["clicks"], 2);
     let r = patch(
@@ -195,7 +187,7 @@ async fn a_patch_keeps_the_links_clicks_and_the_fields_it_does_not_name() {
     )
     .await;
     assert_eq!(r.status, StatusCode::OK);
-    let now = link(&app, "keep").await;
+    let now = app.link("keep").await;
     assert_eq!(now["url"], "https://f.com/");
     assert_eq!(now["expires_at"], "2032-06-01T08:00:00Z");
 }
@@ -212,7 +204,7 @@ async fn expires_at_null_removes_the_expiry_and_revives_an_expired_link() {
     let r = patch(&app, "soon", json!({"expires_at": null})).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     assert!(r.json()["expires_at"].is_null());
-    assert!(link(&app, "soon").await["expires_at"].is_null());
+    assert!(app.link("soon").await["expires_at"].is_null());
     assert_eq!(app.follow("soon").await.status, StatusCode::FOUND);
 }
 
@@ -234,7 +226,7 @@ async fn every_invalid_patch_is_refused_like_a_create_and_changes_nothing() {
         json!({"url": "https://e.com/x", "slug": "stay", "expires_at": "2031-01-01T00:00:00Z"}),
     )
     .await;
-    let before = link(&app, "stay").await;
+    let before = app.link("stay").await;
     let cases = [
         (json!({"url": "ftp://e.com"}), "invalid_url"),
         (json!({"url": "/relative"}), "invalid_url"),
@@ -269,7 +261,7 @@ async fn every_invalid_patch_is_refused_like_a_create_and_changes_nothing() {
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}: {}", r.text());
         assert_eq!(r.error_code(), code, "{body}");
     }
-    assert_eq!(link(&app, "stay").await, before);
+    assert_eq!(app.link("stay").await, before);
 }
 
 #[tokio::test]
@@ -299,7 +291,7 @@ async fn a_patch_that_is_not_json_too_large_or_unauthorised_is_refused() {
         .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert_eq!(r.error_code(), "unauthorized");
-    assert_eq!(link(&app, "stay").await["url"], "https://e.com/x");
+    assert_eq!(app.link("stay").await["url"], "https://e.com/x");
 }
 
 #[tokio::test]

@@ -281,6 +281,23 @@ impl TestApp {
             .rows
     }
 
+    /// Raw click rows of a slug in SQLite.
+    pub fn clicks_of(&self, slug: &str) -> i64 {
+        self.count(
+            "SELECT count(*) FROM clicks WHERE slug = ?1",
+            vec![slug.into()],
+        )
+    }
+
+    /// `GET /api/links/{slug}` (must be 200), as JSON.
+    pub async fn link(&self, slug: &str) -> Value {
+        let r = self
+            .api(Method::GET, &format!("/api/links/{slug}"), None)
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+        r.json()
+    }
+
     pub fn count(&self, sql: &'static str, params: Vec<SqlValue>) -> i64 {
         self.query(sql, params)[0][0].as_i64().unwrap()
     }

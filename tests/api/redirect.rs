@@ -6,13 +6,6 @@ use time::macros::datetime;
 
 use crate::helpers::{GOOGLEBOT, TestApp, Visit};
 
-fn clicks_of(app: &TestApp, slug: &str) -> i64 {
-    app.count(
-        "SELECT count(*) FROM clicks WHERE slug = ?1",
-        vec![slug.into()],
-    )
-}
-
 #[tokio::test]
 async fn following_a_link_redirects_with_302_and_records_one_click() {
     let app = TestApp::spawn().await;
@@ -21,7 +14,7 @@ async fn following_a_link_redirects_with_302_and_records_one_click() {
     assert_eq!(r.status, StatusCode::FOUND);
     assert_eq!(r.header("location"), Some("https://example.com/target"));
     assert_eq!(r.header("cache-control"), Some("private, no-store"));
-    assert_eq!(clicks_of(&app, &slug), 1);
+    assert_eq!(app.clicks_of(&slug), 1);
 }
 
 #[tokio::test]
@@ -43,7 +36,7 @@ async fn head_answers_like_get_but_records_no_click() {
     assert_eq!(head.status, StatusCode::FOUND);
     assert_eq!(head.header("location"), Some("https://example.com/x"));
     assert!(head.body.is_empty());
-    assert_eq!(clicks_of(&app, &slug), 0);
+    assert_eq!(app.clicks_of(&slug), 0);
     let link = app
         .api(Method::GET, &format!("/api/links/{slug}"), None)
         .await
@@ -80,7 +73,7 @@ async fn an_expired_link_is_410_and_records_nothing() {
         .visit("brief", Visit::default().method(Method::HEAD))
         .await;
     assert_eq!(head.status, StatusCode::GONE);
-    assert_eq!(clicks_of(&app, "brief"), 1);
+    assert_eq!(app.clicks_of("brief"), 1);
 }
 
 #[tokio::test]
@@ -159,7 +152,7 @@ async fn a_failed_click_write_still_redirects_and_records_nothing_in_the_click_s
     app.sql.set_failing(false);
     assert_eq!(r.status, StatusCode::FOUND);
     assert_eq!(r.header("location"), Some("https://e.com/"));
-    assert_eq!(clicks_of(&app, &slug), 0);
+    assert_eq!(app.clicks_of(&slug), 0);
 }
 
 #[tokio::test]

@@ -10,21 +10,6 @@ use shortener::config::names;
 
 use crate::helpers::{GOOGLEBOT, TestApp, Visit};
 
-fn clicks_of(app: &TestApp, slug: &str) -> i64 {
-    app.count(
-        "SELECT count(*) FROM clicks WHERE slug = ?1",
-        vec![slug.into()],
-    )
-}
-
-async fn link(app: &TestApp, slug: &str) -> serde_json::Value {
-    let r = app
-        .api(Method::GET, &format!("/api/links/{slug}"), None)
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
-    r.json()
-}
-
 async fn metrics(app: &TestApp) -> String {
     app.send(Request::get("/metrics").body(Body::empty()).unwrap())
         .await
@@ -36,7 +21,7 @@ async fn a_link_with_every_click_recorded_reports_zero_unrecorded_clicks() {
     let app = TestApp::spawn().await;
     let slug = app.create_ok("https://e.com", None).await;
     app.follow(&slug).await;
-    let link = link(&app, &slug).await;
+    let link = app.link(&slug).await;
     assert_eq!(link["clicks"], 1);
     assert_eq!(link["unrecorded_clicks"], json!({"human": 0, "bot": 0}));
     let text = metrics(&app).await;
@@ -65,10 +50,10 @@ async fn clicks_the_click_store_refuses_are_served_and_counted_as_unrecorded_by_
     app.follow(&slug).await;
 
     // Served = recorded + unrecorded, per link and kind.
-    let link = link(&app, &slug).await;
+    let link = app.link(&slug).await;
     assert_eq!(link["clicks"], 2);
     assert_eq!(link["unrecorded_clicks"], json!({"human": 3, "bot": 1}));
-    assert_eq!(clicks_of(&app, &slug), 2);
+    assert_eq!(app.clicks_of(&slug), 2);
     let text = metrics(&app).await;
     assert!(
         text.contains("shortener_clicks_unrecorded_total{kind=\"human\"} 3"),
@@ -95,7 +80,7 @@ async fn when_the_tally_fails_too_the_redirect_is_refused_so_no_served_click_goe
     assert!(!message.contains("(test)"), "the cause is not sent");
     app.sql.set_failing(false);
     app.unrecorded.set_failing(false);
-    let link = link(&app, &slug).await;
+    let link = app.link(&slug).await;
     assert_eq!(link["clicks"], 0);
     assert_eq!(link["unrecorded_clicks"], json!({"human": 0, "bot": 0}));
 }
@@ -112,7 +97,7 @@ async fn a_deleted_link_keeps_its_unrecorded_clicks_in_the_counter_but_a_new_lin
     app.set_now(time::macros::datetime!(2030-01-15 13:00 UTC));
     app.create_ok("https://other.example", Some("reused")).await;
     assert_eq!(
-        link(&app, "reused").await["unrecorded_clicks"],
+        app.link("reused").await["unrecorded_clicks"],
         json!({"human": 0, "bot": 0})
     );
     let text = metrics(&app).await;
@@ -148,7 +133,7 @@ async fn a_click_database_locked_by_another_process_delays_a_redirect_only_by_th
 
     // Released: clicks record again, health recovers.
     assert_eq!(app.follow(&slug).await.status, StatusCode::FOUND);
-    let link = link(&app, &slug).await;
+    let link = app.link(&slug).await;
     assert_eq!(link["clicks"], 1);
     assert_eq!(link["unrecorded_clicks"], json!({"human": 1, "bot": 0}));
     let health = app
@@ -169,10 +154,10 @@ async fn a_failing_key_value_store_makes_redirects_503_naming_it_and_they_recove
     assert!(message.contains("link store (key-value)"), "{message}");
     assert!(!message.contains("(test)"), "the cause is not sent");
     assert_eq!(r.header("retry-after"), Some("1"));
-    assert_eq!(clicks_of(&app, &slug), 0);
+    assert_eq!(app.clicks_of(&slug), 0);
     app.kv.set_failing(false);
     assert_eq!(app.follow(&slug).await.status, StatusCode::FOUND);
-    assert_eq!(clicks_of(&app, &slug), 1);
+    assert_eq!(app.clicks_of(&slug), 1);
 }
 
 #[tokio::test]
