@@ -268,12 +268,13 @@ async fn redirect(
     span.record(attr::VISITOR_KIND, visitor.kind());
     // Lossy, not `to_str`: a proxy appends its entry to the client's line,
     // so dropping a line with non-ASCII bytes would drop our proxies' entries.
-    let forwarded: Vec<String> = headers
+    // Borrowed unless a line really has non-UTF-8 bytes.
+    let forwarded: Vec<std::borrow::Cow<'_, str>> = headers
         .get_all("x-forwarded-for")
         .iter()
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .map(|v| String::from_utf8_lossy(v.as_bytes()))
         .collect();
-    let forwarded: Vec<&str> = forwarded.iter().map(String::as_str).collect();
+    let forwarded: Vec<&str> = forwarded.iter().map(AsRef::as_ref).collect();
     let ip = clicks::client_ip(
         peer.map(|Extension(ClientAddr(ip))| ip),
         &forwarded,

@@ -69,10 +69,18 @@ impl SpinKv {
         &self,
         call: impl Future<Output = Result<T, spin_sdk::key_value::Error>>,
     ) -> Result<T, StoreError> {
-        match within(self.timeout, call).await {
-            Some(result) => result.map_err(kv_error),
-            None => Err(kv_timed_out(self.timeout)),
-        }
+        kv_within(self.timeout, call).await
+    }
+}
+
+/// A key-value host call bounded by `timeout` (a `timeout` error past it).
+async fn kv_within<T>(
+    timeout: Duration,
+    call: impl Future<Output = Result<T, spin_sdk::key_value::Error>>,
+) -> Result<T, StoreError> {
+    match within(timeout, call).await {
+        Some(result) => result.map_err(kv_error),
+        None => Err(kv_timed_out(timeout)),
     }
 }
 
@@ -236,6 +244,36 @@ async fn read_settings() -> Result<Settings, crate::config::ConfigError> {
     Settings::from_lookup(|k| values.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone()))
 }
 
+/// Opens the default key-value store, every call bounded by `timeout`;
+/// `false` (and a store failing with the reason) when it did not open.
+async fn open_kv(timeout: Duration) -> (Arc<dyn KvStore>, bool) {
+    match kv_within(timeout, spin_sdk::key_value::Store::open_default()).await {
+        Ok(store) => (
+            Arc::new(SpinKv {
+                store: Local(store),
+                timeout,
+            }),
+            true,
+        ),
+        Err(error) => {
+            eprintln!("shortener: key-value store did not open (will retry): {error}");
+            (Arc::new(Unavailable(error)), false)
+        }
+    }
+}
+
+/// Opens the SQLite database `label`; `false` (and a store failing with the
+/// reason) when it did not open.
+async fn open_sql(label: &str) -> (Arc<dyn SqlStore>, bool) {
+    match AssertSend(spin_sdk::sqlite::Connection::open(label)).await {
+        Ok(conn) => (Arc::new(SpinSql(Local(conn))), true),
+        Err(e) => {
+            eprintln!("shortener: SQLite `{label}` did not open (will retry): {e:?}");
+            (Arc::new(Unavailable(sql_error(e))), false)
+        }
+    }
+}
+
 /// Builds the instance's router; `true` when it may be kept for the
 /// instance's later requests (every store opened, the schema is in place).
 async fn build() -> (axum::Router, bool) {
@@ -247,39 +285,9 @@ async fn build() -> (axum::Router, bool) {
             return (misconfigured_router(e), true);
         }
     };
-    let mut opened = true;
-    let kv_timeout = Duration::from_millis(u64::from(settings.kv_timeout_ms));
-    let kv_open = within(kv_timeout, spin_sdk::key_value::Store::open_default()).await;
-    let kv: Arc<dyn KvStore> = match kv_open {
-        Some(Ok(store)) => Arc::new(SpinKv {
-            store: Local(store),
-            timeout: kv_timeout,
-        }),
-        failed => {
-            let error = match failed {
-                Some(Err(e)) => kv_error(e),
-                _ => kv_timed_out(kv_timeout),
-            };
-            eprintln!("shortener: key-value store did not open (will retry): {error}");
-            opened = false;
-            Arc::new(Unavailable(error))
-        }
-    };
-    let mut sql_stores = Vec::with_capacity(2);
-    for label in [crate::STORE_LABEL, crate::unrecorded::TALLY_LABEL] {
-        let store: Arc<dyn SqlStore> =
-            match AssertSend(spin_sdk::sqlite::Connection::open(label)).await {
-                Ok(conn) => Arc::new(SpinSql(Local(conn))),
-                Err(e) => {
-                    eprintln!("shortener: SQLite `{label}` did not open (will retry): {e:?}");
-                    opened = false;
-                    Arc::new(Unavailable(sql_error(e)))
-                }
-            };
-        sql_stores.push(store);
-    }
-    let unrecorded = sql_stores.pop().expect("two databases");
-    let sql = sql_stores.pop().expect("two databases");
+    let (kv, kv_opened) = open_kv(Duration::from_millis(u64::from(settings.kv_timeout_ms))).await;
+    let (sql, sql_opened) = open_sql(crate::STORE_LABEL).await;
+    let (unrecorded, tally_opened) = open_sql(crate::unrecorded::TALLY_LABEL).await;
     let app = crate::build_app(kv, sql, unrecorded, settings, crate::system_clock());
     let migrated = match crate::migrate(&app).await {
         Ok(_) => true,
@@ -288,7 +296,10 @@ async fn build() -> (axum::Router, bool) {
             false
         }
     };
-    (crate::http::router(app), opened && migrated)
+    (
+        crate::http::router(app),
+        kv_opened && sql_opened && tally_opened && migrated,
+    )
 }
 
 /// The instance's router, once built. Concurrent first requests of an
