@@ -126,13 +126,14 @@ manifest_for() { # name wasm
 
 OURS_ARGS=(--variable "admin_token=$TOKEN" --variable "visitor_salt=$SALT"
     --variable "public_base_url=https://sho.rt")
-start_ours() { # name wasm [options: no-otel,reuse=N]
+start_ours() { # name wasm [options: no-otel,no-export,reuse=N]
     local manifest; manifest="$(manifest_for "$1" "$2")"
-    local extra=() opt otel=1
+    local extra=() opt otel=1 export=1
     IFS=, read -ra opts <<<"${3:-}"
     for opt in "${opts[@]}"; do
         case "$opt" in
             no-otel) otel=0 ;;
+            no-export) export=0 ;;
             reuse=*) extra+=(--max-instance-reuse-count "${opt#reuse=}") ;;
             *) echo "unknown variant option: $opt" >&2; exit 2 ;;
         esac
@@ -144,7 +145,9 @@ start_ours() { # name wasm [options: no-otel,reuse=N]
     printf '[key_value_store.default]\ntype = "spin"\npath = "%s/kv.db"\n\n[sqlite_database.default]\ntype = "spin"\npath = "%s/clicks.db"\n\n[sqlite_database.unrecorded]\ntype = "spin"\npath = "%s/unrecorded.db"\n' \
         "$WORK/$1/state" "$WORK/$1/state" "$WORK/$1/state" >"$WORK/$1.runtime.toml"
     extra+=(--runtime-config-file "$WORK/$1.runtime.toml")
-    OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$SINK_PORT" OTEL_SERVICE_NAME="shortener-bench" \
+    local endpoint="http://127.0.0.1:$SINK_PORT"
+    [[ $export == 1 ]] || endpoint=""
+    OTEL_EXPORTER_OTLP_ENDPOINT="$endpoint" OTEL_SERVICE_NAME="shortener-bench" \
         start "$1" "$manifest" "${OURS_ARGS[@]}" "${extra[@]}"
     local port_var="PORT_${1//-/_}"
     local code
@@ -158,14 +161,21 @@ clicks() { # port
     curl -fs "http://127.0.0.1:$1/api/links/$SLUG" -H "Authorization: Bearer $TOKEN" | jq -r .clicks
 }
 
-echo "==> starting spin up x $((3 + ${#VARIANTS[@]})) on 127.0.0.1 (OTLP sink on :$SINK_PORT)"
+echo "==> starting spin up x $((4 + ${#VARIANTS[@]})) on 127.0.0.1 (OTLP sink on :$SINK_PORT)"
 start hello "$BENCH/hello/spin.toml"
 start kv "$BENCH/kv-redirect/spin.toml"
-code="$(curl -s -o /dev/null -w '%{http_code}' -X PUT "http://127.0.0.1:$PORT_kv/$SLUG" \
-    --data-binary 'https://example.com/landing')"
-[[ "$code" == 201 ]] || { echo "kv: seeding answered $code" >&2; exit 1; }
+# The same KV-only redirect with Spin's own tracing exported (its request
+# and key-value spans), as ours runs: what tracing costs the platform alone.
+OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$SINK_PORT" OTEL_SERVICE_NAME="kv-bench" \
+    start kv-traced "$BENCH/kv-redirect/spin.toml"
+for name in kv kv-traced; do
+    port_var="PORT_${name//-/_}"
+    code="$(curl -s -o /dev/null -w '%{http_code}' -X PUT "http://127.0.0.1:${!port_var}/$SLUG" \
+        --data-binary 'https://example.com/landing')"
+    [[ "$code" == 201 ]] || { echo "$name: seeding answered $code" >&2; exit 1; }
+done
 start_ours ours "$OURS_WASM"
-NAMES=(hello kv ours)
+NAMES=(hello kv kv-traced ours)
 OURS_NAMES=(ours)
 for v in "${VARIANTS[@]}"; do
     name="${v%%=*}"; rest="${v#*=}"; wasm="${rest%%,*}"; flags=""
@@ -232,18 +242,23 @@ done
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 col() { awk -F'\t' -v n="$1" -v c="$2" '$1==n && $2 ~ /^r/ {print $c}' "$WORK/results.tsv"; }
 
-echo "==> summary (median over $ROUNDS rounds [min-max]; ratio = rps / same round's kv rps;"
-echo "    cpu = CPU time of that spin process (host + guest) per request)"
-printf '%-18s %-22s %-8s %-8s %-10s %s\n' variant rps p50_ms p99_ms cpu_us/req "ratio vs kv"
+# ratio BASELINE NAME: "median [min-max]" of NAME's rps over BASELINE's, round by round.
+ratio() {
+    local ratios
+    ratios="$(paste <(col "$2" 3) <(col "$1" 3) | awk '{printf "%.2f\n", $1/$2}')"
+    echo "$(echo "$ratios" | median) [$(echo "$ratios" | sort -g | sed -n '1p;$p' | paste -sd-)]"
+}
+
+echo "==> summary (median over $ROUNDS rounds [min-max]; ratios = rps / the same round's"
+echo "    baseline rps; cpu = CPU time of that spin process (host + guest) per request)"
+printf '%-18s %-22s %-8s %-8s %-10s %-18s %s\n' variant rps p50_ms p99_ms cpu_us/req \
+    "ratio vs kv" "ratio vs kv-traced"
 for name in "${NAMES[@]}"; do
     rps_med="$(col "$name" 3 | median)"
     rps_rng="$(col "$name" 3 | sort -g | sed -n '1p;$p' | paste -sd-)"
-    ratios="$(paste <(col "$name" 3) <(col kv 3) | awk '{printf "%.2f\n", $1/$2}')"
-    ratio_med="$(echo "$ratios" | median)"
-    ratio_rng="$(echo "$ratios" | sort -g | sed -n '1p;$p' | paste -sd-)"
-    printf '%-18s %-22s %-8s %-8s %-10s %s\n' "$name" "$rps_med [$rps_rng]" \
+    printf '%-18s %-22s %-8s %-8s %-10s %-18s %s\n' "$name" "$rps_med [$rps_rng]" \
         "$(col "$name" 4 | median)" "$(col "$name" 5 | median)" "$(col "$name" 6 | median)" \
-        "$ratio_med [$ratio_rng]"
+        "$(ratio kv "$name")" "$(ratio kv-traced "$name")"
 done
 
 for name in "${OURS_NAMES[@]}"; do
