@@ -18,7 +18,9 @@
 pub mod agents;
 pub mod bots;
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::{LazyLock, Mutex};
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -57,20 +59,69 @@ pub struct Visitor {
 impl Visitor {
     /// Classifies a request from its `User-Agent` and `Referer`.
     pub fn classify(user_agent: &str, referer: Option<&str>) -> Self {
-        let ua = user_agent.trim();
-        let family = agents::parse(ua).unwrap_or(agents::Family::UNKNOWN);
+        let agent = Agent::of(user_agent.trim());
         Self {
             referrer_host: referer.and_then(referrer_host),
-            browser: family.name.to_owned(),
-            os: family.os.to_owned(),
-            // No user agent at all is a script, not a person.
-            is_bot: ua.is_empty() || family.category == "crawler" || bots::is_bot(ua),
+            browser: agent.browser.to_owned(),
+            os: agent.os.to_owned(),
+            is_bot: agent.is_bot,
         }
     }
 
     /// `human` or `bot` (the span attribute value and metric label).
     pub fn kind(&self) -> &'static str {
         if self.is_bot { "bot" } else { "human" }
+    }
+}
+
+/// What a (trimmed) user agent says about its sender.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Agent {
+    browser: &'static str,
+    os: &'static str,
+    is_bot: bool,
+}
+
+/// Agents remembered per instance; the memo is emptied when full.
+const MEMO_ENTRIES: usize = 1024;
+/// Longer agents are classified every time (the memo stays under ~0.5 MB).
+const MEMO_MAX_AGENT: usize = 512;
+
+impl Agent {
+    /// The classifier's answer for `ua`, remembered: the same few agents
+    /// make most of a link's clicks, and classifying one costs ~40 µs in
+    /// the component (its bot automaton ~0.8 ms more on first use), a
+    /// lookup about 1 µs. The answer is a pure function of `ua`, so the
+    /// memo changes no answer.
+    fn of(ua: &str) -> Self {
+        static MEMO: LazyLock<Mutex<HashMap<Box<str>, Agent>>> =
+            LazyLock::new(|| Mutex::new(HashMap::new()));
+        if ua.len() > MEMO_MAX_AGENT {
+            return Self::classify(ua);
+        }
+        // The lock is never held across an await, nor while classifying.
+        let known = MEMO.lock().ok().and_then(|memo| memo.get(ua).copied());
+        if let Some(agent) = known {
+            return agent;
+        }
+        let agent = Self::classify(ua);
+        if let Ok(mut memo) = MEMO.lock() {
+            if memo.len() >= MEMO_ENTRIES {
+                memo.clear();
+            }
+            memo.insert(ua.into(), agent);
+        }
+        agent
+    }
+
+    fn classify(ua: &str) -> Self {
+        let family = agents::parse(ua).unwrap_or(agents::Family::UNKNOWN);
+        Self {
+            browser: family.name,
+            os: family.os,
+            // No user agent at all is a script, not a person.
+            is_bot: ua.is_empty() || family.category == "crawler" || bots::is_bot(ua),
+        }
     }
 }
 
@@ -213,6 +264,35 @@ mod tests {
         ] {
             assert!(Visitor::classify(ua, None).is_bot, "{ua}");
         }
+    }
+
+    #[test]
+    fn remembered_agents_get_the_classifier_answer_again() {
+        let long_bot = format!("curl/8.0 {}", "x".repeat(MEMO_MAX_AGENT));
+        let agents = [
+            CHROME,
+            FIREFOX_LINUX,
+            SAFARI_IOS,
+            GOOGLEBOT,
+            "",
+            "curl/8.4.0",
+            &long_bot,
+        ];
+        for ua in agents {
+            let direct = Agent::classify(ua);
+            // The first call may fill the memo, the second reads it.
+            assert_eq!(Agent::of(ua), direct, "{ua}");
+            assert_eq!(Agent::of(ua), direct, "{ua}");
+        }
+    }
+
+    #[test]
+    fn a_full_memo_starts_over_and_keeps_answering() {
+        for i in 0..MEMO_ENTRIES + 10 {
+            let ua = format!("probe-agent/{i}");
+            assert_eq!(Agent::of(&ua), Agent::classify(&ua));
+        }
+        assert_eq!(Agent::of(CHROME), Agent::classify(CHROME));
     }
 
     #[test]
