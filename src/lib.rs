@@ -72,10 +72,14 @@ pub fn build_app(
     settings: Settings,
     clock: Clock,
 ) -> App {
+    let tally = unrecorded::Tally::new(
+        Traced::new(unrecorded, unrecorded::TALLY_LABEL),
+        settings.sqlite_busy_timeout_ms,
+    );
     App {
         kv: Arc::new(Traced::new(kv, STORE_LABEL)),
         sql: Arc::new(Traced::new(sql, STORE_LABEL)),
-        unrecorded: Arc::new(Traced::new(unrecorded, unrecorded::TALLY_LABEL)),
+        unrecorded: Arc::new(tally),
         settings: Arc::new(settings),
         clock,
         slugs: links::random_slugs(),
@@ -83,20 +87,17 @@ pub fn build_app(
 }
 
 /// Applies the busy timeout and the schema (pragmas and pending migrations)
-/// through the app's traced SQLite stores, then the tally's schema. Called
-/// once per instance, on first use.
+/// to the click database through the app's traced store. Called once per
+/// instance, on first use; the tally database sets itself up on its own
+/// first use ([`unrecorded::Tally`]).
 pub async fn migrate(app: &App) -> Result<i64, StoreError> {
     let now = (app.clock)().unix_timestamp();
     let timeout = unrecorded::busy_timeout(app.settings.sqlite_busy_timeout_ms);
-    for db in [app.sql.as_ref(), app.unrecorded.as_ref()] {
-        // A remote database (libSQL) may refuse it: not fatal.
-        if let Err(e) = db.execute(&timeout, vec![]).await {
-            tracing::warn!(error = %e, "busy_timeout not applied");
-        }
+    // A remote database (libSQL) may refuse it: not fatal.
+    if let Err(e) = app.sql.execute(&timeout, vec![]).await {
+        tracing::warn!(error = %e, "busy_timeout not applied");
     }
-    let version = migrations::run(app.sql.as_ref(), now).await?;
-    unrecorded::prepare(app.unrecorded.as_ref()).await?;
-    Ok(version)
+    migrations::run(app.sql.as_ref(), now).await
 }
 
 /// The wall clock.

@@ -16,9 +16,12 @@
 //! Also here: the `PRAGMA busy_timeout` that bounds a redirect's wait, and
 //! the write probe `/health` uses to tell whether clicks can be recorded.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use async_trait::async_trait;
 use serde::Serialize;
 
-use crate::storage::{SqlStore, SqlValue, Statement, StoreError};
+use crate::storage::{Rows, SqlStore, SqlValue, Statement, StoreError};
 
 /// The Spin SQLite label of the tally database.
 pub const TALLY_LABEL: &str = "unrecorded";
@@ -116,6 +119,50 @@ pub async fn prepare(tally: &dyn SqlStore) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// The tally database, set up on its first use rather than by every
+/// instance at start: it is written only when clicks are lost and read by
+/// `/health`, `/metrics` and a link's `GET`, never by a redirect whose click
+/// is recorded. The first statement applies the busy timeout and
+/// [`prepare`]; until that succeeds, every statement tries it again (and
+/// fails with its error), so a tally that comes back is used without a
+/// restart. Concurrent first statements may both prepare: it is idempotent.
+pub struct Tally<S> {
+    inner: S,
+    busy_timeout: Statement,
+    ready: AtomicBool,
+}
+
+impl<S: SqlStore> Tally<S> {
+    /// The tally over `inner`, its connections waiting `busy_timeout_ms`
+    /// for a lock.
+    pub fn new(inner: S, busy_timeout_ms: u32) -> Self {
+        Self {
+            inner,
+            busy_timeout: busy_timeout(busy_timeout_ms),
+            ready: AtomicBool::new(false),
+        }
+    }
+}
+
+#[async_trait]
+impl<S: SqlStore> SqlStore for Tally<S> {
+    async fn execute(
+        &self,
+        statement: &Statement,
+        params: Vec<SqlValue>,
+    ) -> Result<Rows, StoreError> {
+        if !self.ready.load(Ordering::Acquire) {
+            // A remote database (libSQL) may refuse it: not fatal.
+            if let Err(e) = self.inner.execute(&self.busy_timeout, vec![]).await {
+                tracing::warn!(error = %e, "busy_timeout not applied to the tally");
+            }
+            prepare(&self.inner).await?;
+            self.ready.store(true, Ordering::Release);
+        }
+        self.inner.execute(statement, params).await
+    }
+}
+
 /// Counts one click that was served but could not be recorded.
 pub async fn tally(
     tally: &dyn SqlStore,
@@ -193,6 +240,45 @@ mod tests {
         let (_dir, _main, db) = tally_db().await;
         assert_eq!(of_link(&db, "x", "t").await.unwrap(), ByKind::default());
         assert_eq!(all_time(&db).await.unwrap(), ByKind::default());
+    }
+
+    /// A store that refuses every statement while `down` is set.
+    struct Flaky {
+        inner: SqliteStore,
+        down: std::sync::atomic::AtomicBool,
+    }
+
+    #[async_trait]
+    impl SqlStore for Flaky {
+        async fn execute(&self, s: &Statement, p: Vec<SqlValue>) -> Result<Rows, StoreError> {
+            if self.down.load(Ordering::SeqCst) {
+                return Err(StoreError::new("io", "disk I/O error"));
+            }
+            self.inner.execute(s, p).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_tally_that_could_not_be_set_up_fails_until_a_later_statement_sets_it_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let flaky = Flaky {
+            inner: SqliteStore::open(dir.path().join("unrecorded.db")).unwrap(),
+            down: AtomicBool::new(true),
+        };
+        let db = Tally::new(flaky, 250);
+        assert!(tally(&db, "abc", "t", "human", 1).await.is_err());
+        db.inner.down.store(false, Ordering::SeqCst);
+        tally(&db, "abc", "t", "human", 2).await.unwrap();
+        assert_eq!(
+            of_link(&db, "abc", "t").await.unwrap(),
+            ByKind { human: 1, bot: 0 }
+        );
+        let wait = Statement {
+            sql: "PRAGMA busy_timeout",
+            operation: "PRAGMA",
+            table: "",
+        };
+        assert_eq!(db.execute(&wait, vec![]).await.unwrap().scalar_i64(), 250);
     }
 
     #[tokio::test]

@@ -7,16 +7,17 @@
 //!
 //! Per instance (Spin reuses an instance for ~128 requests, up to 16 at a
 //! time), on first use: open the key-value store and **one** connection to
-//! each SQLite database (clicks, and the unrecorded-clicks tally), apply the
-//! busy timeout, WAL + `synchronous=NORMAL` and the migrations, build the
-//! router. One connection per instance with WAL + NORMAL is ~20x faster than
-//! a connection per request in the default rollback mode
-//! (docs/spin-platform.md §6). The router is kept for the instance's later
-//! requests only when every store opened and the schema is in place;
-//! otherwise the request is served by this router (a failed store answers
-//! its errors: 503 from `/health`, degraded redirects) and the next request
-//! opens the stores again, so a store that comes back is used without a
-//! restart.
+//! the click database, apply the busy timeout, WAL + `synchronous=NORMAL`
+//! and the migrations, build the router. One connection per instance with
+//! WAL + NORMAL is ~20x faster than a connection per request in the default
+//! rollback mode (docs/spin-platform.md §6). The unrecorded-clicks tally,
+//! which a redirect whose click is recorded never touches, is opened and set
+//! up on its first statement. The router is kept for the instance's later
+//! requests only when the key-value store and the click database opened and
+//! the schema is in place; otherwise the request is served by this router
+//! (a failed store answers its errors: 503 from `/health`, degraded
+//! redirects) and the next request opens the stores again, so a store that
+//! comes back is used without a restart.
 
 #[cfg(feature = "otel")]
 pub mod otel;
@@ -138,7 +139,15 @@ impl KvStore for SpinKv {
 }
 
 /// One Spin SQLite connection, shared by the instance's requests.
-struct SpinSql(Local<spin_sdk::sqlite::Connection>);
+///
+/// Statements go through the interface's synchronous `execute`, not the
+/// `execute-async` that spin-sdk's `Connection::execute` wraps: the async
+/// one hands back a row stream and a completion future, and that machinery
+/// cost ~170 µs of Spin CPU per statement on the redirect path (c=32, same
+/// run; docs/spin-platform.md §6). The synchronous call suspends this
+/// instance's other requests until the host answers, which is bounded by
+/// the busy timeout and leaves other instances running.
+struct SpinSql(Local<spin_sdk::sqlite::wit::sqlite::Connection>);
 
 fn sql_error(e: spin_sdk::sqlite::Error) -> StoreError {
     use spin_sdk::sqlite::Error as E;
@@ -181,24 +190,19 @@ impl SqlStore for SpinSql {
         statement: &Statement,
         params: Vec<SqlValue>,
     ) -> Result<Rows, StoreError> {
-        let sql = statement.sql;
-        AssertSend(async move {
-            let result = self
-                .0
-                .0
-                .execute(sql, params.into_iter().map(to_spin))
-                .await
-                .map_err(sql_error)?;
-            // Awaited even for writes: the statement's outcome arrives here.
-            let rows = result.collect().await.map_err(sql_error)?;
-            Ok(Rows {
-                rows: rows
-                    .into_iter()
-                    .map(|r| r.values.into_iter().map(from_spin).collect())
-                    .collect(),
-            })
+        let params: Vec<_> = params.into_iter().map(to_spin).collect();
+        let result = self
+            .0
+            .0
+            .execute(statement.sql, &params)
+            .map_err(sql_error)?;
+        Ok(Rows {
+            rows: result
+                .rows
+                .into_iter()
+                .map(|r| r.values.into_iter().map(from_spin).collect())
+                .collect(),
         })
-        .await
     }
 }
 
@@ -265,12 +269,48 @@ async fn open_kv(timeout: Duration) -> (Arc<dyn KvStore>, bool) {
 /// Opens the SQLite database `label`; `false` (and a store failing with the
 /// reason) when it did not open.
 async fn open_sql(label: &str) -> (Arc<dyn SqlStore>, bool) {
-    match AssertSend(spin_sdk::sqlite::Connection::open(label)).await {
-        Ok(conn) => (Arc::new(SpinSql(Local(conn))), true),
+    match connect(label).await {
+        Ok(conn) => (Arc::new(conn), true),
+        Err(error) => (Arc::new(Unavailable(error)), false),
+    }
+}
+
+async fn connect(label: &str) -> Result<SpinSql, StoreError> {
+    use spin_sdk::sqlite::wit::sqlite::Connection;
+    match AssertSend(Connection::open_async(label.to_owned())).await {
+        Ok(conn) => Ok(SpinSql(Local(conn))),
         Err(e) => {
             eprintln!("shortener: SQLite `{label}` did not open (will retry): {e:?}");
-            (Arc::new(Unavailable(sql_error(e))), false)
+            Err(sql_error(e))
         }
+    }
+}
+
+/// A SQLite database opened on its first statement rather than by every
+/// instance at start (the unrecorded-clicks tally: see
+/// [`crate::unrecorded::Tally`]). A failed open fails that statement and is
+/// tried again by the next; concurrent first statements each open, and the
+/// first connection kept wins (no statement waits on another).
+struct OpenOnUse {
+    label: &'static str,
+    conn: OnceLock<SpinSql>,
+}
+
+#[async_trait]
+impl SqlStore for OpenOnUse {
+    async fn execute(
+        &self,
+        statement: &Statement,
+        params: Vec<SqlValue>,
+    ) -> Result<Rows, StoreError> {
+        let conn = match self.conn.get() {
+            Some(conn) => conn,
+            None => {
+                let opened = connect(self.label).await?;
+                self.conn.get_or_init(|| opened)
+            }
+        };
+        conn.execute(statement, params).await
     }
 }
 
@@ -287,7 +327,10 @@ async fn build() -> (axum::Router, bool) {
     };
     let (kv, kv_opened) = open_kv(Duration::from_millis(u64::from(settings.kv_timeout_ms))).await;
     let (sql, sql_opened) = open_sql(crate::STORE_LABEL).await;
-    let (unrecorded, tally_opened) = open_sql(crate::unrecorded::TALLY_LABEL).await;
+    let unrecorded = OpenOnUse {
+        label: crate::unrecorded::TALLY_LABEL,
+        conn: OnceLock::new(),
+    };
     let app = crate::build_app(kv, sql, unrecorded, settings, crate::system_clock());
     let migrated = match crate::migrate(&app).await {
         Ok(_) => true,
@@ -298,7 +341,7 @@ async fn build() -> (axum::Router, bool) {
     };
     (
         crate::http::router(app),
-        kv_opened && sql_opened && tally_opened && migrated,
+        kv_opened && sql_opened && migrated,
     )
 }
 

@@ -176,6 +176,14 @@ impl TestApp {
         }
     }
 
+    /// Runs `/health` once, so that the tally database has set itself up
+    /// (its first statement applies pragmas and schema, as in each Spin
+    /// instance) and later requests show only their own storage spans.
+    pub async fn warm_tally(&self) {
+        let r = self.api(Method::GET, "/health", None).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    }
+
     /// Makes the next random-slug draws return `slugs`, in order.
     pub fn queue_random_slugs(&self, slugs: &[&str]) {
         let mut queue = self.slug_queue.lock().unwrap();

@@ -190,6 +190,7 @@ async fn each_route_makes_exactly_its_storage_spans() {
     let app = TestApp::spawn().await;
     let slug = app.create_ok("https://e.com", Some("routed")).await;
     app.follow(&slug).await;
+    app.warm_tally().await;
     let capture = Capture::start();
 
     let auth = format!("Bearer {TOKEN}");
@@ -330,6 +331,33 @@ async fn each_route_makes_exactly_its_storage_spans() {
 }
 
 #[tokio::test]
+async fn the_tally_database_is_set_up_by_its_first_statement_only() {
+    let app = TestApp::spawn().await;
+    let capture = Capture::start();
+    let tally_ops = |spans: &[SpanData]| {
+        let (_, storage) = split(spans);
+        storage
+            .into_iter()
+            .filter(|s| attr_str(s, "db.namespace").as_deref() == Some("unrecorded"))
+            .map(|s| attr_str(s, "db.operation.name").unwrap_or_default())
+            .collect::<Vec<_>>()
+    };
+    // A redirect whose click is recorded never touches the tally.
+    let slug = app.create_ok("https://e.com", None).await;
+    assert!(tally_ops(&capture.take()).is_empty());
+    app.follow(&slug).await;
+    assert!(tally_ops(&capture.take()).is_empty());
+    app.api(Method::GET, "/health", None).await;
+    assert_eq!(
+        tally_ops(&capture.take()),
+        ["PRAGMA", "PRAGMA", "PRAGMA", "CREATE", "SELECT"],
+        "busy timeout, WAL, synchronous, schema, then the probe"
+    );
+    app.api(Method::GET, "/health", None).await;
+    assert_eq!(tally_ops(&capture.take()), ["SELECT"]);
+}
+
+#[tokio::test]
 async fn an_unmatched_route_is_named_by_its_method_alone() {
     let app = TestApp::spawn().await;
     let capture = Capture::start();
@@ -376,6 +404,7 @@ async fn redirect_outcomes_and_visitor_kinds_are_recorded() {
 #[tokio::test]
 async fn the_request_span_continues_an_incoming_traceparent() {
     let app = TestApp::spawn().await;
+    app.warm_tally().await;
     let capture = Capture::start();
     let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
     let parent = "00f067aa0ba902b7";
@@ -424,6 +453,7 @@ async fn an_unsampled_traceparent_from_a_client_does_not_switch_the_spans_off() 
     let app = TestApp::spawn().await;
     let capture = Capture::start();
     let slug = app.create_ok("https://e.com", None).await;
+    app.warm_tally().await;
     capture.take();
     let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
     // /health: three probes; a redirect: the link read and the click write.
