@@ -10,11 +10,11 @@ use axum::body::Body;
 use axum::extract::{
     DefaultBodyLimit, FromRequest, FromRequestParts, MatchedPath, Path, Query, Request, State,
 };
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header, request::Parts};
+use axum::http::{HeaderValue, Method, StatusCode, header, request::Parts};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Extension, Json, Router};
+use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -235,11 +235,14 @@ impl<S: Send + Sync> FromRequestParts<S> for SlugPath {
 ))]
 async fn redirect(
     State(app): State<App>,
-    method: Method,
     path: Result<SlugPath, AppError>,
-    peer: Option<Extension<ClientAddr>>,
-    headers: HeaderMap,
+    request: Request,
 ) -> Result<Response, AppError> {
+    // The request's own parts, borrowed: extracting `HeaderMap` would copy
+    // every header on the hot path.
+    let (parts, _) = request.into_parts();
+    let (method, headers) = (&parts.method, &parts.headers);
+    let peer = parts.extensions.get::<ClientAddr>().map(|c| c.0);
     let span = tracing::Span::current();
     let outcome = |o: &'static str| span.record(attr::REDIRECT_OUTCOME, o);
     let Ok(SlugPath(slug)) = path else {
@@ -275,11 +278,7 @@ async fn redirect(
         .map(|v| String::from_utf8_lossy(v.as_bytes()))
         .collect();
     let forwarded: Vec<&str> = forwarded.iter().map(AsRef::as_ref).collect();
-    let ip = clicks::client_ip(
-        peer.map(|Extension(ClientAddr(ip))| ip),
-        &forwarded,
-        app.settings.trusted_proxy_hops,
-    );
+    let ip = clicks::client_ip(peer, &forwarded, app.settings.trusted_proxy_hops);
     let Some(salt) = app.settings.visitor_salt.as_deref() else {
         return Err(AppError::internal(anyhow::anyhow!(
             "visitor_salt is not set: refusing to record clicks without it"
