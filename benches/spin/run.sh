@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# The redirect hot path on a real `spin up`, against two baselines measured in
+# The redirect hot path on a real `spin up`, against baselines measured in
 # the same session (benches/README.md, "spin"):
-#   hello  - a component that answers 200 and touches no store
-#   kv     - the tutorial's redirect: one key-value get, 302
-#   ours   - shortener's redirect: key-value get, classified click written to
-#            SQLite, spans exported over wasi:otel to a loopback OTLP sink
+#   hello     - a component that answers 200 and touches no store
+#   kv        - the tutorial's redirect: one key-value get, 302
+#   kv-traced - kv, with Spin exporting its own spans as it does for ours
+#   kv-click  - the floor of a redirect that records clicks: kv plus one
+#               SQLite INSERT per redirect, nothing else
+#   ours      - shortener's redirect: key-value get, classified click written
+#               to SQLite, spans exported over wasi:otel to a loopback OTLP sink
 #
-# It builds all three, starts them side by side on loopback, and runs them
+# It builds them all, starts them side by side on loopback, and runs them
 # interleaved (round 1: hello, kv, ours; round 2: ...) with oha at a fixed
 # request count, so no request is abandoned at a deadline. Then it runs ours
 # at half of its median max throughput (oha -q) for the p99 at half load,
@@ -54,14 +57,16 @@ done
 if [[ $BUILD == 1 ]]; then
     echo "==> building (release, wasm32-wasip2)"
     (cd "$ROOT" && cargo build --quiet --target wasm32-wasip2 --release)
-    for crate in hello kv-redirect; do
+    for crate in hello kv-redirect kv-click; do
         (cd "$BENCH/$crate" && cargo build --quiet --release --target wasm32-wasip2 --target-dir "$OUT")
     done
 fi
 HELLO_WASM="$OUT/wasm32-wasip2/release/bench_hello.wasm"
 KV_WASM="$OUT/wasm32-wasip2/release/bench_kv_redirect.wasm"
+CLICK_WASM="$OUT/wasm32-wasip2/release/bench_kv_click.wasm"
 echo "==> component sizes (bytes)"
 printf '  %-8s %9d\n' hello "$(stat -c %s "$HELLO_WASM")" kv "$(stat -c %s "$KV_WASM")" \
+    kv-click "$(stat -c %s "$CLICK_WASM")" \
     ours "$(stat -c %s "$OURS_WASM")"
 
 WORK="$(mktemp -d)"
@@ -157,25 +162,27 @@ start_ours() { # name wasm [options: no-otel,no-export,reuse=N]
     [[ "$code" == 201 ]] || { echo "$1: creating the link answered $code" >&2; exit 1; }
 }
 
-clicks() { # port
-    curl -fs "http://127.0.0.1:$1/api/links/$SLUG" -H "Authorization: Bearer $TOKEN" | jq -r .clicks
+clicks() { # name port
+    if [[ "$1" == kv-click ]]; then curl -fs "http://127.0.0.1:$2/"; return; fi
+    curl -fs "http://127.0.0.1:$2/api/links/$SLUG" -H "Authorization: Bearer $TOKEN" | jq -r .clicks
 }
 
-echo "==> starting spin up x $((4 + ${#VARIANTS[@]})) on 127.0.0.1 (OTLP sink on :$SINK_PORT)"
+echo "==> starting spin up x $((5 + ${#VARIANTS[@]})) on 127.0.0.1 (OTLP sink on :$SINK_PORT)"
 start hello "$BENCH/hello/spin.toml"
 start kv "$BENCH/kv-redirect/spin.toml"
 # The same KV-only redirect with Spin's own tracing exported (its request
 # and key-value spans), as ours runs: what tracing costs the platform alone.
 OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$SINK_PORT" OTEL_SERVICE_NAME="kv-bench" \
     start kv-traced "$BENCH/kv-redirect/spin.toml"
-for name in kv kv-traced; do
+start kv-click "$BENCH/kv-click/spin.toml"
+for name in kv kv-traced kv-click; do
     port_var="PORT_${name//-/_}"
     code="$(curl -s -o /dev/null -w '%{http_code}' -X PUT "http://127.0.0.1:${!port_var}/$SLUG" \
         --data-binary 'https://example.com/landing')"
     [[ "$code" == 201 ]] || { echo "$name: seeding answered $code" >&2; exit 1; }
 done
 start_ours ours "$OURS_WASM"
-NAMES=(hello kv kv-traced ours)
+NAMES=(hello kv kv-traced kv-click ours)
 OURS_NAMES=(ours)
 for v in "${VARIANTS[@]}"; do
     name="${v%%=*}"; rest="${v#*=}"; wasm="${rest%%,*}"; flags=""
@@ -186,6 +193,7 @@ for v in "${VARIANTS[@]}"; do
 done
 
 is_ours() { local n; for n in "${OURS_NAMES[@]}"; do [[ "$n" == "$1" ]] && return 0; done; return 1; }
+counts_clicks() { is_ours "$1" || [[ "$1" == kv-click ]]; }
 
 # CPU seconds (user + system) a process and its descendants have used so far
 # (`spin up` runs the HTTP trigger in a child process).
@@ -203,7 +211,7 @@ run() {
     local port_var="PORT_${name//-/_}" path="/$SLUG" expect=302
     [[ "$name" == hello ]] && { path="/"; expect=200; }
     local before=0
-    is_ours "$name" && before="$(clicks "${!port_var}")"
+    counts_clicks "$name" && before="$(clicks "$name" "${!port_var}")"
     local json="$WORK/$name.$label.json" pid_var="PID_${name//-/_}"
     local cpu0; cpu0="$(cpu_secs "${!pid_var}")"
     oha -n "$REQUESTS" -c "$CONCURRENCY" --no-tui --redirect 0 --output-format json \
@@ -218,8 +226,8 @@ run() {
     p50="$(jq -r '.latencyPercentiles.p50 * 1000' "$json")"
     p99="$(jq -r '.latencyPercentiles.p99 * 1000' "$json")"
     local recon="-"
-    if is_ours "$name"; then
-        local after; after="$(clicks "${!port_var}")"
+    if counts_clicks "$name"; then
+        local after; after="$(clicks "$name" "${!port_var}")"
         local recorded=$((after - before))
         recon="clicks=$recorded 302s=$ok"
         if [[ "$recorded" != "$ok" ]]; then recon="$recon MISMATCH"; LOST=1; fi
@@ -261,10 +269,12 @@ for name in "${NAMES[@]}"; do
         "$(ratio kv "$name")" "$(ratio kv-traced "$name")"
 done
 
-for name in "${OURS_NAMES[@]}"; do
+# The p99 at half load: ours (the target), and the baselines that write or
+# read a store, for what the platform itself gives at half of their max.
+echo "==> at half of each one's median max throughput: oha -q <half> -n $REQUESTS -c $CONCURRENCY"
+printf 'name\tround\trps\tp50_ms\tp99_ms\tcpu_us/req\tclicks\n'
+for name in kv kv-click "${OURS_NAMES[@]}"; do
     half="$(col "$name" 3 | median | awk '{printf "%d", $1/2}')"
-    echo "==> $name at half its max throughput: oha -q $half -n $REQUESTS -c $CONCURRENCY"
-    printf 'name\tround\trps\tp50_ms\tp99_ms\tcpu_us/req\tclicks\n'
     run "$name" half -q "$half"
 done
 

@@ -1,0 +1,99 @@
+//! The floor under any redirect that records its clicks: the tutorial's
+//! redirect (one key-value get, 302) plus one SQLite INSERT of the click
+//! before answering, on one connection per instance in WAL mode with
+//! `synchronous=NORMAL`, through the synchronous `execute` (cheaper than
+//! `execute-async`). No classification, no visitor hash, no rollups, no
+//! spans. `PUT /{slug}` with the URL as the body seeds a link (the benchmark
+//! does it once, before it measures); `GET /` answers the number of clicks.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use spin_sdk::http::body::IncomingBodyExt;
+use spin_sdk::http::{IntoResponse, Request};
+use spin_sdk::key_value::Store;
+use spin_sdk::sqlite::wit::sqlite::{Connection, Value};
+
+const SETUP: [&str; 3] = [
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA synchronous=NORMAL",
+    "CREATE TABLE IF NOT EXISTS clicks (id INTEGER PRIMARY KEY, slug TEXT NOT NULL, at INTEGER NOT NULL, user_agent TEXT)",
+];
+
+thread_local! {
+    // One connection per instance (a component instance has one thread).
+    static DB: RefCell<Option<Rc<Connection>>> = const { RefCell::new(None) };
+}
+
+async fn db() -> Option<Rc<Connection>> {
+    if let Some(db) = DB.with(|db| db.borrow().clone()) {
+        return Some(db);
+    }
+    let conn = Connection::open_async("default".to_owned()).await.ok()?;
+    for statement in SETUP {
+        conn.execute(statement, &[]).ok()?;
+    }
+    let conn = Rc::new(conn);
+    DB.with(|db| *db.borrow_mut() = Some(conn.clone()));
+    Some(conn)
+}
+
+fn answer(status: u16, location: Option<&str>, body: String) -> http::Response<String> {
+    let mut builder = http::Response::builder().status(status);
+    if let Some(location) = location {
+        builder = builder.header("location", location);
+    }
+    builder.body(body).unwrap()
+}
+
+#[spin_sdk::http_service]
+async fn handle(request: Request) -> impl IntoResponse {
+    let slug = request.uri().path().trim_start_matches('/').to_owned();
+    let user_agent = request
+        .headers()
+        .get("user-agent")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let (Ok(store), Some(db)) = (Store::open_default().await, db().await) else {
+        return answer(500, None, String::new());
+    };
+    if request.method() == http::Method::PUT {
+        let Ok(url) = request.into_body().bytes().await else {
+            return answer(400, None, String::new());
+        };
+        return match store.set(&slug, &url).await {
+            Ok(()) => answer(201, None, String::new()),
+            Err(_) => answer(500, None, String::new()),
+        };
+    }
+    if slug.is_empty() {
+        return match db.execute("SELECT count(*) FROM clicks", &[]) {
+            Ok(result) => match result.rows.first().and_then(|r| r.values.first()) {
+                Some(Value::Integer(n)) => answer(200, None, n.to_string()),
+                _ => answer(500, None, String::new()),
+            },
+            Err(_) => answer(500, None, String::new()),
+        };
+    }
+    let url = match store.get(&slug).await {
+        Ok(Some(url)) => url,
+        Ok(None) => return answer(404, None, String::new()),
+        Err(_) => return answer(500, None, String::new()),
+    };
+    let at = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let params = [
+        Value::Text(slug),
+        Value::Integer(at),
+        user_agent.map_or(Value::Null, Value::Text),
+    ];
+    match db.execute(
+        "INSERT INTO clicks (slug, at, user_agent) VALUES (?1, ?2, ?3)",
+        &params,
+    ) {
+        Ok(_) => answer(302, std::str::from_utf8(&url).ok(), String::new()),
+        Err(_) => answer(500, None, String::new()),
+    }
+}
