@@ -9,12 +9,13 @@
 
 use axum::Router;
 use axum::extract::Path;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use crate::error::AppError;
+use crate::gzipped::{Gzipped, gzipped};
 use crate::http::App;
 
 /// Where the console lives (the reserved slug `console`).
@@ -41,18 +42,21 @@ pub const SECURITY_HEADERS: [(header::HeaderName, &str); 5] = [
 pub struct Asset {
     /// Its path under `/console/` (`""` is the page itself).
     pub path: &'static str,
+    /// Its file, relative to the crate root.
+    pub file: &'static str,
     /// Its media type.
     pub content_type: &'static str,
-    /// Its bytes.
-    pub bytes: &'static [u8],
+    /// Its bytes, gzipped at build time.
+    pub body: Gzipped,
 }
 
 macro_rules! asset {
     ($path:literal, $file:literal, $type:literal) => {
         Asset {
             path: $path,
+            file: concat!("console/", $file),
             content_type: $type,
-            bytes: include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/console/", $file)),
+            body: gzipped!(concat!("console/", $file)),
         }
     };
 }
@@ -91,10 +95,14 @@ pub fn routes() -> Router<App> {
     let refuse = async || AppError::MethodNotAllowed;
     Router::new()
         .route(PREFIX, get(to_slash).fallback(refuse))
-        .route("/console/", get(|| serve(String::new())).fallback(refuse))
+        .route(
+            "/console/",
+            get(|headers: HeaderMap| serve(String::new(), headers)).fallback(refuse),
+        )
         .route(
             "/console/{*path}",
-            get(|Path(path): Path<String>| serve(path)).fallback(refuse),
+            get(|Path(path): Path<String>, headers: HeaderMap| serve(path, headers))
+                .fallback(refuse),
         )
         .layer(middleware::map_response(security_headers))
 }
@@ -109,9 +117,9 @@ async fn to_slash() -> Response {
         .into_response()
 }
 
-async fn serve(path: String) -> Result<Response, AppError> {
+async fn serve(path: String, headers: HeaderMap) -> Result<Response, AppError> {
     let asset = asset(&path).ok_or_else(|| AppError::NoRoute)?;
-    Ok(([(header::CONTENT_TYPE, asset.content_type)], asset.bytes).into_response())
+    asset.body.respond(&headers, asset.content_type)
 }
 
 async fn security_headers(mut response: Response) -> Response {
@@ -129,7 +137,7 @@ mod tests {
     #[test]
     fn every_asset_path_is_unique_and_non_empty() {
         for (i, a) in ASSETS.iter().enumerate() {
-            assert!(!a.bytes.is_empty(), "{}", a.path);
+            assert!(!a.body.bytes().unwrap().is_empty(), "{}", a.path);
             assert!(
                 ASSETS[i + 1..].iter().all(|b| b.path != a.path),
                 "{}",
@@ -148,7 +156,7 @@ mod tests {
 
     #[test]
     fn the_page_loads_no_script_or_style_from_elsewhere_and_has_no_inline_code() {
-        let page = std::str::from_utf8(asset("").unwrap().bytes).unwrap();
+        let page = String::from_utf8(asset("").unwrap().body.bytes().unwrap()).unwrap();
         for attr in ["src=\"", "href=\""] {
             for part in page.split(attr).skip(1) {
                 assert!(!part.split('"').next().unwrap().contains("//"), "{part}");

@@ -20,6 +20,8 @@
 //! * [`metrics`]: the `/metrics` exposition, read from SQLite.
 //! * [`qr`]: QR codes of short URLs (SVG and PNG).
 //! * [`console`]: the web console under `/console/`, its assets compiled in.
+//! * [`gzipped`]: files compiled in gzipped (by `build.rs`) and served
+//!   compressed or inflated, as the client accepts.
 //! * [`migrations`]: the versioned SQLite schema and its triggers.
 //! * [`storage`]: the two ports (`KvStore`, `SqlStore`) and the `Traced`
 //!   wrapper that puts every storage call in a client span.
@@ -37,6 +39,7 @@ pub mod clicks;
 pub mod config;
 pub mod console;
 pub mod error;
+pub mod gzipped;
 pub mod host;
 pub mod http;
 pub mod links;

@@ -19,8 +19,10 @@
 //! description's paths and methods: a route added without a
 //! `#[utoipa::path]` (or missing from `ApiDoc`'s `paths(...)`) fails it.
 
-use axum::http::{HeaderValue, header};
-use axum::response::{IntoResponse, Response};
+use crate::error::AppError;
+use crate::gzipped::gzipped;
+use axum::http::HeaderMap;
+use axum::response::Response;
 use serde::{Deserialize, Serialize};
 #[cfg(not(target_arch = "wasm32"))]
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -30,8 +32,10 @@ use utoipa::{Modify, OpenApi, ToSchema};
 /// Where the description is served.
 pub const PATH: &str = "/api/openapi.json";
 
-/// The committed description (`openapi.json`), served by every build; the
-/// golden-file test below keeps it equal to [`generate`]'s output.
+/// The committed description (`openapi.json`); the golden-file test below
+/// keeps it equal to [`generate`]'s output. Native only: the component
+/// carries it gzipped ([`serve`]).
+#[cfg(not(target_arch = "wasm32"))]
 pub const DESCRIPTION: &str = include_str!("../openapi.json");
 
 /// The description: every path of the API and the schemas they use.
@@ -148,20 +152,15 @@ pub fn generate() -> String {
         (status = 200, description = "This OpenAPI description.", content_type = "application/json", body = Object),
     )
 ))]
-pub async fn serve() -> Response {
-    (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        DESCRIPTION,
-    )
-        .into_response()
+pub async fn serve(headers: HeaderMap) -> Result<Response, AppError> {
+    gzipped!("openapi.json").respond(&headers, "application/json")
 }
 
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use std::collections::BTreeSet;
+
+    use axum::response::IntoResponse;
 
     use axum::body::Body;
     use axum::http::{Method, Request, StatusCode};

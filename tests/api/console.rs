@@ -51,6 +51,10 @@ async fn the_bare_prefix_redirects_relatively_to_the_page() {
     assert_security_headers(&r);
 }
 
+fn repository_file(file: &str) -> Vec<u8> {
+    std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(file)).unwrap()
+}
+
 #[tokio::test]
 async fn every_console_asset_is_served_with_its_type_bytes_and_headers() {
     let app = TestApp::spawn().await;
@@ -58,8 +62,36 @@ async fn every_console_asset_is_served_with_its_type_bytes_and_headers() {
         let r = get(&app, &format!("/console/{}", asset.path)).await;
         assert_eq!(r.status, StatusCode::OK, "{}", asset.path);
         assert_eq!(r.header("content-type"), Some(asset.content_type));
-        assert_eq!(r.body, asset.bytes, "{}", asset.path);
+        assert_eq!(r.header("content-encoding"), None, "{}", asset.path);
+        assert_eq!(r.header("vary"), Some("accept-encoding"));
+        assert_eq!(r.body, repository_file(asset.file), "{}", asset.path);
         assert_security_headers(&r);
+    }
+}
+
+#[tokio::test]
+async fn a_client_that_accepts_gzip_gets_every_served_file_gzipped() {
+    use std::io::Read;
+    let app = TestApp::spawn().await;
+    let files = console::ASSETS
+        .iter()
+        .map(|a| (format!("/console/{}", a.path), a.file))
+        .chain([("/api/openapi.json".to_owned(), "openapi.json")]);
+    for (path, file) in files {
+        let request = Request::get(&path)
+            .header("accept-encoding", "br, gzip;q=0.8")
+            .body(Body::empty())
+            .unwrap();
+        let r = app.send(request).await;
+        assert_eq!(r.status, StatusCode::OK, "{path}");
+        assert_eq!(r.header("content-encoding"), Some("gzip"), "{path}");
+        assert_eq!(r.header("vary"), Some("accept-encoding"), "{path}");
+        let mut inflated = Vec::new();
+        flate2::read::GzDecoder::new(r.body.as_slice())
+            .read_to_end(&mut inflated)
+            .unwrap();
+        assert_eq!(inflated, repository_file(file), "{path}");
+        assert!(r.body.len() < inflated.len(), "{path}");
     }
 }
 
