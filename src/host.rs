@@ -37,7 +37,14 @@ pub fn trust_host_headers(headers: &mut HeaderMap) {
         .collect();
     for name in names {
         let last = if SPIN_HEADERS.contains(&name.as_str()) {
-            headers.get_all(&name).iter().next_back().cloned()
+            let mut values = headers.get_all(&name).iter();
+            let last = values.next_back();
+            if values.next().is_none() {
+                // Spin's value alone (every request but a forging one):
+                // nothing to rewrite.
+                continue;
+            }
+            last.cloned()
         } else {
             None
         };
