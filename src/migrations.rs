@@ -149,9 +149,39 @@ pub const MIGRATIONS: &[Migration] = &[
     },
 ];
 
+/// What a connection finds on arrival: the schema version and the journal
+/// mode (through the pragma's table-valued function, so one statement). An
+/// error means no schema yet.
+const ARRIVAL: Statement = Statement {
+    sql: "SELECT (SELECT coalesce(max(version), 0) FROM schema_migrations), \
+          (SELECT journal_mode FROM pragma_journal_mode)",
+    operation: "SELECT",
+    table: "schema_migrations",
+};
+
 /// Applies connection settings and every pending migration; returns the
 /// schema version now in force.
+///
+/// Every Spin instance runs this on its new connection, most often against
+/// a database that is already migrated and in WAL mode: then one statement
+/// finds that out and one more sets the connection's `synchronous`, instead
+/// of the five statements (~0.3 ms each on a new connection) of the full
+/// path below.
 pub async fn run(db: &dyn SqlStore, now_unix: i64) -> Result<i64, StoreError> {
+    if let Ok(rows) = db.execute(&ARRIVAL, vec![]).await {
+        let row = rows.rows.first();
+        let version = row.and_then(|r| r.first()).and_then(SqlValue::as_i64);
+        let mode = row.and_then(|r| r.get(1)).and_then(SqlValue::as_str);
+        if let (Some(version), Some("wal")) = (version, mode)
+            && version >= latest_version()
+        {
+            let [_, synchronous] = &PRAGMAS;
+            if let Err(e) = db.execute(synchronous, vec![]).await {
+                tracing::warn!(error = %e, pragma = synchronous.sql, "pragma not applied");
+            }
+            return Ok(version);
+        }
+    }
     for pragma in &PRAGMAS {
         // A remote database (libSQL) may refuse local pragmas: not fatal.
         if let Err(e) = db.execute(pragma, vec![]).await {
@@ -233,6 +263,60 @@ mod tests {
         assert_eq!(run(&db, 0).await.unwrap(), latest_version());
         let versions = db.execute(&VERSIONS, vec![]).await.unwrap();
         assert_eq!(versions.scalar_i64(), MIGRATIONS.len() as i64);
+    }
+
+    /// Records the SQL of every statement it runs.
+    struct Recording(SqliteStore, std::sync::Mutex<Vec<&'static str>>);
+
+    #[async_trait::async_trait]
+    impl SqlStore for Recording {
+        async fn execute(
+            &self,
+            statement: &Statement,
+            params: Vec<SqlValue>,
+        ) -> Result<Rows, StoreError> {
+            self.1.lock().unwrap().push(statement.sql);
+            self.0.execute(statement, params).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_new_connection_to_a_migrated_database_runs_two_statements() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.db");
+        run(&SqliteStore::open(&path).unwrap(), 0).await.unwrap();
+        let next = Recording(SqliteStore::open(&path).unwrap(), Default::default());
+        assert_eq!(run(&next, 1).await.unwrap(), latest_version());
+        assert_eq!(
+            *next.1.lock().unwrap(),
+            [ARRIVAL.sql, "PRAGMA synchronous=NORMAL"]
+        );
+        let sync = Statement {
+            sql: "PRAGMA synchronous",
+            operation: "PRAGMA",
+            table: "",
+        };
+        // NORMAL is 1.
+        assert_eq!(next.execute(&sync, vec![]).await.unwrap().scalar_i64(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_migrated_database_found_out_of_wal_mode_is_put_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.db");
+        run(&SqliteStore::open(&path).unwrap(), 0).await.unwrap();
+        let other = SqliteStore::open(&path).unwrap();
+        let delete = Statement {
+            sql: "PRAGMA journal_mode=DELETE",
+            operation: "PRAGMA",
+            table: "",
+        };
+        other.execute(&delete, vec![]).await.unwrap();
+        drop(other);
+        let db = SqliteStore::open(&path).unwrap();
+        assert_eq!(run(&db, 1).await.unwrap(), latest_version());
+        let mode = db.execute(&JOURNAL, vec![]).await.unwrap();
+        assert_eq!(mode.rows[0][0], SqlValue::Text("wal".into()));
     }
 
     #[tokio::test]
