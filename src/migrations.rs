@@ -24,16 +24,8 @@ const fn ddl(sql: &'static str) -> Statement {
 /// one connection per instance they are worth 20x on the click write, and
 /// WAL+NORMAL survives a process crash (a power loss may drop the last commits).
 pub const PRAGMAS: [Statement; 2] = [
-    Statement {
-        sql: "PRAGMA journal_mode=WAL",
-        operation: "PRAGMA",
-        table: "",
-    },
-    Statement {
-        sql: "PRAGMA synchronous=NORMAL",
-        operation: "PRAGMA",
-        table: "",
-    },
+    Statement::pragma("PRAGMA journal_mode=WAL"),
+    Statement::pragma("PRAGMA synchronous=NORMAL"),
 ];
 
 const CREATE_MIGRATIONS: Statement = Statement {
@@ -224,11 +216,7 @@ mod tests {
         operation: "SELECT",
         table: "schema_migrations",
     };
-    const JOURNAL: Statement = Statement {
-        sql: "PRAGMA journal_mode",
-        operation: "PRAGMA",
-        table: "",
-    };
+    const JOURNAL: Statement = Statement::pragma("PRAGMA journal_mode");
 
     #[tokio::test]
     async fn a_fresh_database_is_migrated_to_the_latest_version_in_wal_mode() {
@@ -291,11 +279,7 @@ mod tests {
             *next.1.lock().unwrap(),
             [ARRIVAL.sql, "PRAGMA synchronous=NORMAL"]
         );
-        let sync = Statement {
-            sql: "PRAGMA synchronous",
-            operation: "PRAGMA",
-            table: "",
-        };
+        let sync = Statement::pragma("PRAGMA synchronous");
         // NORMAL is 1.
         assert_eq!(next.execute(&sync, vec![]).await.unwrap().scalar_i64(), 1);
     }
@@ -306,11 +290,7 @@ mod tests {
         let path = dir.path().join("m.db");
         run(&SqliteStore::open(&path).unwrap(), 0).await.unwrap();
         let other = SqliteStore::open(&path).unwrap();
-        let delete = Statement {
-            sql: "PRAGMA journal_mode=DELETE",
-            operation: "PRAGMA",
-            table: "",
-        };
+        let delete = Statement::pragma("PRAGMA journal_mode=DELETE");
         other.execute(&delete, vec![]).await.unwrap();
         drop(other);
         let db = SqliteStore::open(&path).unwrap();

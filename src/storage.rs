@@ -124,6 +124,17 @@ pub struct Statement {
     pub table: &'static str,
 }
 
+impl Statement {
+    /// A `PRAGMA` (no table).
+    pub const fn pragma(sql: &'static str) -> Self {
+        Self {
+            sql,
+            operation: "PRAGMA",
+            table: "",
+        }
+    }
+}
+
 /// The rows a statement returned.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Rows {

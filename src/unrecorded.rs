@@ -273,22 +273,14 @@ mod tests {
             of_link(&db, "abc", "t").await.unwrap(),
             ByKind { human: 1, bot: 0 }
         );
-        let wait = Statement {
-            sql: "PRAGMA busy_timeout",
-            operation: "PRAGMA",
-            table: "",
-        };
+        let wait = Statement::pragma("PRAGMA busy_timeout");
         assert_eq!(db.execute(&wait, vec![]).await.unwrap().scalar_i64(), 250);
     }
 
     #[tokio::test]
     async fn the_busy_timeout_pragma_sets_the_connections_wait() {
         let (_dir, main, _tally) = tally_db().await;
-        let read = Statement {
-            sql: "PRAGMA busy_timeout",
-            operation: "PRAGMA",
-            table: "",
-        };
+        let read = Statement::pragma("PRAGMA busy_timeout");
         let rows = main.execute(&read, vec![]).await.unwrap();
         assert_eq!(rows.scalar_i64(), 500);
     }
