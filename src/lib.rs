@@ -96,10 +96,7 @@ pub fn build_app(
 pub async fn migrate(app: &App) -> Result<i64, StoreError> {
     let now = (app.clock)().unix_timestamp();
     let timeout = unrecorded::busy_timeout(app.settings.sqlite_busy_timeout_ms);
-    // A remote database (libSQL) may refuse it: not fatal.
-    if let Err(e) = app.sql.execute(&timeout, vec![]).await {
-        tracing::warn!(error = %e, "busy_timeout not applied");
-    }
+    migrations::apply_pragma(app.sql.as_ref(), &timeout).await;
     migrations::run(app.sql.as_ref(), now).await
 }
 

@@ -21,6 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use async_trait::async_trait;
 use serde::Serialize;
 
+use crate::migrations::apply_pragma;
 use crate::storage::{Rows, SqlStore, SqlValue, Statement, StoreError};
 
 /// The Spin SQLite label of the tally database.
@@ -98,20 +99,16 @@ impl ByKind {
 /// made once per connection setup (once per Spin instance, whose memory goes
 /// with it), so leaking these few bytes is bounded.
 pub fn busy_timeout(ms: u32) -> Statement {
-    Statement {
-        sql: Box::leak(format!("PRAGMA busy_timeout = {ms}").into_boxed_str()),
-        operation: "PRAGMA",
-        table: "",
-    }
+    Statement::pragma(Box::leak(
+        format!("PRAGMA busy_timeout = {ms}").into_boxed_str(),
+    ))
 }
 
 /// Sets the tally database up: WAL + `synchronous=NORMAL` like the click
 /// database (a refused pragma is logged, not fatal), and its table.
 pub async fn prepare(tally: &dyn SqlStore) -> Result<(), StoreError> {
     for pragma in &crate::migrations::PRAGMAS {
-        if let Err(e) = tally.execute(pragma, vec![]).await {
-            tracing::warn!(error = %e, pragma = pragma.sql, "pragma not applied to the tally");
-        }
+        apply_pragma(tally, pragma).await;
     }
     for statement in &SCHEMA {
         tally.execute(statement, vec![]).await?;
@@ -152,10 +149,7 @@ impl<S: SqlStore> SqlStore for Tally<S> {
         params: Vec<SqlValue>,
     ) -> Result<Rows, StoreError> {
         if !self.ready.load(Ordering::Acquire) {
-            // A remote database (libSQL) may refuse it: not fatal.
-            if let Err(e) = self.inner.execute(&self.busy_timeout, vec![]).await {
-                tracing::warn!(error = %e, "busy_timeout not applied to the tally");
-            }
+            apply_pragma(&self.inner, &self.busy_timeout).await;
             prepare(&self.inner).await?;
             self.ready.store(true, Ordering::Release);
         }
