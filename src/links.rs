@@ -570,16 +570,7 @@ impl Links<'_> {
         limit: usize,
     ) -> Result<(Vec<Link>, Option<String>), LinkError> {
         let after = cursor.map_or("", Slug::as_str);
-        let fetch = i64::try_from(limit + 1).unwrap_or(i64::MAX);
-        let rows = self
-            .sql
-            .execute(&PAGE, vec![after.into(), SqlValue::Integer(fetch)])
-            .await?;
-        let slugs: Vec<String> = rows
-            .rows
-            .iter()
-            .filter_map(|r| r.first().and_then(SqlValue::as_str).map(str::to_owned))
-            .collect();
+        let slugs = self.slugs_after(after, limit + 1).await?;
         let more = slugs.len() > limit;
         let mut links = Vec::with_capacity(limit);
         for raw in slugs.iter().take(limit) {
@@ -616,21 +607,7 @@ impl Links<'_> {
         let mut scanned = 0;
         loop {
             let want = BATCH.min(SEARCH_SCAN_LIMIT - scanned);
-            let rows = self
-                .sql
-                .execute(
-                    &PAGE,
-                    vec![
-                        after.as_str().into(),
-                        SqlValue::Integer(i64::try_from(want).unwrap_or(i64::MAX)),
-                    ],
-                )
-                .await?;
-            let slugs: Vec<String> = rows
-                .rows
-                .iter()
-                .filter_map(|r| r.first().and_then(SqlValue::as_str).map(str::to_owned))
-                .collect();
+            let slugs = self.slugs_after(&after, want).await?;
             let exhausted = slugs.len() < want;
             for (i, raw) in slugs.iter().enumerate() {
                 scanned += 1;
@@ -663,11 +640,21 @@ impl Links<'_> {
     }
 
     async fn any_after(&self, after: &str) -> Result<bool, LinkError> {
+        Ok(!self.slugs_after(after, 1).await?.is_empty())
+    }
+
+    /// Up to `count` registered slugs after `after`, in slug order.
+    async fn slugs_after(&self, after: &str, count: usize) -> Result<Vec<String>, LinkError> {
+        let count = i64::try_from(count).unwrap_or(i64::MAX);
         let rows = self
             .sql
-            .execute(&PAGE, vec![after.into(), SqlValue::Integer(1)])
+            .execute(&PAGE, vec![after.into(), SqlValue::Integer(count)])
             .await?;
-        Ok(!rows.rows.is_empty())
+        Ok(rows
+            .rows
+            .iter()
+            .filter_map(|r| r.first().and_then(SqlValue::as_str).map(str::to_owned))
+            .collect())
     }
 
     /// Applies `patch` to the stored link; `None` when no such link.
