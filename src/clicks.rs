@@ -89,9 +89,8 @@ const MEMO_MAX_AGENT: usize = 512;
 
 impl Agent {
     /// The classifier's answer for `ua`, remembered: the same few agents
-    /// make most of a link's clicks, and classifying one costs ~40 µs in
-    /// the component (its bot automaton ~0.8 ms more on first use), a
-    /// lookup about 1 µs. The answer is a pure function of `ua`, so the
+    /// make most of a link's clicks, and classifying one cost ~40 µs in the
+    /// component, a lookup about 1 µs. The answer is a pure function of `ua`, so the
     /// memo changes no answer.
     fn of(ua: &str) -> Self {
         static MEMO: LazyLock<Mutex<HashMap<Box<str>, Agent>>> =

@@ -7,8 +7,9 @@
 //!
 //! Per instance (Spin reuses an instance for ~128 requests, up to 16 at a
 //! time), on first use: open the key-value store and **one** connection to
-//! the click database, apply the busy timeout, WAL + `synchronous=NORMAL`
-//! and the migrations, build the router. One connection per instance with
+//! the click database, apply the busy timeout and `synchronous=NORMAL`,
+//! check the schema (WAL, migrations: `crate::migrations::run`), build the
+//! router. One connection per instance with
 //! WAL + NORMAL is ~20x faster than a connection per request in the default
 //! rollback mode (docs/spin-platform.md §6). The unrecorded-clicks tally,
 //! which a redirect whose click is recorded never touches, is opened and set
@@ -315,7 +316,8 @@ impl SqlStore for OpenOnUse {
 }
 
 /// Builds the instance's router; `true` when it may be kept for the
-/// instance's later requests (every store opened, the schema is in place).
+/// instance's later requests (the key-value store and the click database
+/// opened, the schema is in place).
 async fn build() -> (axum::Router, bool) {
     let settings = match read_settings().await {
         Ok(s) => s,
