@@ -8,9 +8,8 @@
 //! * (a) with no subscriber at all (first, before any was ever installed:
 //!   what a component without telemetry pays), and again between the (b)
 //!   rounds, to cancel the drift of the growing clicks table;
-//! * (b) with the production layer as the thread's default subscriber:
-//!   `telemetry::provider_builder()` + a simple processor whose exporter
-//!   counts and drops the spans, under `telemetry::layer`.
+//! * (b) with the production tracer as the thread's default subscriber
+//!   (`telemetry::Tracer`), whose exporter counts and drops the spans.
 //!
 //! `cargo bench --bench redirect [-- --requests 2000 --rounds 6]` (or
 //! `REDIRECT_REQUESTS`, `REDIRECT_ROUNDS`). Without `--bench` (under
@@ -27,11 +26,9 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
-use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 use shortener::http::ClientAddr;
+use shortener::telemetry::wasi_otel::wit;
 use tower::ServiceExt;
-use tracing_subscriber::layer::SubscriberExt;
 
 const SLUG: &str = "launch";
 const CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36";
@@ -42,10 +39,10 @@ const EXPECTED_SPANS: usize = 3;
 #[derive(Debug, Clone, Default)]
 struct Dropping(Arc<AtomicUsize>);
 
-impl SpanExporter for Dropping {
-    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
-        self.0.fetch_add(batch.len(), Ordering::Relaxed);
-        Ok(())
+impl shortener::telemetry::Exporter for Dropping {
+    fn on_start(&self, _context: &wit::SpanContext) {}
+    fn on_end(&self, _span: wit::SpanData) {
+        self.0.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -142,11 +139,8 @@ async fn run(config: Config) {
     // (a) before any subscriber ever existed in this process.
     batch(&router, n, &mut pristine, &mut seq).await;
     let spans = Arc::new(AtomicUsize::new(0));
-    let provider = shortener::telemetry::provider_builder()
-        .with_simple_exporter(Dropping(spans.clone()))
-        .build();
-    let subscriber = tracing_subscriber::registry().with(shortener::telemetry::layer(&provider));
-    let dispatch = tracing::Dispatch::new(subscriber);
+    let dispatch =
+        tracing::Dispatch::new(shortener::telemetry::Tracer::new(Dropping(spans.clone())));
 
     // Register the app's callsites with the subscriber in force. (With
     // exactly one `Dispatch` alive, tracing-core asks only the thread's
@@ -172,7 +166,6 @@ async fn run(config: Config) {
         }
     }
     let exported = spans.load(Ordering::Relaxed) - baseline;
-    let _ = provider.shutdown();
     let spans_per_request = exported as f64 / traced.len() as f64;
 
     let a0 = summary(&mut pristine);

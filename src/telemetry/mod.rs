@@ -1,20 +1,25 @@
 //! Tracing: attribute names, the request span, trace-context propagation.
 //!
-//! Spans are made with `tracing` and turned into OpenTelemetry spans by
-//! `tracing-opentelemetry`; `otel.name`, `otel.kind` and `otel.status_code`
-//! are its conventions for the span name, kind and status. Where the spans go
-//! is the host's business: the Spin shell hands them to Spin over wasi:otel
-//! (`crate::shell::otel`, converting with [`wasi_otel`]), the native tests
-//! to an in-memory exporter.
+//! Spans are made with `tracing` and turned into OpenTelemetry span records
+//! by [`tracer::Tracer`], a `tracing` subscriber; `otel.name`, `otel.kind`
+//! and `otel.status_code` are the conventions (tracing-opentelemetry's) for
+//! the span name, kind and status. Where the records go is the host's
+//! business: the Spin shell hands them to Spin over wasi:otel
+//! (`crate::shell::otel`), the native tests keep them in memory.
 
 // The wasm component without the `otel` feature must not carry the
 // wasi:otel bindings (it would not load on a plain `spin up`).
 #[cfg(any(not(target_arch = "wasm32"), feature = "otel"))]
+pub mod tracer;
+#[cfg(any(not(target_arch = "wasm32"), feature = "otel"))]
 pub mod wasi_otel;
 
+#[cfg(any(not(target_arch = "wasm32"), feature = "otel"))]
+pub use tracer::{Exporter, Tracer};
+
 use opentelemetry::propagation::TextMapPropagator;
+use opentelemetry::trace::TraceContextExt as _;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
-use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 /// Attribute names (OpenTelemetry semantic conventions, plus our own
 /// `shortener.*` domain attributes) and fixed values.
@@ -85,22 +90,25 @@ pub fn method_label(method: &str) -> &'static str {
 /// method as [`method_label`] records it).
 ///
 /// Trace context: the span continues the trace id of a valid W3C
-/// `traceparent` in `headers` (from a tracing proxy), or starts a new trace.
-/// It is always recorded, whatever the parent's sampled flag says (see
-/// [`provider_builder`]): the public can reach the app without a proxy, and
-/// must not be able to switch its spans off. Without a matched route
-/// (`None`) the span is named by the method alone, as the HTTP semantic
-/// conventions ask.
+/// `traceparent` in `headers` (from a tracing proxy), or starts a new trace
+/// (the [`Tracer`] reads the parent from `otel.parent`). It is always
+/// recorded, whatever the parent's sampled flag says: the public can reach
+/// the app without a proxy, and must not be able to switch its spans off.
+/// Without a matched route (`None`) the span is named by the method alone,
+/// as the HTTP semantic conventions ask.
 pub fn request_span(method: &str, route: Option<&str>, headers: &http::HeaderMap) -> tracing::Span {
     let method = method_label(method);
     let name = match route {
         Some(route) => format!("{method} {route}"),
         None => method.to_owned(),
     };
-    let span = tracing::info_span!(
+    let (parent, trace_state) = remote_parent(headers).unzip();
+    tracing::info_span!(
         "request",
         otel.name = name,
         otel.kind = "server",
+        otel.parent = parent,
+        otel.trace_state = trace_state.filter(|s| !s.is_empty()),
         { attr::HTTP_REQUEST_METHOD } = method,
         { attr::HTTP_ROUTE } = route,
         { attr::HTTP_RESPONSE_STATUS_CODE } = tracing::field::Empty,
@@ -110,11 +118,21 @@ pub fn request_span(method: &str, route: Option<&str>, headers: &http::HeaderMap
         { attr::ERROR_TYPE } = tracing::field::Empty,
         otel.status_code = tracing::field::Empty,
         otel.status_description = tracing::field::Empty,
-    );
-    let parent = TraceContextPropagator::new().extract(&HeaderExtractor(headers));
-    // Without a valid remote parent the span keeps its own new root context.
-    let _ = span.set_parent(parent);
-    span
+    )
+}
+
+/// The valid W3C `traceparent` in `headers` as `<trace id>-<span id>` in
+/// hex, with its `tracestate` header; `None` without a valid one.
+/// (OpenTelemetry's own propagator decides what is valid.)
+fn remote_parent(headers: &http::HeaderMap) -> Option<(String, String)> {
+    let context = TraceContextPropagator::new().extract(&HeaderExtractor(headers));
+    let parent = context.span().span_context().clone();
+    parent.is_valid().then(|| {
+        (
+            format!("{:032x}-{:016x}", parent.trace_id(), parent.span_id()),
+            parent.trace_state().header(),
+        )
+    })
 }
 
 /// Records the answered status on the request span; a 5xx marks it failed.
@@ -137,34 +155,5 @@ impl opentelemetry::propagation::Extractor for HeaderExtractor<'_> {
     }
 }
 
-/// The tracer provider builder every host uses. It samples every span
-/// (`AlwaysOn`), ignoring a remote parent's sampled flag: the flag arrives
-/// in a `traceparent` header that any client can send, and an unsampled one
-/// would otherwise switch off the request span and all its storage spans
-/// (and, with them, the span-derived click metrics). Volume is bounded by
-/// the exporter's queue (`OTEL_BSP_MAX_QUEUE_SIZE`), not by the public.
-/// The host adds its span processor (wasi:otel in Spin, in-memory in tests).
-pub fn provider_builder() -> opentelemetry_sdk::trace::TracerProviderBuilder {
-    use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
-    SdkTracerProvider::builder().with_sampler(Sampler::AlwaysOn)
-}
-
 /// The name of our instrumentation scope.
 pub const SCOPE: &str = "shortener";
-
-/// The `tracing` → OpenTelemetry layer, without the `code.*`, `thread.*`
-/// and `target` attributes tracing-opentelemetry adds by default.
-pub fn layer<S>(
-    provider: &opentelemetry_sdk::trace::SdkTracerProvider,
-) -> tracing_opentelemetry::OpenTelemetryLayer<S, opentelemetry_sdk::trace::SdkTracer>
-where
-    S: tracing::Subscriber + for<'span> tracing_subscriber::registry::LookupSpan<'span>,
-{
-    use opentelemetry::trace::TracerProvider as _;
-    tracing_opentelemetry::layer()
-        .with_tracer(provider.tracer(SCOPE))
-        .with_location(false)
-        .with_threads(false)
-        .with_target(false)
-        .with_tracked_inactivity(false)
-}

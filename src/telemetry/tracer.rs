@@ -1,0 +1,771 @@
+//! The `tracing` subscriber that makes OpenTelemetry spans: each span of the
+//! `tracing` crate becomes a `wasi:otel` span record ([`wit::SpanData`]),
+//! handed to an [`Exporter`] when it starts and when it ends.
+//!
+//! It replaces `tracing-subscriber` + `tracing-opentelemetry` + the
+//! OpenTelemetry SDK, which built an SDK span per `tracing` span and then
+//! converted it into the same record: about 50 KB of component and a share
+//! of the guest's CPU per span, for features (sampling, batching, limits,
+//! links) the host already has or we do not use. What it keeps of their
+//! conventions:
+//! - `otel.name`, `otel.kind`, `otel.status_code` and
+//!   `otel.status_description` name the span, give its kind and status;
+//!   every other field is an attribute (recorded again: replaced).
+//! - A span's parent is its explicit parent, else the current span; a span
+//!   without one continues the remote parent in `otel.parent` (the
+//!   `traceparent` ids, `<trace id>-<span id>` in hex, with its
+//!   `otel.trace_state`), else starts a new trace. Every span is sampled.
+//! - An event inside a span becomes a span event named by its message, with
+//!   `level`, `target` and its fields as attributes; an `ERROR` event marks
+//!   a span whose status is unset as failed. Events outside spans are
+//!   dropped. Only `INFO` and above is recorded.
+//!
+//! The state is one map of open spans behind a mutex, and a per-thread
+//! stack of entered spans; no lock is held while the exporter runs.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::fmt::{self, Write as _};
+use std::sync::Mutex;
+use std::time::SystemTime;
+
+use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id, Record};
+use tracing::subscriber::Interest;
+use tracing::{Event, Level, Metadata, Subscriber};
+
+use super::SCOPE;
+use super::wasi_otel::{
+    InstrumentationScope, KeyValue, NO_SPAN, bool_json, datetime, f64_json, int_json, span_id_hex,
+    string_json, trace_id_hex, wit,
+};
+
+/// Where finished spans go: the host over wasi:otel in Spin, memory in tests.
+pub trait Exporter: Send + Sync + 'static {
+    /// A span has started (the host's contract: before its [`on_end`](Self::on_end)).
+    fn on_start(&self, context: &wit::SpanContext);
+    /// A span has ended.
+    fn on_end(&self, span: wit::SpanData);
+}
+
+/// The subscriber; install it with `tracing::subscriber::set_global_default`
+/// (or `set_default` in a test).
+pub struct Tracer {
+    open: Mutex<HashMap<u64, Open>>,
+    exporter: Box<dyn Exporter>,
+}
+
+/// A started span: its record so far, and how many `tracing` handles
+/// (`Span` clones) still refer to it.
+struct Open {
+    handles: usize,
+    metadata: &'static Metadata<'static>,
+    trace_id: u128,
+    data: wit::SpanData,
+    status: Status,
+}
+
+/// `otel.status_code` and `otel.status_description` as recorded so far.
+#[derive(Default)]
+struct Status {
+    code: Option<wit::Status>,
+    description: Option<String>,
+}
+
+thread_local! {
+    /// The spans entered on this thread, innermost last.
+    static ENTERED: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
+}
+
+impl Tracer {
+    /// A subscriber exporting to `exporter`, as our instrumentation scope
+    /// ([`SCOPE`]).
+    pub fn new(exporter: impl Exporter) -> Self {
+        Self {
+            open: Mutex::new(HashMap::new()),
+            exporter: Box::new(exporter),
+        }
+    }
+
+    fn open(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Open>> {
+        // A panic elsewhere must not switch tracing off for the instance.
+        self.open.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The innermost entered span of this thread that is one of ours.
+    fn current(&self, open: &HashMap<u64, Open>) -> Option<u64> {
+        ENTERED.with(|entered| {
+            entered
+                .borrow()
+                .iter()
+                .rev()
+                .copied()
+                .find(|id| open.contains_key(id))
+        })
+    }
+
+    /// A new span id: random, never zero, never one already open.
+    fn new_span_id(open: &HashMap<u64, Open>) -> u64 {
+        loop {
+            let id = rand::random::<u64>();
+            if id != 0 && !open.contains_key(&id) {
+                return id;
+            }
+        }
+    }
+}
+
+/// A random trace id, never zero.
+fn new_trace_id() -> u128 {
+    loop {
+        let id = rand::random::<u128>();
+        if id != 0 {
+            return id;
+        }
+    }
+}
+
+impl Subscriber for Tracer {
+    fn register_callsite(&self, metadata: &'static Metadata<'static>) -> Interest {
+        if self.enabled(metadata) {
+            Interest::always()
+        } else {
+            Interest::never()
+        }
+    }
+
+    fn enabled(&self, metadata: &Metadata<'_>) -> bool {
+        *metadata.level() <= Level::INFO
+    }
+
+    fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {
+        Some(tracing::level_filters::LevelFilter::INFO)
+    }
+
+    fn new_span(&self, attrs: &Attributes<'_>) -> Id {
+        let metadata = attrs.metadata();
+        let mut fields = Fields::default();
+        attrs.record(&mut fields);
+        let now = datetime(SystemTime::now());
+
+        let mut open = self.open();
+        let local_parent = match attrs.parent() {
+            Some(parent) => Some(parent.into_u64()),
+            None if attrs.is_contextual() => self.current(&open),
+            None => None,
+        };
+        let (trace_id, parent_span_id, trace_state) =
+            match local_parent.and_then(|id| open.get(&id).map(|p| (id, p))) {
+                Some((id, parent)) => (
+                    parent.trace_id,
+                    id,
+                    parent.data.span_context.trace_state.clone(),
+                ),
+                None => match fields.remote_parent.take() {
+                    Some((trace_id, span_id)) => (
+                        trace_id,
+                        span_id,
+                        fields.trace_state.take().unwrap_or_default(),
+                    ),
+                    None => (new_trace_id(), 0, Vec::new()),
+                },
+            };
+        let span_id = Self::new_span_id(&open);
+        let context = wit::SpanContext {
+            trace_id: trace_id_hex(trace_id),
+            span_id: span_id_hex(span_id),
+            trace_flags: wit::TraceFlags::SAMPLED,
+            is_remote: false,
+            trace_state,
+        };
+        let mut status = Status::default();
+        fields.status.apply_to(&mut status);
+        let data = wit::SpanData {
+            span_context: context,
+            parent_span_id: if parent_span_id == 0 {
+                NO_SPAN.to_owned()
+            } else {
+                span_id_hex(parent_span_id)
+            },
+            span_kind: fields.kind.unwrap_or(wit::SpanKind::Internal),
+            name: fields.name.unwrap_or_else(|| metadata.name().to_owned()),
+            start_time: now,
+            end_time: now,
+            attributes: fields.attributes,
+            events: Vec::new(),
+            links: Vec::new(),
+            status: wit::Status::Unset,
+            instrumentation_scope: InstrumentationScope {
+                name: SCOPE.to_owned(),
+                version: None,
+                schema_url: None,
+                attributes: Vec::new(),
+            },
+            dropped_attributes: 0,
+            dropped_events: 0,
+            dropped_links: 0,
+        };
+        let context = data.span_context.clone();
+        open.insert(
+            span_id,
+            Open {
+                handles: 1,
+                metadata,
+                trace_id,
+                data,
+                status,
+            },
+        );
+        drop(open);
+        self.exporter.on_start(&context);
+        Id::from_u64(span_id)
+    }
+
+    fn record(&self, span: &Id, values: &Record<'_>) {
+        let mut fields = Fields::default();
+        values.record(&mut fields);
+        let mut open = self.open();
+        let Some(span) = open.get_mut(&span.into_u64()) else {
+            return;
+        };
+        if let Some(name) = fields.name {
+            span.data.name = name;
+        }
+        if let Some(kind) = fields.kind {
+            span.data.span_kind = kind;
+        }
+        fields.status.apply_to(&mut span.status);
+        for kv in fields.attributes {
+            match span.data.attributes.iter_mut().find(|a| a.key == kv.key) {
+                Some(existing) => existing.value = kv.value,
+                None => span.data.attributes.push(kv),
+            }
+        }
+    }
+
+    fn record_follows_from(&self, _span: &Id, _follows: &Id) {}
+
+    fn event(&self, event: &Event<'_>) {
+        let metadata = event.metadata();
+        let mut fields = EventFields::default();
+        event.record(&mut fields);
+        let mut open = self.open();
+        let target = match event.parent() {
+            Some(parent) => Some(parent.into_u64()),
+            None if event.is_contextual() => self.current(&open),
+            None => None,
+        };
+        // Events outside any span of ours have nowhere to go.
+        let Some(span) = target.and_then(|id| open.get_mut(&id)) else {
+            return;
+        };
+        let mut attributes = vec![
+            KeyValue {
+                key: "level".to_owned(),
+                value: string_json(metadata.level().as_str()),
+            },
+            KeyValue {
+                key: "target".to_owned(),
+                value: string_json(metadata.target()),
+            },
+        ];
+        attributes.extend(fields.attributes);
+        span.data.events.push(wit::Event {
+            name: fields.message.unwrap_or_else(|| metadata.name().to_owned()),
+            time: datetime(SystemTime::now()),
+            attributes,
+        });
+        if *metadata.level() == Level::ERROR && span.status.code.is_none() {
+            span.status.code = Some(wit::Status::Error(String::new()));
+        }
+    }
+
+    fn enter(&self, span: &Id) {
+        ENTERED.with(|entered| entered.borrow_mut().push(span.into_u64()));
+    }
+
+    fn exit(&self, span: &Id) {
+        let id = span.into_u64();
+        ENTERED.with(|entered| {
+            let mut entered = entered.borrow_mut();
+            if let Some(at) = entered.iter().rposition(|e| *e == id) {
+                entered.remove(at);
+            }
+        });
+    }
+
+    fn clone_span(&self, span: &Id) -> Id {
+        if let Some(open) = self.open().get_mut(&span.into_u64()) {
+            open.handles += 1;
+        }
+        span.clone()
+    }
+
+    fn try_close(&self, span: Id) -> bool {
+        let id = span.into_u64();
+        let mut open = self.open();
+        let Some(entry) = open.get_mut(&id) else {
+            return false;
+        };
+        entry.handles -= 1;
+        if entry.handles > 0 {
+            return false;
+        }
+        let Some(Open {
+            mut data, status, ..
+        }) = open.remove(&id)
+        else {
+            return false;
+        };
+        drop(open);
+        data.end_time = datetime(SystemTime::now());
+        data.status = status.finish();
+        self.exporter.on_end(data);
+        true
+    }
+
+    fn current_span(&self) -> tracing_core::span::Current {
+        let open = self.open();
+        match self
+            .current(&open)
+            .and_then(|id| open.get(&id).map(|o| (id, o)))
+        {
+            Some((id, span)) => tracing_core::span::Current::new(Id::from_u64(id), span.metadata),
+            None => tracing_core::span::Current::none(),
+        }
+    }
+}
+
+impl Status {
+    /// Takes over what `recorded` set.
+    fn apply_to(self, status: &mut Status) {
+        if self.code.is_some() {
+            status.code = self.code;
+        }
+        if self.description.is_some() {
+            status.description = self.description;
+        }
+    }
+
+    /// The span's final status; an error carries the recorded description.
+    fn finish(self) -> wit::Status {
+        match self.code {
+            Some(wit::Status::Error(text)) => wit::Status::Error(self.description.unwrap_or(text)),
+            Some(code) => code,
+            None => wit::Status::Unset,
+        }
+    }
+}
+
+/// The fields of a span: `otel.*` conventions apart, attributes as JSON.
+#[derive(Default)]
+struct Fields {
+    name: Option<String>,
+    kind: Option<wit::SpanKind>,
+    status: Status,
+    remote_parent: Option<(u128, u64)>,
+    trace_state: Option<Vec<(String, String)>>,
+    attributes: Vec<KeyValue>,
+}
+
+impl Fields {
+    fn special(&mut self, field: &Field, value: &str) -> bool {
+        match field.name() {
+            "otel.name" => self.name = Some(value.to_owned()),
+            "otel.kind" => self.kind = span_kind(value),
+            "otel.status_code" => self.status.code = status_code(value),
+            "otel.status_description" => self.status.description = Some(value.to_owned()),
+            "otel.parent" => self.remote_parent = remote_parent(value),
+            "otel.trace_state" => self.trace_state = Some(trace_state(value)),
+            _ => return false,
+        }
+        true
+    }
+
+    fn attribute(&mut self, field: &Field, value: String) {
+        self.attributes.push(KeyValue {
+            key: field.name().to_owned(),
+            value,
+        });
+    }
+}
+
+impl Visit for Fields {
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.attribute(field, bool_json(value));
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.attribute(field, int_json(value));
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.attribute(field, int_json(value));
+    }
+    fn record_i128(&mut self, field: &Field, value: i128) {
+        self.attribute(field, int_json(value));
+    }
+    fn record_u128(&mut self, field: &Field, value: u128) {
+        match i128::try_from(value) {
+            Ok(value) => self.attribute(field, int_json(value)),
+            Err(_) => self.attribute(field, string_json(&value.to_string())),
+        }
+    }
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.attribute(field, f64_json(value));
+    }
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if !self.special(field, value) {
+            self.attribute(field, string_json(value));
+        }
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        let text = debug_text(value);
+        if !self.special(field, &text) {
+            self.attribute(field, string_json(&text));
+        }
+    }
+}
+
+/// The fields of an event: its message apart, attributes as JSON.
+#[derive(Default)]
+struct EventFields {
+    message: Option<String>,
+    attributes: Vec<KeyValue>,
+}
+
+impl Visit for EventFields {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "message" {
+            self.message = Some(value.to_owned());
+        } else {
+            self.attributes.push(KeyValue {
+                key: field.name().to_owned(),
+                value: string_json(value),
+            });
+        }
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.record_str(field, &debug_text(value));
+    }
+}
+
+fn debug_text(value: &dyn fmt::Debug) -> String {
+    let mut text = String::new();
+    let _ = write!(text, "{value:?}");
+    text
+}
+
+fn span_kind(value: &str) -> Option<wit::SpanKind> {
+    Some(match value.to_ascii_lowercase().as_str() {
+        "server" => wit::SpanKind::Server,
+        "client" => wit::SpanKind::Client,
+        "producer" => wit::SpanKind::Producer,
+        "consumer" => wit::SpanKind::Consumer,
+        "internal" => wit::SpanKind::Internal,
+        _ => return None,
+    })
+}
+
+fn status_code(value: &str) -> Option<wit::Status> {
+    Some(match value.to_ascii_lowercase().as_str() {
+        "error" => wit::Status::Error(String::new()),
+        "ok" => wit::Status::Ok,
+        "unset" => wit::Status::Unset,
+        _ => return None,
+    })
+}
+
+/// `<trace id>-<span id>` in hex, both non-zero.
+fn remote_parent(value: &str) -> Option<(u128, u64)> {
+    let (trace, span) = value.split_once('-')?;
+    let trace = u128::from_str_radix(trace, 16).ok()?;
+    let span = u64::from_str_radix(span, 16).ok()?;
+    (trace != 0 && span != 0).then_some((trace, span))
+}
+
+/// A W3C `tracestate` header (`k1=v1,k2=v2`) as its pairs.
+fn trace_state(value: &str) -> Vec<(String, String)> {
+    value
+        .split(',')
+        .filter_map(|entry| entry.trim().split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[derive(Debug, PartialEq)]
+    enum Call {
+        Start(wit::SpanContext),
+        End(Box<wit::SpanData>),
+    }
+
+    #[derive(Clone, Default)]
+    struct Recorder(Arc<Mutex<Vec<Call>>>);
+
+    impl Exporter for Recorder {
+        fn on_start(&self, context: &wit::SpanContext) {
+            self.0.lock().unwrap().push(Call::Start(context.clone()));
+        }
+        fn on_end(&self, span: wit::SpanData) {
+            self.0.lock().unwrap().push(Call::End(Box::new(span)));
+        }
+    }
+
+    fn traced(f: impl FnOnce()) -> Vec<Call> {
+        let recorder = Recorder::default();
+        let tracer = Tracer::new(recorder.clone());
+        tracing::subscriber::with_default(tracer, f);
+        std::mem::take(&mut *recorder.0.lock().unwrap())
+    }
+
+    fn ends(calls: &[Call]) -> Vec<&wit::SpanData> {
+        calls
+            .iter()
+            .filter_map(|c| match c {
+                Call::End(span) => Some(&**span),
+                Call::Start(_) => None,
+            })
+            .collect()
+    }
+
+    fn attr<'a>(span: &'a wit::SpanData, key: &str) -> Option<&'a str> {
+        span.attributes
+            .iter()
+            .find(|kv| kv.key == key)
+            .map(|kv| kv.value.as_str())
+    }
+
+    #[test]
+    fn every_span_starts_before_it_ends_and_children_nest_under_the_current_span() {
+        let calls = traced(|| {
+            let parent = tracing::info_span!("parent", otel.kind = "server", k = "v");
+            let _entered = parent.enter();
+            tracing::info_span!("child", otel.kind = "client").in_scope(|| {});
+        });
+        let [
+            Call::Start(p_start),
+            Call::Start(c_start),
+            Call::End(child),
+            Call::End(parent),
+        ] = &calls[..]
+        else {
+            panic!("unexpected call sequence: {calls:#?}");
+        };
+        assert_eq!(&child.span_context, c_start);
+        assert_eq!(&parent.span_context, p_start);
+        assert_eq!(child.name, "child");
+        assert_eq!(child.span_kind, wit::SpanKind::Client);
+        assert_eq!(parent.span_kind, wit::SpanKind::Server);
+        assert_eq!(child.parent_span_id, parent.span_context.span_id);
+        assert_eq!(child.span_context.trace_id, parent.span_context.trace_id);
+        assert_eq!(parent.parent_span_id, NO_SPAN);
+        assert!(
+            parent
+                .span_context
+                .trace_flags
+                .contains(wit::TraceFlags::SAMPLED)
+        );
+        assert_eq!(parent.span_context.trace_id.len(), 32);
+        assert_eq!(parent.span_context.span_id.len(), 16);
+        assert_eq!(parent.instrumentation_scope.name, SCOPE);
+        assert_eq!(
+            parent.attributes,
+            vec![KeyValue {
+                key: "k".into(),
+                value: r#""v""#.into()
+            }]
+        );
+    }
+
+    #[test]
+    fn a_span_ends_when_its_last_handle_is_dropped() {
+        let recorder = Recorder::default();
+        let tracer = Tracer::new(recorder.clone());
+        let ended = || ends(&recorder.0.lock().unwrap()).len();
+        tracing::subscriber::with_default(tracer, || {
+            let span = tracing::info_span!("s", late = tracing::field::Empty);
+            let clone = span.clone();
+            drop(span);
+            assert_eq!(ended(), 0, "a clone still holds it");
+            clone.record("late", 1_i64);
+            drop(clone);
+            assert_eq!(ended(), 1);
+        });
+        let calls = recorder.0.lock().unwrap();
+        assert_eq!(attr(ends(&calls)[0], "late"), Some("1"));
+    }
+
+    #[test]
+    fn otel_fields_name_kind_and_fail_a_span_and_are_not_attributes() {
+        let calls = traced(|| {
+            let span = tracing::info_span!(
+                "s",
+                otel.name = "GET /{slug}",
+                otel.kind = "server",
+                otel.status_code = tracing::field::Empty,
+                otel.status_description = tracing::field::Empty,
+                n = 7_u64,
+                f = 0.5_f64,
+                b = true,
+                d = %"shown",
+            );
+            span.record("otel.status_code", "error");
+            span.record("otel.status_description", "db \"down\"");
+            span.record("n", 8_u64);
+        });
+        let span = ends(&calls)[0];
+        assert_eq!(span.name, "GET /{slug}");
+        assert_eq!(span.span_kind, wit::SpanKind::Server);
+        assert_eq!(span.status, wit::Status::Error("db \"down\"".into()));
+        let keys: Vec<_> = span.attributes.iter().map(|kv| kv.key.as_str()).collect();
+        assert_eq!(keys, ["n", "f", "b", "d"]);
+        assert_eq!(attr(span, "n"), Some("8"), "a second record replaces");
+        assert_eq!(attr(span, "f"), Some("0.5"));
+        assert_eq!(attr(span, "b"), Some("true"));
+        assert_eq!(attr(span, "d"), Some(r#""shown""#));
+    }
+
+    #[test]
+    fn a_failed_status_without_a_description_is_an_empty_error() {
+        let calls = traced(|| {
+            let span = tracing::info_span!("s", otel.status_code = tracing::field::Empty);
+            span.record("otel.status_code", "error");
+        });
+        assert_eq!(ends(&calls)[0].status, wit::Status::Error(String::new()));
+        let calls = traced(|| drop(tracing::info_span!("s")));
+        assert_eq!(ends(&calls)[0].status, wit::Status::Unset);
+    }
+
+    #[test]
+    fn a_root_span_continues_a_remote_parent_and_its_children_inherit_it() {
+        let calls = traced(|| {
+            let span = tracing::info_span!(
+                "request",
+                otel.parent = "4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+                otel.trace_state = "vendor=v1,other=x-y",
+            );
+            let _entered = span.enter();
+            drop(tracing::info_span!("child"));
+        });
+        let [child, request] = ends(&calls)[..] else {
+            panic!("{calls:#?}");
+        };
+        assert_eq!(
+            request.span_context.trace_id,
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
+        assert_eq!(request.parent_span_id, "00f067aa0ba902b7");
+        assert!(!request.span_context.is_remote);
+        let state = vec![
+            ("vendor".to_owned(), "v1".to_owned()),
+            ("other".to_owned(), "x-y".to_owned()),
+        ];
+        assert_eq!(request.span_context.trace_state, state);
+        assert!(request.attributes.is_empty(), "{:?}", request.attributes);
+        assert_eq!(child.span_context.trace_id, request.span_context.trace_id);
+        assert_eq!(child.parent_span_id, request.span_context.span_id);
+        assert_eq!(child.span_context.trace_state, state);
+    }
+
+    #[test]
+    fn an_invalid_remote_parent_starts_a_new_trace() {
+        for parent in ["", "zz-1", "0-00f067aa0ba902b7", "4bf92f3577b34da6-0"] {
+            let calls = traced(|| drop(tracing::info_span!("r", otel.parent = parent)));
+            let span = ends(&calls)[0];
+            assert_eq!(span.parent_span_id, NO_SPAN, "{parent:?}");
+            assert_ne!(span.span_context.trace_id, "0".repeat(32));
+        }
+    }
+
+    #[test]
+    fn events_become_span_events_and_an_error_event_fails_the_span() {
+        let calls = traced(|| {
+            let span = tracing::info_span!("s");
+            let _entered = span.enter();
+            tracing::warn!(error = %"disk full", "click not recorded");
+            tracing::debug!("not recorded: below INFO");
+            tracing::error!(error = "boom", "request failed");
+        });
+        let span = ends(&calls)[0];
+        let names: Vec<_> = span.events.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(names, ["click not recorded", "request failed"]);
+        let warn = &span.events[0];
+        let attrs: Vec<_> = warn
+            .attributes
+            .iter()
+            .map(|kv| (kv.key.as_str(), kv.value.as_str()))
+            .collect();
+        assert_eq!(
+            attrs,
+            [
+                ("level", r#""WARN""#),
+                ("target", r#""shortener::telemetry::tracer::tests""#),
+                ("error", r#""disk full""#),
+            ]
+        );
+        assert_eq!(span.status, wit::Status::Error(String::new()));
+    }
+
+    #[test]
+    fn events_outside_spans_and_spans_below_info_are_dropped() {
+        let calls = traced(|| {
+            tracing::error!("nowhere to go");
+            drop(tracing::debug_span!("quiet"));
+        });
+        assert!(calls.is_empty(), "{calls:#?}");
+    }
+
+    #[test]
+    fn an_explicit_parent_wins_over_the_current_span() {
+        let calls = traced(|| {
+            let a = tracing::info_span!("a");
+            let b = tracing::info_span!("b");
+            let _entered = b.enter();
+            drop(tracing::info_span!(parent: &a, "c"));
+            drop(tracing::info_span!(parent: None, "root"));
+        });
+        let spans = ends(&calls);
+        let find = |n: &str| *spans.iter().find(|s| s.name == n).unwrap();
+        assert_eq!(find("c").parent_span_id, find("a").span_context.span_id);
+        assert_eq!(find("root").parent_span_id, NO_SPAN);
+        assert_ne!(
+            find("root").span_context.trace_id,
+            find("b").span_context.trace_id
+        );
+    }
+
+    #[test]
+    fn concurrent_tasks_nest_under_their_own_request() {
+        use tracing::Instrument as _;
+        // Two requests interleaved on one thread, as in a Spin instance.
+        let calls = traced(|| {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                let one = async {
+                    let child = tracing::info_span!("one.child");
+                    tokio::task::yield_now().instrument(child).await;
+                }
+                .instrument(tracing::info_span!("one"));
+                let two = async {
+                    let child = tracing::info_span!("two.child");
+                    tokio::task::yield_now().instrument(child).await;
+                }
+                .instrument(tracing::info_span!("two"));
+                tokio::join!(one, two);
+            });
+        });
+        let spans = ends(&calls);
+        let find = |n: &str| *spans.iter().find(|s| s.name == n).unwrap();
+        for request in ["one", "two"] {
+            assert_eq!(
+                find(&format!("{request}.child")).parent_span_id,
+                find(request).span_context.span_id
+            );
+        }
+    }
+}
