@@ -60,7 +60,6 @@ pub struct Tracer {
 struct Open {
     handles: usize,
     metadata: &'static Metadata<'static>,
-    trace_id: u128,
     data: wit::SpanData,
     status: Status,
 }
@@ -154,39 +153,34 @@ impl Subscriber for Tracer {
             None if attrs.is_contextual() => self.current(&open),
             None => None,
         };
+        // A child takes its parent's trace (ids already in hex); a root the
+        // remote parent's, or a new one.
         let (trace_id, parent_span_id, trace_state) =
-            match local_parent.and_then(|id| open.get(&id).map(|p| (id, p))) {
-                Some((id, parent)) => (
-                    parent.trace_id,
-                    id,
+            match local_parent.and_then(|id| open.get(&id)) {
+                Some(parent) => (
+                    parent.data.span_context.trace_id.clone(),
+                    parent.data.span_context.span_id.clone(),
                     parent.data.span_context.trace_state.clone(),
                 ),
                 None => match fields.remote_parent.take() {
                     Some((trace_id, span_id)) => (
-                        trace_id,
-                        span_id,
+                        trace_id_hex(trace_id),
+                        span_id_hex(span_id),
                         fields.trace_state.take().unwrap_or_default(),
                     ),
-                    None => (new_trace_id(), 0, Vec::new()),
+                    None => (trace_id_hex(new_trace_id()), NO_SPAN.to_owned(), Vec::new()),
                 },
             };
         let span_id = Self::new_span_id(&open);
-        let context = wit::SpanContext {
-            trace_id: trace_id_hex(trace_id),
-            span_id: span_id_hex(span_id),
-            trace_flags: wit::TraceFlags::SAMPLED,
-            is_remote: false,
-            trace_state,
-        };
-        let mut status = Status::default();
-        fields.status.apply_to(&mut status);
         let data = wit::SpanData {
-            span_context: context,
-            parent_span_id: if parent_span_id == 0 {
-                NO_SPAN.to_owned()
-            } else {
-                span_id_hex(parent_span_id)
+            span_context: wit::SpanContext {
+                trace_id,
+                span_id: span_id_hex(span_id),
+                trace_flags: wit::TraceFlags::SAMPLED,
+                is_remote: false,
+                trace_state,
             },
+            parent_span_id,
             span_kind: fields.kind.unwrap_or(wit::SpanKind::Internal),
             name: fields.name.unwrap_or_else(|| metadata.name().to_owned()),
             start_time: now,
@@ -211,9 +205,8 @@ impl Subscriber for Tracer {
             Open {
                 handles: 1,
                 metadata,
-                trace_id,
                 data,
-                status,
+                status: fields.status,
             },
         );
         drop(open);
@@ -311,12 +304,9 @@ impl Subscriber for Tracer {
         if entry.handles > 0 {
             return false;
         }
-        let Some(Open {
+        let Open {
             mut data, status, ..
-        }) = open.remove(&id)
-        else {
-            return false;
-        };
+        } = open.remove(&id).expect("the entry just found");
         drop(open);
         data.end_time = datetime(SystemTime::now());
         data.status = status.finish();
@@ -337,7 +327,7 @@ impl Subscriber for Tracer {
 }
 
 impl Status {
-    /// Takes over what `recorded` set.
+    /// Takes over what a later record set.
     fn apply_to(self, status: &mut Status) {
         if self.code.is_some() {
             status.code = self.code;
