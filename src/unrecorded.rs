@@ -236,32 +236,14 @@ mod tests {
         assert_eq!(all_time(&db).await.unwrap(), ByKind::default());
     }
 
-    /// A store that refuses every statement while `down` is set.
-    struct Flaky {
-        inner: SqliteStore,
-        down: std::sync::atomic::AtomicBool,
-    }
-
-    #[async_trait]
-    impl SqlStore for Flaky {
-        async fn execute(&self, s: &Statement, p: Vec<SqlValue>) -> Result<Rows, StoreError> {
-            if self.down.load(Ordering::SeqCst) {
-                return Err(StoreError::new("io", "disk I/O error"));
-            }
-            self.inner.execute(s, p).await
-        }
-    }
-
     #[tokio::test]
     async fn a_tally_that_could_not_be_set_up_fails_until_a_later_statement_sets_it_up() {
         let dir = tempfile::tempdir().unwrap();
-        let flaky = Flaky {
-            inner: SqliteStore::open(dir.path().join("unrecorded.db")).unwrap(),
-            down: AtomicBool::new(true),
-        };
-        let db = Tally::new(flaky, 250);
+        let store = SqliteStore::open(dir.path().join("unrecorded.db")).unwrap();
+        store.set_failing(true);
+        let db = Tally::new(store, 250);
         assert!(tally(&db, "abc", "t", "human", 1).await.is_err());
-        db.inner.down.store(false, Ordering::SeqCst);
+        db.inner.set_failing(false);
         tally(&db, "abc", "t", "human", 2).await.unwrap();
         assert_eq!(
             of_link(&db, "abc", "t").await.unwrap(),
