@@ -17,10 +17,12 @@
 # after the run, minus before, must equal the 302s oha received.
 #
 # Usage: benches/spin/run.sh [--rounds 3] [--requests 4000] [--concurrency 32]
-#                            [--no-build] [--variant name=path.wasm[,no-otel]]...
+#                            [--no-build]
+#                            [--variant name=path.wasm[,no-otel][,no-export][,reuse=N]]...
 # A --variant is another build of our component (e.g. a profiling variant)
-# measured in the same rounds as ours; `no-otel` starts it without
-# --experimental-wasi-otel (for a --no-default-features build), `reuse=N`
+# measured in the same rounds as ours (the path may be relative); `no-otel`
+# starts it without --experimental-wasi-otel (for a --no-default-features
+# build), `no-export` without an OTLP endpoint, `reuse=N`
 # with --max-instance-reuse-count N (e.g. ours=...,reuse=100000 separates
 # per-instance start-up from per-request work).
 # Needs: spin (4.1+), oha, jq, python3, curl, cargo with wasm32-wasip2.
@@ -185,7 +187,7 @@ start_ours ours "$OURS_WASM"
 NAMES=(hello kv kv-traced kv-click ours)
 OURS_NAMES=(ours)
 for v in "${VARIANTS[@]}"; do
-    name="${v%%=*}"; rest="${v#*=}"; wasm="${rest%%,*}"; flags=""
+    name="${v%%=*}"; rest="${v#*=}"; wasm="$(realpath "${rest%%,*}")"; flags=""
     [[ "$rest" == *,* ]] && flags="${rest#*,}"
     echo "  variant $name: $wasm ($(stat -c %s "$wasm") bytes${flags:+, $flags})"
     start_ours "$name" "$wasm" "$flags"
