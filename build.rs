@@ -3,6 +3,10 @@
 //! carries them compressed (~125 KB of text as ~35 KB): `src/gzipped.rs`
 //! serves them as they are to clients that accept gzip and inflates them for
 //! the others.
+//!
+//! It also passes the target triple on as `SHORTENER_BUILD_TARGET`, so that
+//! `tests/classifier_corpus.rs` asks `cargo metadata` about this platform's
+//! packages only: those are all a build has downloaded.
 
 use std::fs;
 use std::io::Write;
@@ -17,6 +21,8 @@ fn main() {
     let out = Path::new(&out);
     gzip_tree(root, Path::new("console"), out);
     gzip(root, Path::new("openapi.json"), out);
+    let target = std::env::var("TARGET").expect("cargo sets TARGET");
+    println!("cargo:rustc-env=SHORTENER_BUILD_TARGET={target}");
 }
 
 /// Gzips every file under `root/dir` to `out/dir/<path>.gz`.

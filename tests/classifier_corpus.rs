@@ -66,9 +66,14 @@ const OURS: &[&str] = &[
     "YaBrowser/17.4.1.919 Safari/537.36",
 ];
 
+/// isbot's `fixtures/`, found through `cargo metadata`. Offline and for
+/// this platform only: without `--filter-platform`, cargo wants every
+/// package of Cargo.lock on disk, Windows-only ones included, and a machine
+/// holds only what its own builds downloaded.
 fn isbot_fixtures() -> PathBuf {
     let out = Command::new(env!("CARGO"))
         .args(["metadata", "--format-version", "1", "--offline"])
+        .args(["--filter-platform", env!("SHORTENER_BUILD_TARGET")])
         .arg("--manifest-path")
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))
         .output()
