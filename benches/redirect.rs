@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
-use shortener::http::ClientAddr;
+use shortener::ClientAddr;
 use shortener::telemetry::wasi_otel::wit;
 use tower::ServiceExt;
 

@@ -14,9 +14,9 @@ use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
+use crate::app::App;
 use crate::error::AppError;
 use crate::gzipped::{Gzipped, gzipped};
-use crate::http::App;
 
 /// Where the console lives (the reserved slug `console`).
 pub const PREFIX: &str = "/console";

@@ -13,7 +13,7 @@ use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 
 use crate::analytics::DayRangeError;
 use crate::links::LinkError;
@@ -21,6 +21,34 @@ use crate::storage::StoreError;
 
 /// Largest JSON body accepted (enforced with axum's `DefaultBodyLimit`).
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// Every error answer of the app (written by `AppError::into_response`).
+#[derive(Debug, Serialize, Deserialize)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ErrorBody {
+    /// What went wrong.
+    pub error: ErrorDetail,
+}
+
+/// The code and message of an error.
+#[derive(Debug, Serialize, Deserialize)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ErrorDetail {
+    /// A stable snake_case code, e.g. `invalid_url`, `unauthorized`, `not_found`.
+    #[cfg_attr(
+        not(target_arch = "wasm32"),
+        schema(pattern = "^[a-z][a-z_]*$", example = "invalid_url")
+    )]
+    pub code: String,
+    /// A human sentence; never a cause chain.
+    #[cfg_attr(
+        not(target_arch = "wasm32"),
+        schema(example = "Only http and https URLs can be shortened.")
+    )]
+    pub message: String,
+}
 
 /// What can go wrong while serving a request.
 #[derive(Debug, thiserror::Error)]
@@ -209,11 +237,13 @@ impl IntoResponse for AppError {
             }
             other => other.to_string(),
         };
-        let mut response = (
-            status,
-            Json(json!({"error": {"code": code, "message": message}})),
-        )
-            .into_response();
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: code.to_owned(),
+                message,
+            },
+        };
+        let mut response = (status, Json(body)).into_response();
         if status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()
@@ -232,6 +262,7 @@ impl IntoResponse for AppError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     async fn body_of(err: AppError) -> (StatusCode, serde_json::Value) {
         let response = err.into_response();

@@ -7,6 +7,10 @@
 //! runs natively under `cargo test` against an in-memory key-value store and
 //! a real SQLite ([`native`]).
 //!
+//! * [`app`]: the shared state (`App`, `Clock`, `ClientAddr`) and how a host
+//!   assembles it.
+//! * [`redirect`]: what `GET`/`HEAD /{slug}` decides (record the click,
+//!   then answer; fall back to the tally; HEAD; expiry), as an `Outcome`.
 //! * [`links`]: `Slug`, `TargetUrl`, `Link`, and link storage (records in
 //!   key-value, the slug registry in SQLite).
 //! * [`clicks`]: who followed a link (browser, OS, bot, referrer, client IP,
@@ -18,7 +22,7 @@
 //! * [`host`]: what Spin says about a request (`spin-*` headers), told apart
 //!   from what the client says.
 //! * [`metrics`]: the `/metrics` exposition, read from SQLite.
-//! * [`qr`]: QR codes of short URLs (SVG and PNG).
+//! * [`qr`]: QR codes of short URLs (SVG).
 //! * [`console`]: the web console under `/console/`, its assets compiled in.
 //! * [`gzipped`]: files compiled in gzipped (by `build.rs`) and served
 //!   compressed or inflated, as the client accepts.
@@ -27,14 +31,21 @@
 //!   wrapper that puts every storage call in a client span.
 //! * [`telemetry`]: attribute names, the request span, trace context.
 //! * [`config`]: typed `Settings` from Spin variables.
-//! * [`error`]: `AppError`, mapped to HTTP in one place.
-//! * [`http`]: the axum router: every route, extractor and handler.
+//! * [`error`]: `AppError`, mapped to HTTP in one place, and the error body.
+//! * [`http`]: the routes of the redirect, the link API and operations, their
+//!   extractors and handlers, and the request-span middleware.
 //! * [`openapi`]: the OpenAPI description of the API (utoipa), served at
 //!   `/api/openapi.json`.
+//!
+//! [`router`] assembles the routes of [`http`], [`console`] and [`openapi`]
+//! into the one router every host serves. The modules import downwards:
+//! `http`, `console` and `openapi` use the core, never each other, except
+//! that `openapi` names `http`'s handlers, whose description it gathers.
 //! * [`native`] (not on wasm32): the test host's stores.
 //! * [`shell`] (wasm32 only): the Spin component's entry point and adapters.
 
 pub mod analytics;
+pub mod app;
 pub mod clicks;
 pub mod config;
 pub mod console;
@@ -47,6 +58,7 @@ pub mod metrics;
 pub mod migrations;
 pub mod openapi;
 pub mod qr;
+pub mod redirect;
 pub mod storage;
 pub mod telemetry;
 pub mod unrecorded;
@@ -57,50 +69,36 @@ pub mod native;
 #[cfg(target_arch = "wasm32")]
 pub mod shell;
 
-use std::sync::Arc;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware;
 
-use crate::config::Settings;
-use crate::http::{App, Clock};
-use crate::storage::{KvStore, SqlStore, StoreError, Traced};
+pub use crate::app::{App, ClientAddr, Clock, STORE_LABEL, build_app, migrate, system_clock};
+use crate::config::ConfigError;
+use crate::error::{AppError, MAX_BODY_BYTES};
 
-/// The label of the key-value store and of the SQLite database.
-pub const STORE_LABEL: &str = "default";
-
-/// Builds the app over its stores (links, clicks, and the tally of clicks
-/// that could not be recorded), wrapping each in its tracing layer.
-pub fn build_app(
-    kv: impl KvStore + 'static,
-    sql: impl SqlStore + 'static,
-    unrecorded: impl SqlStore + 'static,
-    settings: Settings,
-    clock: Clock,
-) -> App {
-    let tally = unrecorded::Tally::new(
-        Traced::new(unrecorded, unrecorded::TALLY_LABEL),
-        settings.sqlite_busy_timeout_ms,
-    );
-    App {
-        kv: Arc::new(Traced::new(kv, STORE_LABEL)),
-        sql: Arc::new(Traced::new(sql, STORE_LABEL)),
-        unrecorded: Arc::new(tally),
-        settings: Arc::new(settings),
-        clock,
-        slugs: links::random_slugs(),
-    }
+/// The full router: the routes of [`http`], [`console`] and [`openapi`],
+/// the fallbacks, the body limit, and every request in its span.
+pub fn router(app: App) -> Router {
+    Router::new()
+        .merge(http::routes())
+        .merge(console::routes())
+        .merge(openapi::routes())
+        .fallback(async || AppError::NoRoute)
+        .method_not_allowed_fallback(async || AppError::MethodNotAllowed)
+        .with_state(app)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn(http::request_span))
 }
 
-/// Applies the busy timeout and the schema (pragmas and pending migrations)
-/// to the click database through the app's traced store. Called once per
-/// instance, on first use; the tally database sets itself up on its own
-/// first use ([`unrecorded::Tally`]).
-pub async fn migrate(app: &App) -> Result<i64, StoreError> {
-    let now = (app.clock)().unix_timestamp();
-    let timeout = unrecorded::busy_timeout(app.settings.sqlite_busy_timeout_ms);
-    migrations::apply_pragma(app.sql.as_ref(), &timeout).await;
-    migrations::run(app.sql.as_ref(), now).await
-}
-
-/// The wall clock.
-pub fn system_clock() -> Clock {
-    Arc::new(time::OffsetDateTime::now_utc)
+/// A router that answers every request with the configuration error, for a
+/// component whose variables were refused (logged once by the caller).
+pub fn misconfigured_router(error: ConfigError) -> Router {
+    let message = error.to_string();
+    Router::new()
+        .fallback(move || {
+            let error = AppError::Misconfigured(message.clone());
+            async move { error }
+        })
+        .layer(middleware::from_fn(http::request_span))
 }

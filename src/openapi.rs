@@ -19,15 +19,22 @@
 //! description's paths and methods: a route added without a
 //! `#[utoipa::path]` (or missing from `ApiDoc`'s `paths(...)`) fails it.
 
-use crate::error::AppError;
-use crate::gzipped::gzipped;
+use axum::Router;
 use axum::http::HeaderMap;
 use axum::response::Response;
-use serde::{Deserialize, Serialize};
+use axum::routing::get;
+
+use crate::app::App;
+use crate::error::AppError;
+#[cfg(not(target_arch = "wasm32"))]
+use crate::error::{ErrorBody, ErrorDetail};
+use crate::gzipped::gzipped;
+#[cfg(not(target_arch = "wasm32"))]
+use crate::http::ops::Health;
 #[cfg(not(target_arch = "wasm32"))]
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 #[cfg(not(target_arch = "wasm32"))]
-use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa::{Modify, OpenApi};
 
 /// Where the description is served.
 pub const PATH: &str = "/api/openapi.json";
@@ -49,16 +56,16 @@ pub const DESCRIPTION: &str = include_str!("../openapi.json");
                        `{\"error\": {\"code\", \"message\"}}`."
     ),
     paths(
-        crate::http::create_link,
-        crate::http::list_links,
-        crate::http::get_link,
-        crate::http::update_link,
-        crate::http::delete_link,
-        crate::http::link_stats,
-        crate::http::link_qr,
+        crate::http::links_api::create_link,
+        crate::http::links_api::list_links,
+        crate::http::links_api::get_link,
+        crate::http::links_api::update_link,
+        crate::http::links_api::delete_link,
+        crate::http::links_api::link_stats,
+        crate::http::links_api::link_qr,
         crate::http::redirect,
-        crate::http::health,
-        crate::http::metrics_endpoint,
+        crate::http::ops::health,
+        crate::http::ops::metrics_endpoint,
         serve,
     ),
     components(schemas(ErrorBody, ErrorDetail, Health)),
@@ -91,47 +98,6 @@ impl Modify for BearerAuth {
     }
 }
 
-/// Every error answer of the app (written by `AppError::into_response`).
-#[derive(Debug, Serialize, Deserialize)]
-#[cfg_attr(not(target_arch = "wasm32"), derive(ToSchema))]
-#[serde(deny_unknown_fields)]
-pub struct ErrorBody {
-    /// What went wrong.
-    pub error: ErrorDetail,
-}
-
-/// The code and message of an error.
-#[derive(Debug, Serialize, Deserialize)]
-#[cfg_attr(not(target_arch = "wasm32"), derive(ToSchema))]
-#[serde(deny_unknown_fields)]
-pub struct ErrorDetail {
-    /// A stable snake_case code, e.g. `invalid_url`, `unauthorized`, `not_found`.
-    #[cfg_attr(
-        not(target_arch = "wasm32"),
-        schema(pattern = "^[a-z][a-z_]*$", example = "invalid_url")
-    )]
-    pub code: String,
-    /// A human sentence; never a cause chain.
-    #[cfg_attr(
-        not(target_arch = "wasm32"),
-        schema(example = "Only http and https URLs can be shortened.")
-    )]
-    pub message: String,
-}
-
-/// The answer of `/health`.
-#[derive(Debug, Serialize, Deserialize)]
-#[cfg_attr(not(target_arch = "wasm32"), derive(ToSchema))]
-pub struct Health {
-    /// `ok` when every store answered, else `unavailable` (with a 503).
-    #[cfg_attr(not(target_arch = "wasm32"), schema(example = "ok"))]
-    pub status: String,
-    /// Per store (`kv`, `sqlite`: the click database, written to by the
-    /// probe, `sqlite_unrecorded`: the unrecorded-clicks tally): `ok` or `error`.
-    #[cfg_attr(not(target_arch = "wasm32"), schema(example = json!({"kv": "ok", "sqlite": "ok", "sqlite_unrecorded": "ok"})))]
-    pub checks: std::collections::BTreeMap<String, String>,
-}
-
 /// The description as utoipa generates it from the code (pretty JSON and a
 /// final newline): what `openapi.json` must hold.
 #[cfg(not(target_arch = "wasm32"))]
@@ -141,6 +107,11 @@ pub fn generate() -> String {
         .expect("the description serialises");
     json.push('\n');
     json
+}
+
+/// The description's route, to merge into the app's router.
+pub fn routes() -> Router<App> {
+    Router::new().route(PATH, get(serve))
 }
 
 /// `GET /api/openapi.json`: this description.
@@ -214,7 +185,7 @@ mod tests {
             crate::system_clock(),
         );
         crate::migrate(&app).await.unwrap();
-        (crate::http::router(app), dir)
+        (crate::router(app), dir)
     }
 
     /// The `/api` paths the router serves, from its own route table.

@@ -93,7 +93,7 @@ pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 /// The app over an in-memory key-value store and SQLite at `db`, migrated,
 /// with one link `slug` created through the API.
-pub async fn app_with_link(db: &Path, slug: &str, clock: shortener::http::Clock) -> Router {
+pub async fn app_with_link(db: &Path, slug: &str, clock: shortener::Clock) -> Router {
     let vars: HashMap<&str, &str> = [
         (names::ADMIN_TOKEN, TOKEN),
         (names::PUBLIC_BASE_URL, "https://sho.rt"),
@@ -107,7 +107,7 @@ pub async fn app_with_link(db: &Path, slug: &str, clock: shortener::http::Clock)
     let tally = SqliteStore::open(db.with_extension("unrecorded.db")).expect("open");
     let app = shortener::build_app(MemoryKv::default(), sql, tally, settings, clock);
     shortener::migrate(&app).await.expect("migrations");
-    let router = shortener::http::router(app);
+    let router = shortener::router(app);
     let create = Request::builder()
         .method(Method::POST)
         .uri("/api/links")

@@ -33,8 +33,8 @@ use async_trait::async_trait;
 use spin_sdk::http::{IntoResponse, Request};
 
 use crate::config::{Settings, names};
-use crate::http::{ClientAddr, misconfigured_router};
 use crate::storage::{KvStore, Rows, SqlStore, SqlValue, Statement, StoreError};
+use crate::{ClientAddr, misconfigured_router};
 
 /// Holds a value of a host binding type across `.await` in futures that axum
 /// requires to be `Send`.
@@ -341,10 +341,7 @@ async fn build() -> (axum::Router, bool) {
             false
         }
     };
-    (
-        crate::http::router(app),
-        kv_opened && sql_opened && migrated,
-    )
+    (crate::router(app), kv_opened && sql_opened && migrated)
 }
 
 /// The instance's router, once built. Concurrent first requests of an

@@ -114,7 +114,7 @@ async fn a_refused_variable_makes_every_answer_name_it() {
         (k == shortener::config::names::REDIRECT_STATUS).then(|| "303".to_owned())
     })
     .unwrap_err();
-    let router = shortener::http::misconfigured_router(error);
+    let router = shortener::misconfigured_router(error);
     for path in ["/abc", "/health", "/api/links"] {
         let response = tower::ServiceExt::oneshot(
             router.clone(),

@@ -9,8 +9,8 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use serde_json::{Value, json};
+use shortener::ClientAddr;
 use shortener::config::{Settings, names};
-use shortener::http::ClientAddr;
 use shortener::native::{MemoryKv, SqliteStore};
 use shortener::storage::{SqlValue, Statement};
 use time::OffsetDateTime;
@@ -159,13 +159,13 @@ impl TestApp {
         let slug_queue: Arc<Mutex<Vec<String>>> = Arc::default();
         let queued = slug_queue.clone();
         let random = app.slugs.clone();
-        let app = shortener::http::App {
+        let app = shortener::App {
             // Queued candidates first (to force collisions), then random ones.
             slugs: Arc::new(move |len| queued.lock().unwrap().pop().unwrap_or_else(|| random(len))),
             ..app
         };
         Self {
-            router: shortener::http::router(app),
+            router: shortener::router(app),
             slug_queue,
             kv,
             sql,

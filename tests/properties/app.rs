@@ -12,10 +12,10 @@ use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use serde_json::Value;
 use shortener::config::{Settings, names};
-use shortener::http::{App, ClientAddr};
 use shortener::links::SlugSource;
 use shortener::native::{MemoryKv, SqliteStore};
 use shortener::storage::{KvStore, SqlValue, Statement};
+use shortener::{App, ClientAddr};
 use time::OffsetDateTime;
 use time::macros::datetime;
 use tower::ServiceExt;
@@ -118,7 +118,7 @@ impl Harness {
             None => app,
         };
         Self {
-            router: shortener::http::router(app),
+            router: shortener::router(app),
             rt,
             now,
             kv,

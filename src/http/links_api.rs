@@ -1,0 +1,463 @@
+//! The link API under `/api/links`: create, list and search, read, change
+//! and delete links; their stats and QR codes. Each handler reads its
+//! request through the extractors ([`super::extract`]), calls the core and
+//! writes the answer; errors are [`AppError`]s.
+
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+
+use super::extract::{Admin, JsonBody, SlugPath, ValidQuery};
+use crate::analytics::{self, DayRange};
+use crate::app::App;
+use crate::config::Settings;
+use crate::error::AppError;
+use crate::links::{self, Link, LinkPatch, NewLink, SearchText, Slug, TargetUrl};
+use crate::qr;
+use crate::storage::StoreError;
+use crate::unrecorded;
+
+/// The routes under `/api/links`.
+pub fn routes() -> Router<App> {
+    Router::new()
+        .route("/api/links", get(list_links).post(create_link))
+        .route(
+            "/api/links/{slug}",
+            get(get_link).delete(delete_link).patch(update_link),
+        )
+        .route("/api/links/{slug}/stats", get(link_stats))
+        .route("/api/links/{slug}/qr", get(link_qr))
+}
+
+/// Page size when `limit` is absent.
+pub const DEFAULT_PAGE: usize = 20;
+/// Largest page.
+pub const MAX_PAGE: usize = 100;
+
+/// `POST /api/links`.
+#[derive(Deserialize)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CreateRequest {
+    /// An absolute http(s) URL, at most 2048 bytes, not one of our own.
+    #[cfg_attr(
+        not(target_arch = "wasm32"),
+        schema(
+            pattern = "^[Hh][Tt][Tt][Pp][Ss]?:",
+            max_length = 2048,
+            example = "https://example.com/page"
+        )
+    )]
+    url: String,
+    /// A custom slug; a random one when absent.
+    #[serde(default)]
+    #[cfg_attr(not(target_arch = "wasm32"), schema(pattern = "^[A-Za-z0-9_-]{3,64}$"))]
+    slug: Option<String>,
+    /// When it stops redirecting (RFC 3339, in the future).
+    #[serde(default)]
+    #[cfg_attr(not(target_arch = "wasm32"), schema(format = DateTime))]
+    expires_at: Option<String>,
+}
+
+/// A link as the API shows it.
+#[derive(Serialize)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(utoipa::ToSchema))]
+pub(crate) struct LinkView {
+    slug: String,
+    /// `public_base_url` + `/` + slug.
+    short_url: String,
+    /// Where it redirects (normalised).
+    url: String,
+    #[cfg_attr(not(target_arch = "wasm32"), schema(format = DateTime))]
+    created_at: String,
+    /// `null`: never expires.
+    #[cfg_attr(not(target_arch = "wasm32"), schema(format = DateTime, required = true))]
+    expires_at: Option<String>,
+    /// All-time clicks (GET of one link only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    clicks: Option<i64>,
+    /// Redirects served whose click the click database refused, by kind
+    /// (GET of one link only; zeros when none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unrecorded_clicks: Option<unrecorded::ByKind>,
+}
+
+impl LinkView {
+    fn new(link: Link, settings: &Settings, clicks: Option<i64>) -> Self {
+        Self {
+            short_url: settings.short_url(link.slug.as_str()),
+            slug: link.slug.to_string(),
+            url: link.url,
+            created_at: links::rfc3339(link.created_at),
+            expires_at: link.expires_at.map(links::rfc3339),
+            clicks,
+            unrecorded_clicks: None,
+        }
+    }
+}
+
+#[cfg_attr(not(target_arch = "wasm32"), utoipa::path(
+    post,
+    path = "/api/links",
+    tag = "links",
+    security(("bearer" = [])),
+    request_body = CreateRequest,
+    responses(
+        (status = 201, description = "Created.", body = LinkView,
+            headers(("location" = String, description = "`/api/links/{slug}`."))),
+        (status = 400, description = "A field is invalid: `invalid_json`, `invalid_url`, `self_referencing_url`, `invalid_slug`, `reserved_slug`, `invalid_timestamp`, `invalid_expiry`.", body = crate::error::ErrorBody),
+        (status = 401, description = "No or a wrong bearer token (`unauthorized`), or the API is disabled (`api_disabled`).", body = crate::error::ErrorBody),
+        (status = 409, description = "The custom slug is taken (`slug_taken`).", body = crate::error::ErrorBody),
+        (status = 413, description = "The body is over 16 KiB (`payload_too_large`).", body = crate::error::ErrorBody),
+        (status = 415, description = "The body is not `application/json` (`unsupported_media_type`).", body = crate::error::ErrorBody),
+        (status = 500, description = "A store failed (`internal`); the cause is logged, not sent.", body = crate::error::ErrorBody),
+    )
+))]
+pub(crate) async fn create_link(
+    State(app): State<App>,
+    _: Admin,
+    JsonBody(body): JsonBody<CreateRequest>,
+) -> Result<Response, AppError> {
+    let now = (app.clock)();
+    // The whole request is validated before anything is claimed.
+    let url = TargetUrl::parse(&body.url, &app.settings.own_origins)?;
+    let slug = body.slug.as_deref().map(Slug::parse).transpose()?;
+    let expires_at = body
+        .expires_at
+        .as_deref()
+        .map(|raw| links::parse_expiry(raw, now))
+        .transpose()?;
+    let link = app
+        .links()
+        .create(
+            NewLink {
+                url,
+                slug,
+                expires_at,
+            },
+            app.settings.slug_length,
+            now,
+        )
+        .await?;
+    let location = format!("/api/links/{}", link.slug);
+    let mut response = (
+        StatusCode::CREATED,
+        Json(LinkView::new(link, &app.settings, None)),
+    )
+        .into_response();
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(response)
+}
+
+#[derive(Deserialize)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(utoipa::IntoParams))]
+#[cfg_attr(not(target_arch = "wasm32"), into_params(parameter_in = Query))]
+pub(crate) struct ListQuery {
+    /// Page size, 1 to 100 (default 20).
+    #[cfg_attr(not(target_arch = "wasm32"), param(value_type = Option<u32>, minimum = 1, maximum = 100))]
+    limit: Option<String>,
+    /// The `next_cursor` of the previous page.
+    #[cfg_attr(
+        not(target_arch = "wasm32"),
+        param(pattern = "^([A-Za-z0-9_-]{3,64})?$")
+    )]
+    cursor: Option<String>,
+    /// Only links whose slug or URL contains this text (at most 256 bytes).
+    #[cfg_attr(not(target_arch = "wasm32"), param(max_length = 256))]
+    q: Option<String>,
+}
+
+/// One page of links, in slug order.
+#[derive(Serialize)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(utoipa::ToSchema))]
+pub(crate) struct LinkPage {
+    links: Vec<LinkView>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    #[cfg_attr(not(target_arch = "wasm32"), schema(required = true))]
+    next_cursor: Option<String>,
+}
+
+#[cfg_attr(not(target_arch = "wasm32"), utoipa::path(
+    get,
+    path = "/api/links",
+    tag = "links",
+    security(("bearer" = [])),
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page of links.", body = LinkPage),
+        (status = 400, description = "`invalid_limit`, `invalid_cursor`, `invalid_search` or `invalid_query`.", body = crate::error::ErrorBody),
+        (status = 401, description = "No or a wrong bearer token (`unauthorized`), or the API is disabled (`api_disabled`).", body = crate::error::ErrorBody),
+        (status = 500, description = "A store failed (`internal`); the cause is logged, not sent.", body = crate::error::ErrorBody),
+    )
+))]
+pub(crate) async fn list_links(
+    State(app): State<App>,
+    _: Admin,
+    ValidQuery(q): ValidQuery<ListQuery>,
+) -> Result<Json<LinkPage>, AppError> {
+    let limit = match q.limit.as_deref() {
+        None => DEFAULT_PAGE,
+        Some(raw) => match raw.parse::<usize>() {
+            Ok(n) if (1..=MAX_PAGE).contains(&n) => n,
+            _ => {
+                return Err(AppError::validation(
+                    "invalid_limit",
+                    format!("`limit` must be a whole number from 1 to {MAX_PAGE}."),
+                ));
+            }
+        },
+    };
+    let cursor = q
+        .cursor
+        .as_deref()
+        .filter(|c| !c.is_empty())
+        .map(|c| {
+            Slug::parse(c).map_err(|_| {
+                AppError::validation("invalid_cursor", "`cursor` is not one this API returned.")
+            })
+        })
+        .transpose()?;
+    let needle = q.q.as_deref().map(SearchText::parse).transpose()?.flatten();
+    let (page, next) = match &needle {
+        Some(needle) => app.links().search(needle, cursor.as_ref(), limit).await?,
+        None => app.links().page(cursor.as_ref(), limit).await?,
+    };
+    let views: Vec<LinkView> = page
+        .into_iter()
+        .map(|l| LinkView::new(l, &app.settings, None))
+        .collect();
+    Ok(Json(LinkPage {
+        links: views,
+        next_cursor: next,
+    }))
+}
+
+#[cfg_attr(not(target_arch = "wasm32"), utoipa::path(
+    get,
+    path = "/api/links/{slug}",
+    tag = "links",
+    security(("bearer" = [])),
+    params(("slug" = String, Path, description = "The link's slug: 3 to 64 of `A-Za-z0-9_-`.", example = "docs-example")),
+    responses(
+        (status = 200, description = "The link, with its all-time `clicks` and `unrecorded_clicks`.", body = LinkView),
+        (status = 401, description = "No or a wrong bearer token (`unauthorized`), or the API is disabled (`api_disabled`).", body = crate::error::ErrorBody),
+        (status = 404, description = "No link has that slug (`not_found`).", body = crate::error::ErrorBody),
+        (status = 500, description = "A store failed (`internal`); the cause is logged, not sent.", body = crate::error::ErrorBody),
+        (status = 503, description = "The unrecorded-clicks tally cannot be read (`store_unavailable`; `Retry-After`).",
+            headers(("retry-after" = String, description = "Seconds.")), body = crate::error::ErrorBody),
+    )
+))]
+pub(crate) async fn get_link(
+    State(app): State<App>,
+    _: Admin,
+    SlugPath(slug): SlugPath,
+) -> Result<Json<LinkView>, AppError> {
+    let link = app.links().get(&slug).await?.ok_or(AppError::NoLink)?;
+    let clicks = analytics::link_total(app.sql.as_ref(), &slug).await?;
+    let lost = unrecorded::of_link(
+        app.unrecorded.as_ref(),
+        slug.as_str(),
+        &links::rfc3339(link.created_at),
+    )
+    .await
+    .map_err(tally_down)?;
+    let mut view = LinkView::new(link, &app.settings, Some(clicks));
+    view.unrecorded_clicks = Some(lost);
+    Ok(Json(view))
+}
+
+fn tally_down(source: StoreError) -> AppError {
+    AppError::StoreUnavailable {
+        store: "unrecorded-clicks tally (SQLite)",
+        source,
+    }
+}
+
+#[cfg_attr(not(target_arch = "wasm32"), utoipa::path(
+    delete,
+    path = "/api/links/{slug}",
+    tag = "links",
+    security(("bearer" = [])),
+    params(("slug" = String, Path, description = "The link's slug: 3 to 64 of `A-Za-z0-9_-`.", example = "docs-example")),
+    responses(
+        (status = 204, description = "Deleted, with its clicks and rollups."),
+        (status = 401, description = "No or a wrong bearer token (`unauthorized`), or the API is disabled (`api_disabled`).", body = crate::error::ErrorBody),
+        (status = 404, description = "No link has that slug (`not_found`).", body = crate::error::ErrorBody),
+        (status = 500, description = "A store failed (`internal`); the cause is logged, not sent.", body = crate::error::ErrorBody),
+    )
+))]
+pub(crate) async fn delete_link(
+    State(app): State<App>,
+    _: Admin,
+    SlugPath(slug): SlugPath,
+) -> Result<StatusCode, AppError> {
+    if app.links().delete(&slug).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(AppError::NoLink)
+    }
+}
+
+/// `PATCH /api/links/{slug}`: `url` and/or `expires_at` (`null` removes the
+/// expiry); an absent field is left as it is.
+#[derive(Deserialize)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(not(target_arch = "wasm32"), schema(min_properties = 1))]
+pub(crate) struct PatchRequest {
+    /// A new target (validated like a create's).
+    #[serde(default)]
+    #[cfg_attr(
+        not(target_arch = "wasm32"),
+        schema(pattern = "^[Hh][Tt][Tt][Pp][Ss]?:", max_length = 2048)
+    )]
+    url: Option<String>,
+    /// A new expiry; `null` removes it.
+    #[serde(default, deserialize_with = "present")]
+    #[cfg_attr(not(target_arch = "wasm32"), schema(value_type = Option<String>, format = DateTime))]
+    expires_at: Option<Option<String>>,
+}
+
+/// Tells a field sent as `null` (`Some(None)`) from an absent one (`None`).
+fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+#[cfg_attr(not(target_arch = "wasm32"), utoipa::path(
+    patch,
+    path = "/api/links/{slug}",
+    tag = "links",
+    security(("bearer" = [])),
+    params(("slug" = String, Path, description = "The link's slug: 3 to 64 of `A-Za-z0-9_-`.", example = "docs-example")),
+    request_body = PatchRequest,
+    responses(
+        (status = 200, description = "The changed link.", body = LinkView),
+        (status = 400, description = "`empty_patch` or a field is invalid: `invalid_json`, `invalid_url`, `self_referencing_url`, `invalid_timestamp`, `invalid_expiry`.", body = crate::error::ErrorBody),
+        (status = 401, description = "No or a wrong bearer token (`unauthorized`), or the API is disabled (`api_disabled`).", body = crate::error::ErrorBody),
+        (status = 404, description = "No link has that slug (`not_found`).", body = crate::error::ErrorBody),
+        (status = 413, description = "The body is over 16 KiB (`payload_too_large`).", body = crate::error::ErrorBody),
+        (status = 415, description = "The body is not `application/json` (`unsupported_media_type`).", body = crate::error::ErrorBody),
+        (status = 500, description = "A store failed (`internal`); the cause is logged, not sent.", body = crate::error::ErrorBody),
+    )
+))]
+pub(crate) async fn update_link(
+    State(app): State<App>,
+    _: Admin,
+    SlugPath(slug): SlugPath,
+    JsonBody(body): JsonBody<PatchRequest>,
+) -> Result<Json<LinkView>, AppError> {
+    if body.url.is_none() && body.expires_at.is_none() {
+        return Err(AppError::validation(
+            "empty_patch",
+            "Send `url`, `expires_at` or both.",
+        ));
+    }
+    let now = (app.clock)();
+    // Validated like a create, all of it before anything is written.
+    let url = body
+        .url
+        .as_deref()
+        .map(|raw| TargetUrl::parse(raw, &app.settings.own_origins))
+        .transpose()?;
+    let expires_at = body
+        .expires_at
+        .map(|e| {
+            e.as_deref()
+                .map(|raw| links::parse_expiry(raw, now))
+                .transpose()
+        })
+        .transpose()?;
+    let link = app
+        .links()
+        .update(&slug, LinkPatch { url, expires_at })
+        .await?
+        .ok_or(AppError::NoLink)?;
+    Ok(Json(LinkView::new(link, &app.settings, None)))
+}
+
+#[cfg_attr(not(target_arch = "wasm32"), utoipa::path(
+    get,
+    path = "/api/links/{slug}/qr",
+    tag = "links",
+    security(("bearer" = [])),
+    params(("slug" = String, Path, description = "The link's slug: 3 to 64 of `A-Za-z0-9_-`.", example = "docs-example")),
+    responses(
+        (status = 200, description = "A QR code of the short URL.", content_type = "image/svg+xml", body = String),
+        (status = 401, description = "No or a wrong bearer token (`unauthorized`), or the API is disabled (`api_disabled`).", body = crate::error::ErrorBody),
+        (status = 404, description = "No link has that slug (`not_found`).", body = crate::error::ErrorBody),
+        (status = 500, description = "A store failed (`internal`); the cause is logged, not sent.", body = crate::error::ErrorBody),
+    )
+))]
+pub(crate) async fn link_qr(
+    State(app): State<App>,
+    _: Admin,
+    SlugPath(slug): SlugPath,
+) -> Result<Response, AppError> {
+    if app.links().get(&slug).await?.is_none() {
+        return Err(AppError::NoLink);
+    }
+    let svg = qr::svg(&app.settings.short_url(slug.as_str()))
+        .map_err(|e| AppError::internal(anyhow::anyhow!("QR encoding failed: {e}")))?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, qr::SVG_TYPE),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::CONTENT_SECURITY_POLICY, "default-src 'none'"),
+        ],
+        svg,
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(utoipa::IntoParams))]
+#[cfg_attr(not(target_arch = "wasm32"), into_params(parameter_in = Query))]
+pub(crate) struct StatsQuery {
+    /// First day, `YYYY-MM-DD` (UTC); open when absent.
+    #[cfg_attr(not(target_arch = "wasm32"), param(format = Date))]
+    from: Option<String>,
+    /// Last day, `YYYY-MM-DD` (UTC), inclusive; open when absent.
+    #[cfg_attr(not(target_arch = "wasm32"), param(format = Date))]
+    to: Option<String>,
+}
+
+#[cfg_attr(not(target_arch = "wasm32"), utoipa::path(
+    get,
+    path = "/api/links/{slug}/stats",
+    tag = "links",
+    security(("bearer" = [])),
+    params(
+        ("slug" = String, Path, description = "The link's slug: 3 to 64 of `A-Za-z0-9_-`.", example = "docs-example"),
+        StatsQuery,
+    ),
+    responses(
+        (status = 200, description = "Clicks over the range.", body = analytics::Stats),
+        (status = 400, description = "`invalid_date`, `invalid_date_range` or `invalid_query`.", body = crate::error::ErrorBody),
+        (status = 401, description = "No or a wrong bearer token (`unauthorized`), or the API is disabled (`api_disabled`).", body = crate::error::ErrorBody),
+        (status = 404, description = "No link has that slug (`not_found`).", body = crate::error::ErrorBody),
+        (status = 500, description = "A store failed (`internal`); the cause is logged, not sent.", body = crate::error::ErrorBody),
+    )
+))]
+pub(crate) async fn link_stats(
+    State(app): State<App>,
+    _: Admin,
+    SlugPath(slug): SlugPath,
+    ValidQuery(q): ValidQuery<StatsQuery>,
+) -> Result<Json<analytics::Stats>, AppError> {
+    let range = DayRange::parse(q.from.as_deref(), q.to.as_deref())?;
+    if app.links().get(&slug).await?.is_none() {
+        return Err(AppError::NoLink);
+    }
+    Ok(Json(
+        analytics::stats(app.sql.as_ref(), &slug, &range).await?,
+    ))
+}

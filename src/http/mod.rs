@@ -1,0 +1,124 @@
+//! The HTTP surface of the core: the routes of the redirect, the link API
+//! and operations, the request-span middleware, and the redirect's adapter.
+//! The router itself is assembled in [`crate::router`].
+//!
+//! * [`extract`]: `Admin`, `JsonBody`, `ValidQuery`, `SlugPath`.
+//! * [`links_api`]: the `/api/links` handlers and their wire types.
+//! * [`ops`]: `/health` and `/metrics`.
+//! * here: `GET`/`HEAD /{slug}`, which reads the request into a
+//!   [`redirect::Visit`] and writes the core's [`redirect::Outcome`].
+
+pub mod extract;
+pub mod links_api;
+pub mod ops;
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tracing::Instrument;
+
+use crate::app::{App, ClientAddr};
+use crate::error::AppError;
+use crate::redirect::{self, Outcome, Visit};
+use crate::telemetry;
+use extract::SlugPath;
+
+pub use crate::error::MAX_BODY_BYTES;
+
+/// The routes of the redirect, the link API and operations.
+pub fn routes() -> Router<App> {
+    Router::new()
+        .route("/{slug}", get(redirect))
+        .merge(links_api::routes())
+        .merge(ops::routes())
+}
+
+/// The middleware that runs every request in its server span and records
+/// the answered status on it.
+pub async fn request_span(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned());
+    let method = request.method().as_str().to_owned();
+    let span = telemetry::request_span(&method, route.as_deref(), request.headers());
+    let response = next.run(request).instrument(span.clone()).await;
+    telemetry::record_status(&span, response.status());
+    response
+}
+
+// ------------------------------------------------------------------ redirect
+
+/// `GET /{slug}`: the redirect, one click. (`HEAD` answers the same and
+/// counts none; it is not described, as OpenAPI operations need one id.)
+#[cfg_attr(not(target_arch = "wasm32"), utoipa::path(
+    get,
+    path = "/{slug}",
+    tag = "redirect",
+    params(("slug" = String, Path, description = "The link's slug: 3 to 64 of `A-Za-z0-9_-`.", example = "docs-example")),
+    responses(
+        (status = 302, description = "To the link's URL (the status is `redirect_status`: 301, 302, 307 or 308).",
+            headers(("location" = String, description = "The link's URL."))),
+        (status = 301, description = "As 302, when `redirect_status` is 301.", headers(("location" = String))),
+        (status = 307, description = "As 302, when `redirect_status` is 307.", headers(("location" = String))),
+        (status = 308, description = "As 302, when `redirect_status` is 308.", headers(("location" = String))),
+        (status = 404, description = "No link has that slug (`not_found`).", body = crate::error::ErrorBody),
+        (status = 410, description = "The link has expired (`link_expired`).", body = crate::error::ErrorBody),
+        (status = 500, description = "A store failed (`internal`); the cause is logged, not sent.", body = crate::error::ErrorBody),
+        (status = 503, description = "The link store (key-value) is down, or neither SQLite database can count the click (`store_unavailable`; `Retry-After`). A click database that fails alone still redirects: the click is counted in `unrecorded_clicks`.",
+            headers(("retry-after" = String, description = "Seconds.")), body = crate::error::ErrorBody),
+    )
+))]
+pub(crate) async fn redirect(
+    State(app): State<App>,
+    path: Result<SlugPath, AppError>,
+    request: Request,
+) -> Result<Response, AppError> {
+    // The request's own parts, borrowed: extracting `HeaderMap` would copy
+    // every header on the hot path.
+    let (parts, _) = request.into_parts();
+    let headers = &parts.headers;
+    let header_str = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
+    // Lossy, not `to_str`: a proxy appends its entry to the client's line,
+    // so dropping a line with non-ASCII bytes would drop our proxies' entries.
+    // Borrowed unless a line really has non-UTF-8 bytes.
+    let forwarded: Vec<std::borrow::Cow<'_, str>> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .map(|v| String::from_utf8_lossy(v.as_bytes()))
+        .collect();
+    let forwarded: Vec<&str> = forwarded.iter().map(AsRef::as_ref).collect();
+    let slug = path.ok().map(|SlugPath(slug)| slug);
+    let visit = Visit {
+        slug: slug.as_ref(),
+        counts: parts.method != Method::HEAD,
+        user_agent: header_str(header::USER_AGENT).unwrap_or_default(),
+        referer: header_str(header::REFERER),
+        forwarded_for: &forwarded,
+        peer: parts.extensions.get::<ClientAddr>().map(|c| c.0),
+    };
+    match redirect::follow(&app, visit).await? {
+        Outcome::Redirect { location } => {
+            Ok(redirect_response(app.settings.redirect_status, &location))
+        }
+        Outcome::Miss => Err(AppError::NoLink),
+        Outcome::Expired => Err(AppError::Gone),
+    }
+}
+
+fn redirect_response(status: StatusCode, location: &str) -> Response {
+    let mut response = status.into_response();
+    let headers = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(location) {
+        headers.insert(header::LOCATION, v);
+    }
+    // Every follow must reach us to be counted.
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-store"),
+    );
+    response
+}

@@ -1,0 +1,127 @@
+//! Operations: `/health` (every store probed the way the product uses it)
+//! and `/metrics` (the app's own series, read from SQLite).
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::analytics;
+use crate::app::App;
+use crate::error::AppError;
+use crate::links;
+use crate::metrics;
+use crate::unrecorded;
+
+/// The answer of `/health`.
+#[derive(Debug, Serialize, Deserialize)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(utoipa::ToSchema))]
+pub struct Health {
+    /// `ok` when every store answered, else `unavailable` (with a 503).
+    #[cfg_attr(not(target_arch = "wasm32"), schema(example = "ok"))]
+    pub status: String,
+    /// Per store (`kv`, `sqlite`: the click database, written to by the
+    /// probe, `sqlite_unrecorded`: the unrecorded-clicks tally): `ok` or `error`.
+    #[cfg_attr(not(target_arch = "wasm32"), schema(example = json!({"kv": "ok", "sqlite": "ok", "sqlite_unrecorded": "ok"})))]
+    pub checks: std::collections::BTreeMap<String, String>,
+}
+
+/// `/health` and `/metrics`.
+pub fn routes() -> Router<App> {
+    Router::new()
+        .route("/health", get(health))
+        .route("/metrics", get(metrics_endpoint))
+}
+
+/// The key `/health` reads (it never writes).
+const HEALTH_PROBE_KEY: &str = "health:probe";
+
+/// Probes every store the way the product uses it: a key-value read, a
+/// one-row write to the click database (a lock held elsewhere, a read-only
+/// file or a full disk fail it as they fail a click), a read of the tally.
+/// 503 names what failed; the causes go to the log, not to the client.
+#[cfg_attr(not(target_arch = "wasm32"), utoipa::path(
+    get,
+    path = "/health",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Every store answered.", body = Health),
+        (status = 503, description = "A store did not answer; `checks` says which.", body = Health),
+    )
+))]
+pub(crate) async fn health(State(app): State<App>) -> Response {
+    let now_ms = i64::try_from((app.clock)().unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
+    let checks = [
+        ("kv", app.kv.get(HEALTH_PROBE_KEY).await.map(|_| ())),
+        (
+            "sqlite",
+            app.sql
+                .execute(&unrecorded::WRITE_PROBE, vec![now_ms.into()])
+                .await
+                .map(|_| ()),
+        ),
+        (
+            "sqlite_unrecorded",
+            app.unrecorded
+                .execute(&unrecorded::TALLY_PROBE, vec![])
+                .await
+                .map(|_| ()),
+        ),
+    ];
+    let mut report = serde_json::Map::new();
+    let mut healthy = true;
+    for (name, result) in checks {
+        if let Err(e) = &result {
+            eprintln!("shortener: health: {name} failed: {e}");
+            healthy = false;
+        }
+        report.insert(
+            name.into(),
+            json!(if result.is_ok() { "ok" } else { "error" }),
+        );
+    }
+    let status = if healthy {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = json!({
+        "status": if healthy { "ok" } else { "unavailable" },
+        "checks": report,
+    });
+    (status, Json(body)).into_response()
+}
+
+#[cfg_attr(not(target_arch = "wasm32"), utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    responses(
+        (status = 200, description = "The app's own metrics in the OpenMetrics text format.", content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8", body = String),
+        (status = 500, description = "A store failed (`internal`); the cause is logged, not sent.", body = crate::error::ErrorBody),
+    )
+))]
+pub(crate) async fn metrics_endpoint(State(app): State<App>) -> Result<Response, AppError> {
+    let (human_clicks, bot_clicks) = analytics::all_time(app.sql.as_ref()).await?;
+    let links = app.sql.execute(&links::COUNT, vec![]).await?.scalar_i64();
+    let unrecorded = unrecorded::all_time(app.unrecorded.as_ref()).await?;
+    let text = metrics::render(metrics::Snapshot {
+        human_clicks,
+        bot_clicks,
+        links,
+        unrecorded_human_clicks: unrecorded.human,
+        unrecorded_bot_clicks: unrecorded.bot,
+    })?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(metrics::CONTENT_TYPE),
+        )],
+        Body::from(text),
+    )
+        .into_response())
+}

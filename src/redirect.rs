@@ -1,0 +1,174 @@
+//! The redirect: what `GET` and `HEAD /{slug}` decide.
+//!
+//! [`follow`] takes what the request says ([`Visit`]) and returns an
+//! [`Outcome`]; the HTTP handler (`crate::http`) only reads the request into
+//! a `Visit` and writes the outcome as a response. The rules:
+//!
+//! * no link, or a path that is no slug: [`Outcome::Miss`] (404);
+//! * an expired link: [`Outcome::Expired`] (410);
+//! * `HEAD`: the redirect, no click (link previews and checkers);
+//! * `GET`: the click is committed first, then the redirect is answered. A
+//!   redirect served is a click recorded or, when the click database
+//!   refuses it, a click counted in the unrecorded tally
+//!   ([`crate::unrecorded`]); when both fail, the answer is 503 and no
+//!   redirect is served;
+//! * a link store (key-value) that is down: 503 naming it.
+//!
+//! The outcome, the visitor's kind and the click's fate are recorded on the
+//! request span (`shortener.redirect.outcome`, `shortener.visitor.kind`,
+//! `shortener.click.outcome`).
+
+use std::net::IpAddr;
+
+use time::OffsetDateTime;
+
+use crate::app::App;
+use crate::clicks::{self, Visitor};
+use crate::error::AppError;
+use crate::links::{self, Link, Slug};
+use crate::storage::StoreError;
+use crate::telemetry::attr;
+use crate::unrecorded;
+
+/// What a request to `/{slug}` says.
+#[derive(Debug, Clone, Copy)]
+pub struct Visit<'a> {
+    /// The slug, or `None` when the path is no slug.
+    pub slug: Option<&'a Slug>,
+    /// `false` for `HEAD`: same answer, no click.
+    pub counts: bool,
+    /// The `User-Agent` (empty when absent).
+    pub user_agent: &'a str,
+    /// The `Referer`, if any.
+    pub referer: Option<&'a str>,
+    /// Every `X-Forwarded-For` line, in order.
+    pub forwarded_for: &'a [&'a str],
+    /// The socket peer, as the host saw it.
+    pub peer: Option<IpAddr>,
+}
+
+/// What the redirect answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Redirect to `location` (with the configured status); the click, if
+    /// the visit counts, is recorded or tallied.
+    Redirect {
+        /// The link's URL.
+        location: String,
+    },
+    /// No link has that slug (404).
+    Miss,
+    /// The link has expired (410).
+    Expired,
+}
+
+/// Decides the answer to `visit`, recording its click first.
+pub async fn follow(app: &App, visit: Visit<'_>) -> Result<Outcome, AppError> {
+    let span = tracing::Span::current();
+    let outcome = |o: &'static str| span.record(attr::REDIRECT_OUTCOME, o);
+    let Some(slug) = visit.slug else {
+        outcome("miss");
+        return Ok(Outcome::Miss);
+    };
+    let Some(link) = app.links().get(slug).await.map_err(link_store_down)? else {
+        outcome("miss");
+        return Ok(Outcome::Miss);
+    };
+    let now = app.now();
+    if link.is_expired(now) {
+        outcome("expired");
+        return Ok(Outcome::Expired);
+    }
+    if !visit.counts {
+        outcome("hit");
+        return Ok(Outcome::Redirect { location: link.url });
+    }
+
+    let visitor = Visitor::classify(visit.user_agent, visit.referer);
+    span.record(attr::VISITOR_KIND, visitor.kind());
+    let ip = clicks::client_ip(
+        visit.peer,
+        visit.forwarded_for,
+        app.settings.trusted_proxy_hops,
+    );
+    let Some(salt) = app.settings.visitor_salt.as_deref() else {
+        return Err(AppError::internal(anyhow::anyhow!(
+            "visitor_salt is not set: refusing to record clicks without it"
+        )));
+    };
+    let day = clicks::utc_day(now);
+    let click = clicks::Click {
+        slug,
+        at: now,
+        visitor: &visitor,
+        visitor_hash: clicks::visitor_hash(salt, ip, visit.user_agent, &day),
+    };
+    // Answer only once the click is committed: a redirect served is a click
+    // recorded, or (the click store failed) a click counted as unrecorded.
+    match clicks::record(app.sql.as_ref(), &click).await {
+        Ok(true) => {
+            span.record(attr::CLICK_OUTCOME, attr::CLICK_RECORDED);
+        }
+        Ok(false) => {
+            // The link was deleted between the read and the click.
+            outcome("miss");
+            return Ok(Outcome::Miss);
+        }
+        Err(e) => click_unrecorded(app, &span, &link, visitor.kind(), now, e).await?,
+    }
+    outcome("hit");
+    Ok(Outcome::Redirect { location: link.url })
+}
+
+/// The click store refused the click: the redirect is served anyway, and the
+/// click is counted in the unrecorded tally (`/metrics`, the link's
+/// `unrecorded_clicks`), with a warning event on the request span (the
+/// failed SQLite span is the error span). `/health` reports the store as failing.
+///
+/// A redirect is served only when its click is counted somewhere: when the
+/// tally fails too (both databases down, e.g. while Spin shuts down: "channel
+/// closed"), the answer is 503 naming the click store, so that served =
+/// recorded + unrecorded always holds.
+async fn click_unrecorded(
+    app: &App,
+    span: &tracing::Span,
+    link: &Link,
+    kind: &'static str,
+    now: OffsetDateTime,
+    error: StoreError,
+) -> Result<(), AppError> {
+    // A warning, not an error: the request itself succeeded (its span keeps
+    // an unset status); the failed SQLite span below it is the error span.
+    tracing::warn!(error = %error, "click not recorded: counted as unrecorded");
+    let at_ms = i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX);
+    let tallied = unrecorded::tally(
+        app.unrecorded.as_ref(),
+        link.slug.as_str(),
+        &links::rfc3339(link.created_at),
+        kind,
+        at_ms,
+    )
+    .await;
+    if let Err(e) = tallied {
+        // Neither recorded nor counted: refuse the redirect (the error
+        // mapping logs the click store's error; this logs the tally's).
+        tracing::error!(error = %e, "the unrecorded tally failed too: redirect refused");
+        return Err(AppError::StoreUnavailable {
+            store: "click store (SQLite)",
+            source: StoreError::new(error.kind, format!("{error}; unrecorded tally: {e}")),
+        });
+    }
+    span.record(attr::CLICK_OUTCOME, attr::CLICK_UNRECORDED);
+    Ok(())
+}
+
+/// A failed link read in a redirect: the link store is down (503, naming it).
+fn link_store_down(e: links::LinkError) -> AppError {
+    match e {
+        links::LinkError::Store(source) => AppError::StoreUnavailable {
+            store: "link store (key-value)",
+            source,
+        },
+        other => other.into(),
+    }
+}
