@@ -1,0 +1,250 @@
+//! Links: the domain types and their storage.
+//!
+//! A link's record lives in the key-value store under `link:<slug>` (one fast
+//! read on the redirect path). The SQLite `links` registry is the arbiter of
+//! slug ownership — key-value stores have no create-if-absent, SQLite's
+//! primary key does — and the ordered index behind paging.
+//!
+//! * [`slug`]: `Slug`, its parse and random draws.
+//! * [`target`]: `TargetUrl` and `OwnOrigins` (no link points back at us).
+//! * [`store`]: `Links`, the storage over the two ports.
+//! * here: `Link`, `LinkError`, timestamps, `NewLink`, `LinkPatch`,
+//!   `SearchText`.
+
+mod slug;
+mod store;
+mod target;
+
+pub use slug::{Slug, SlugSource, random_slugs};
+pub use store::{COUNT, Links, SEARCH_SCAN_LIMIT};
+pub use target::{OwnOrigins, TargetUrl};
+
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::storage::StoreError;
+
+/// Words a slug may not take: the first path segment of every route the app
+/// serves (compared case-insensitively). The one list: custom slugs are
+/// refused and random ones redrawn.
+pub const RESERVED_SLUGS: &[&str] = &["api", "console", "health", "metrics"];
+
+/// Longest target URL accepted, in bytes.
+pub const MAX_URL_BYTES: usize = 2048;
+
+/// How often a random slug is redrawn after a collision before giving up.
+pub const RANDOM_SLUG_ATTEMPTS: usize = 8;
+
+const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+/// What is wrong with a link or its storage. `error.rs` maps it to HTTP.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    /// Not `[A-Za-z0-9_-]{3,64}`.
+    #[error("A slug is 3 to 64 characters from A-Z, a-z, 0-9, '_' and '-'.")]
+    InvalidSlug,
+    /// One of [`RESERVED_SLUGS`].
+    #[error("The slug `{0}` is reserved for the app's own routes.")]
+    ReservedSlug(String),
+    /// Not an acceptable target URL (the message says why).
+    #[error("{0}")]
+    InvalidUrl(Cow<'static, str>),
+    /// The target resolves to this shortener.
+    #[error("The URL points back at this shortener; links to short links are refused.")]
+    SelfReferencing,
+    /// Not an RFC 3339 timestamp we can store.
+    #[error("`{0}` must be an RFC 3339 timestamp, e.g. 2030-01-31T12:00:00Z.")]
+    InvalidTimestamp(&'static str),
+    /// An expiry that is not in the future.
+    #[error("`expires_at` must be in the future.")]
+    ExpiryNotInFuture,
+    /// The custom slug is owned by another link.
+    #[error("The slug `{0}` is already taken.")]
+    SlugTaken(Slug),
+    /// Every random draw collided.
+    #[error("no free random slug of length {len} after {RANDOM_SLUG_ATTEMPTS} attempts")]
+    NoFreeSlug {
+        /// The slug length drawn.
+        len: usize,
+    },
+    /// A search text over [`MAX_SEARCH_BYTES`].
+    #[error("`q` is longer than {MAX_SEARCH_BYTES} bytes.")]
+    SearchTooLong,
+    /// A stored record that does not decode.
+    #[error("corrupt link record for {slug}: {reason}")]
+    CorruptRecord {
+        /// Its slug.
+        slug: String,
+        /// The decoder's complaint.
+        reason: String,
+    },
+    /// A store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl LinkError {
+    /// The snake_case code of a validation error (the API's `error.code`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            LinkError::InvalidSlug => "invalid_slug",
+            LinkError::ReservedSlug(_) => "reserved_slug",
+            LinkError::InvalidUrl(_) => "invalid_url",
+            LinkError::SelfReferencing => "self_referencing_url",
+            LinkError::InvalidTimestamp(_) => "invalid_timestamp",
+            LinkError::ExpiryNotInFuture => "invalid_expiry",
+            LinkError::SlugTaken(_) => "slug_taken",
+            LinkError::SearchTooLong => "invalid_search",
+            LinkError::NoFreeSlug { .. } | LinkError::CorruptRecord { .. } => "internal",
+            LinkError::Store(_) => "internal",
+        }
+    }
+}
+
+/// Parses an RFC 3339 timestamp into UTC. Refused: anything that does not
+/// parse, and instants that exist only with their offset (e.g.
+/// `9999-12-31T23:59:59-01:00`, which is in the year 10000 in UTC) since
+/// they could be neither converted nor stored.
+pub fn parse_timestamp(field: &'static str, raw: &str) -> Result<OffsetDateTime, LinkError> {
+    OffsetDateTime::parse(raw, &Rfc3339)
+        .ok()
+        .and_then(|t| t.checked_to_offset(time::UtcOffset::UTC))
+        .filter(|utc| utc.format(&Rfc3339).is_ok())
+        .ok_or(LinkError::InvalidTimestamp(field))
+}
+
+/// The `expires_at` of a create or an edit: a valid timestamp after `now`.
+pub fn parse_expiry(raw: &str, now: OffsetDateTime) -> Result<OffsetDateTime, LinkError> {
+    let at = parse_timestamp("expires_at", raw)?;
+    if at <= now {
+        return Err(LinkError::ExpiryNotInFuture);
+    }
+    Ok(at)
+}
+
+/// A stored link (the key-value record). Timestamps are typed and stored as
+/// RFC 3339 text in UTC, the format the records have always had; a record
+/// whose timestamp does not parse is corrupt (never "no expiry").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Link {
+    /// Its name.
+    pub slug: Slug,
+    /// Where it redirects.
+    pub url: String,
+    /// When it was created (UTC, whole seconds).
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// When it stops redirecting (UTC); `None` = never.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub expires_at: Option<OffsetDateTime>,
+}
+
+impl Link {
+    /// Whether the link has expired at `now`.
+    pub fn is_expired(&self, now: OffsetDateTime) -> bool {
+        self.expires_at.is_some_and(|e| now >= e)
+    }
+}
+
+/// An instant as RFC 3339 text (UTC). Every stored instant was checked to
+/// format by [`parse_timestamp`] or comes from the clock.
+pub fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap_or_default()
+}
+
+/// The key of a link's record.
+pub fn kv_key(slug: &Slug) -> String {
+    format!("link:{slug}")
+}
+
+/// Longest search text accepted, in bytes.
+pub const MAX_SEARCH_BYTES: usize = 256;
+
+/// What a create asks for, validated.
+#[derive(Debug, Clone)]
+pub struct NewLink {
+    /// The target.
+    pub url: TargetUrl,
+    /// A custom slug, or `None` for a random one.
+    pub slug: Option<Slug>,
+    /// When it stops redirecting.
+    pub expires_at: Option<OffsetDateTime>,
+}
+
+/// What an edit changes, validated. `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct LinkPatch {
+    /// A new target.
+    pub url: Option<TargetUrl>,
+    /// A new expiry; `Some(None)` removes it.
+    pub expires_at: Option<Option<OffsetDateTime>>,
+}
+
+/// A search: what a slug or target URL must contain, lower-cased; 1 to
+/// [`MAX_SEARCH_BYTES`] bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchText(String);
+
+impl SearchText {
+    /// Validates `raw` (surrounding white space is dropped); `None` when it is
+    /// empty, i.e. no filter.
+    pub fn parse(raw: &str) -> Result<Option<Self>, LinkError> {
+        let text = raw.trim();
+        if text.len() > MAX_SEARCH_BYTES {
+            return Err(LinkError::SearchTooLong);
+        }
+        Ok((!text.is_empty()).then(|| Self(text.to_ascii_lowercase())))
+    }
+
+    /// Whether `link`'s slug or target URL contains the text.
+    pub fn matches(&self, link: &Link) -> bool {
+        link.slug.as_str().to_ascii_lowercase().contains(&self.0)
+            || link.url.to_ascii_lowercase().contains(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn search_text_matches_slug_or_url_ignoring_ascii_case() {
+        let link = Link {
+            slug: Slug::parse("Launch-2030").unwrap(),
+            url: "https://example.com/Docs?x=1".into(),
+            created_at: OffsetDateTime::UNIX_EPOCH,
+            expires_at: None,
+        };
+        let q = |raw| SearchText::parse(raw).unwrap().unwrap();
+        assert!(q("launch").matches(&link));
+        assert!(q("EXAMPLE.com/docs").matches(&link));
+        assert!(q(" x=1 ").matches(&link));
+        assert!(!q("other").matches(&link));
+    }
+
+    #[test]
+    fn empty_search_text_is_no_filter_and_long_text_is_refused() {
+        assert_eq!(SearchText::parse("").unwrap(), None);
+        assert_eq!(SearchText::parse("   ").unwrap(), None);
+        let long = "a".repeat(MAX_SEARCH_BYTES + 1);
+        let err = SearchText::parse(&long).unwrap_err();
+        assert_eq!(err.code(), "invalid_search");
+        assert!(SearchText::parse(&long[1..]).unwrap().is_some());
+    }
+
+    #[test]
+    fn expiry_is_inclusive_of_the_instant() {
+        let at = |s| OffsetDateTime::parse(s, &Rfc3339).unwrap();
+        let link = Link {
+            slug: Slug::parse("abc").unwrap(),
+            url: "https://e.com/".into(),
+            created_at: at("2030-01-01T00:00:00Z"),
+            expires_at: Some(at("2030-01-02T00:00:00Z")),
+        };
+        assert!(!link.is_expired(at("2030-01-01T23:59:59Z")));
+        assert!(link.is_expired(at("2030-01-02T00:00:00Z")));
+    }
+}
