@@ -186,7 +186,7 @@ async fn traced<T>(
 ) -> Result<T, StoreError> {
     let result = call.instrument(span.clone()).await;
     if let Err(e) = &result {
-        telemetry::record_error(&span, e.kind, &e.message);
+        telemetry::fail(&span, e.kind, Some(&e.message));
     }
     result
 }

@@ -60,11 +60,15 @@ pub mod attr {
     pub const DB_SYSTEM_SQLITE: &str = "sqlite";
 }
 
-/// Marks `span` as failed with a short `error.type` and a description.
-pub fn record_error(span: &tracing::Span, error_type: &str, description: &str) {
+/// Marks `span` as failed with a short `error.type` and, if any, a
+/// description. The one way a span fails: events never change a status
+/// ([`Tracer`]), and the request span fails through [`record_status`].
+pub fn fail(span: &tracing::Span, error_type: &str, description: Option<&str>) {
     span.record(attr::ERROR_TYPE, error_type);
     span.record("otel.status_code", "error");
-    span.record("otel.status_description", description);
+    if let Some(description) = description {
+        span.record("otel.status_description", description);
+    }
 }
 
 /// The HTTP methods a span name or label may carry (the semantic
@@ -91,7 +95,8 @@ pub fn method_label(method: &str) -> &'static str {
 ///
 /// Trace context: the span continues the trace id of a valid W3C
 /// `traceparent` in `headers` (from a tracing proxy), or starts a new trace
-/// (the [`Tracer`] reads the parent from `otel.parent`). It is always
+/// (the [`Tracer`] reads the parent's ids from `otel.parent_trace_id` and
+/// `otel.parent_span_id`). It is always
 /// recorded, whatever the parent's sampled flag says: the public can reach
 /// the app without a proxy, and must not be able to switch its spans off.
 /// Without a matched route (`None`) the span is named by the method alone,
@@ -103,11 +108,13 @@ pub fn request_span(method: &str, route: Option<&str>, headers: &http::HeaderMap
         None => method.to_owned(),
     };
     let (parent, trace_state) = remote_parent(headers).unzip();
+    let (parent_trace_id, parent_span_id) = parent.unzip();
     tracing::info_span!(
         "request",
         otel.name = name,
         otel.kind = "server",
-        otel.parent = parent,
+        otel.parent_trace_id = parent_trace_id,
+        otel.parent_span_id = parent_span_id,
         otel.trace_state = trace_state.filter(|s| !s.is_empty()),
         { attr::HTTP_REQUEST_METHOD } = method,
         { attr::HTTP_ROUTE } = route,
@@ -121,15 +128,18 @@ pub fn request_span(method: &str, route: Option<&str>, headers: &http::HeaderMap
     )
 }
 
-/// The valid W3C `traceparent` in `headers` as `<trace id>-<span id>` in
-/// hex, with its `tracestate` header; `None` without a valid one.
-/// (OpenTelemetry's own propagator decides what is valid.)
-fn remote_parent(headers: &http::HeaderMap) -> Option<(String, String)> {
+/// The ids of the valid W3C `traceparent` in `headers` (trace id, span id),
+/// with its `tracestate` header; `None` without a valid one.
+/// (OpenTelemetry's own propagator parses it and decides what is valid.)
+fn remote_parent(headers: &http::HeaderMap) -> Option<((u128, u64), String)> {
     let context = TraceContextPropagator::new().extract(&HeaderExtractor(headers));
     let parent = context.span().span_context().clone();
     parent.is_valid().then(|| {
         (
-            format!("{:032x}-{:016x}", parent.trace_id(), parent.span_id()),
+            (
+                u128::from_be_bytes(parent.trace_id().to_bytes()),
+                u64::from_be_bytes(parent.span_id().to_bytes()),
+            ),
             parent.trace_state().header(),
         )
     })
@@ -139,8 +149,7 @@ fn remote_parent(headers: &http::HeaderMap) -> Option<(String, String)> {
 pub fn record_status(span: &tracing::Span, status: http::StatusCode) {
     span.record(attr::HTTP_RESPONSE_STATUS_CODE, i64::from(status.as_u16()));
     if status.is_server_error() {
-        span.record(attr::ERROR_TYPE, status.as_str());
-        span.record("otel.status_code", "error");
+        fail(span, status.as_str(), None);
     }
 }
 

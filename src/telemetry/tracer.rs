@@ -4,7 +4,7 @@
 //!
 //! It replaces `tracing-subscriber` + `tracing-opentelemetry` + the
 //! OpenTelemetry SDK, which built an SDK span per `tracing` span and then
-//! converted it into the same record: about 50 KB of component and a share
+//! converted it into the same record: about 95 KB of component and a share
 //! of the guest's CPU per span, for features (sampling, batching, limits,
 //! links) the host already has or we do not use. What it keeps of their
 //! conventions:
@@ -12,13 +12,15 @@
 //!   `otel.status_description` name the span, give its kind and status;
 //!   every other field is an attribute (recorded again: replaced).
 //! - A span's parent is its explicit parent, else the current span; a span
-//!   without one continues the remote parent in `otel.parent` (the
-//!   `traceparent` ids, `<trace id>-<span id>` in hex, with its
-//!   `otel.trace_state`), else starts a new trace. Every span is sampled.
+//!   without one continues the remote parent in `otel.parent_trace_id` and
+//!   `otel.parent_span_id` (the `traceparent` ids as numbers, both
+//!   non-zero, with its `otel.trace_state`), else starts a new trace. Every
+//!   span is sampled.
 //! - An event inside a span becomes a span event named by its message, with
-//!   `level`, `target` and its fields as attributes; an `ERROR` event marks
-//!   a span whose status is unset as failed. Events outside spans are
-//!   dropped. Only `INFO` and above is recorded.
+//!   `level`, `target` and its fields as attributes. Events never change a
+//!   span's status: a span fails only through `otel.status_code`
+//!   ([`crate::telemetry::fail`]). Events outside spans are dropped. Only
+//!   `INFO` and above is recorded.
 //!
 //! The state is one map of open spans behind a mutex, and a per-thread
 //! stack of entered spans; no lock is held while the exporter runs.
@@ -162,7 +164,7 @@ impl Subscriber for Tracer {
                     parent.data.span_context.span_id.clone(),
                     parent.data.span_context.trace_state.clone(),
                 ),
-                None => match fields.remote_parent.take() {
+                None => match fields.remote_parent() {
                     Some((trace_id, span_id)) => (
                         trace_id_hex(trace_id),
                         span_id_hex(span_id),
@@ -268,9 +270,6 @@ impl Subscriber for Tracer {
             time: datetime(SystemTime::now()),
             attributes,
         });
-        if *metadata.level() == Level::ERROR && span.status.code.is_none() {
-            span.status.code = Some(wit::Status::Error(String::new()));
-        }
     }
 
     fn enter(&self, span: &Id) {
@@ -353,7 +352,8 @@ struct Fields {
     name: Option<String>,
     kind: Option<wit::SpanKind>,
     status: Status,
-    remote_parent: Option<(u128, u64)>,
+    parent_trace_id: u128,
+    parent_span_id: u64,
     trace_state: Option<Vec<(String, String)>>,
     attributes: Vec<KeyValue>,
 }
@@ -365,11 +365,16 @@ impl Fields {
             "otel.kind" => self.kind = span_kind(value),
             "otel.status_code" => self.status.code = status_code(value),
             "otel.status_description" => self.status.description = Some(value.to_owned()),
-            "otel.parent" => self.remote_parent = remote_parent(value),
             "otel.trace_state" => self.trace_state = Some(trace_state(value)),
             _ => return false,
         }
         true
+    }
+
+    /// The remote parent's ids, when both were recorded and non-zero.
+    fn remote_parent(&self) -> Option<(u128, u64)> {
+        (self.parent_trace_id != 0 && self.parent_span_id != 0)
+            .then_some((self.parent_trace_id, self.parent_span_id))
     }
 
     fn attribute(&mut self, field: &Field, value: String) {
@@ -388,12 +393,20 @@ impl Visit for Fields {
         self.attribute(field, int_json(value));
     }
     fn record_u64(&mut self, field: &Field, value: u64) {
+        if field.name() == "otel.parent_span_id" {
+            self.parent_span_id = value;
+            return;
+        }
         self.attribute(field, int_json(value));
     }
     fn record_i128(&mut self, field: &Field, value: i128) {
         self.attribute(field, int_json(value));
     }
     fn record_u128(&mut self, field: &Field, value: u128) {
+        if field.name() == "otel.parent_trace_id" {
+            self.parent_trace_id = value;
+            return;
+        }
         match i128::try_from(value) {
             Ok(value) => self.attribute(field, int_json(value)),
             Err(_) => self.attribute(field, string_json(&value.to_string())),
@@ -462,14 +475,6 @@ fn status_code(value: &str) -> Option<wit::Status> {
         "unset" => wit::Status::Unset,
         _ => return None,
     })
-}
-
-/// `<trace id>-<span id>` in hex, both non-zero.
-fn remote_parent(value: &str) -> Option<(u128, u64)> {
-    let (trace, span) = value.split_once('-')?;
-    let trace = u128::from_str_radix(trace, 16).ok()?;
-    let span = u64::from_str_radix(span, 16).ok()?;
-    (trace != 0 && span != 0).then_some((trace, span))
 }
 
 /// A W3C `tracestate` header (`k1=v1,k2=v2`) as its pairs.
@@ -634,7 +639,8 @@ mod tests {
         let calls = traced(|| {
             let span = tracing::info_span!(
                 "request",
-                otel.parent = "4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+                otel.parent_trace_id = 0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736_u128,
+                otel.parent_span_id = 0x00f0_67aa_0ba9_02b7_u64,
                 otel.trace_state = "vendor=v1,other=x-y",
             );
             let _entered = span.enter();
@@ -662,8 +668,16 @@ mod tests {
 
     #[test]
     fn an_invalid_remote_parent_starts_a_new_trace() {
-        for parent in ["", "zz-1", "0-00f067aa0ba902b7", "4bf92f3577b34da6-0"] {
-            let calls = traced(|| drop(tracing::info_span!("r", otel.parent = parent)));
+        let (trace, span) = (0x4bf9_2f35_77b3_4da6_u128, 0x00f0_67aa_0ba9_02b7_u64);
+        for (trace, span) in [(0, span), (trace, 0), (0, 0)] {
+            let parent = (trace, span);
+            let calls = traced(|| {
+                drop(tracing::info_span!(
+                    "r",
+                    otel.parent_trace_id = trace,
+                    otel.parent_span_id = span
+                ))
+            });
             let span = ends(&calls)[0];
             assert_eq!(span.parent_span_id, NO_SPAN, "{parent:?}");
             assert_ne!(span.span_context.trace_id, "0".repeat(32));
@@ -671,7 +685,7 @@ mod tests {
     }
 
     #[test]
-    fn events_become_span_events_and_an_error_event_fails_the_span() {
+    fn events_become_span_events_and_leave_the_status_alone() {
         let calls = traced(|| {
             let span = tracing::info_span!("s");
             let _entered = span.enter();
@@ -696,7 +710,7 @@ mod tests {
                 ("error", r#""disk full""#),
             ]
         );
-        assert_eq!(span.status, wit::Status::Error(String::new()));
+        assert_eq!(span.status, wit::Status::Unset);
     }
 
     #[test]
