@@ -5,6 +5,7 @@ use serde::Serialize;
 
 use time::Date;
 
+use crate::error::ErrorCode;
 use crate::links::Slug;
 use crate::storage::{Rows, SqlStore, SqlValue, Statement, StoreError};
 
@@ -81,11 +82,11 @@ pub enum DayRangeError {
 }
 
 impl DayRangeError {
-    /// The snake_case code (the API's `error.code`).
-    pub fn code(&self) -> &'static str {
+    /// The API's `error.code` of this error.
+    pub fn code(&self) -> ErrorCode {
         match self {
-            DayRangeError::InvalidDate(_) => "invalid_date",
-            DayRangeError::Inverted => "invalid_date_range",
+            DayRangeError::InvalidDate(_) => ErrorCode::InvalidDate,
+            DayRangeError::Inverted => ErrorCode::InvalidDateRange,
         }
     }
 }

@@ -22,6 +22,96 @@ use crate::storage::StoreError;
 /// Largest JSON body accepted (enforced with axum's `DefaultBodyLimit`).
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
+/// Declares [`ErrorCode`]: each variant with its wire text.
+macro_rules! error_codes {
+    ($($(#[$doc:meta])* $variant:ident => $text:literal,)*) => {
+        /// Every `error.code` the API answers with: the one list, so that
+        /// clients (the console's sentences among them) can be checked
+        /// against it.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum ErrorCode {
+            $($(#[$doc])* $variant,)*
+        }
+
+        impl ErrorCode {
+            /// Every code, in declaration order.
+            pub const ALL: &[ErrorCode] = &[$(ErrorCode::$variant,)*];
+
+            /// The wire text: a stable snake_case word.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(ErrorCode::$variant => $text,)*
+                }
+            }
+        }
+    };
+}
+
+error_codes! {
+    /// 400: a target that is no absolute http(s) URL, or too long.
+    InvalidUrl => "invalid_url",
+    /// 400: a target that points back at this shortener.
+    SelfReferencingUrl => "self_referencing_url",
+    /// 400: a slug outside `[A-Za-z0-9_-]{3,64}`.
+    InvalidSlug => "invalid_slug",
+    /// 400: a slug that is a reserved word.
+    ReservedSlug => "reserved_slug",
+    /// 400: a timestamp that is not RFC 3339.
+    InvalidTimestamp => "invalid_timestamp",
+    /// 400: an expiry that is not in the future.
+    InvalidExpiry => "invalid_expiry",
+    /// 400: a body that is no JSON object of the right shape.
+    InvalidJson => "invalid_json",
+    /// 400: a query string that does not parse.
+    InvalidQuery => "invalid_query",
+    /// 400: a page size out of range.
+    InvalidLimit => "invalid_limit",
+    /// 400: a cursor this API did not return.
+    InvalidCursor => "invalid_cursor",
+    /// 400: a search text that is too long.
+    InvalidSearch => "invalid_search",
+    /// 400: a day that is not `YYYY-MM-DD`.
+    InvalidDate => "invalid_date",
+    /// 400: `from` after `to`.
+    InvalidDateRange => "invalid_date_range",
+    /// 400: a PATCH that changes nothing.
+    EmptyPatch => "empty_patch",
+    /// 401: no or a wrong bearer token.
+    Unauthorized => "unauthorized",
+    /// 401: the API is disabled (no usable `admin_token`).
+    ApiDisabled => "api_disabled",
+    /// 404: no such link or route.
+    NotFound => "not_found",
+    /// 405: the route does not answer this method.
+    MethodNotAllowed => "method_not_allowed",
+    /// 409: the custom slug is taken.
+    SlugTaken => "slug_taken",
+    /// 410: the link has expired.
+    LinkExpired => "link_expired",
+    /// 413: the body is too large.
+    PayloadTooLarge => "payload_too_large",
+    /// 415: the body is not JSON.
+    UnsupportedMediaType => "unsupported_media_type",
+    /// 500: the component's variables were refused.
+    Misconfigured => "misconfigured",
+    /// 500: something failed on our side (logged, not sent).
+    Internal => "internal",
+    /// 503: a store the request needs is down.
+    StoreUnavailable => "store_unavailable",
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for ErrorCode {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 /// Every error answer of the app (written by `AppError::into_response`).
 #[derive(Debug, Serialize, Deserialize)]
 #[cfg_attr(not(target_arch = "wasm32"), derive(utoipa::ToSchema))]
@@ -50,22 +140,43 @@ pub struct ErrorDetail {
     pub message: String,
 }
 
+/// A store a request can find down, as a 503 names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Store {
+    /// The key-value store of link records.
+    Links,
+    /// The SQLite click database.
+    Clicks,
+    /// The SQLite tally of unrecorded clicks.
+    Tally,
+}
+
+impl std::fmt::Display for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Store::Links => "link store (key-value)",
+            Store::Clicks => "click store (SQLite)",
+            Store::Tally => "unrecorded-clicks tally (SQLite)",
+        })
+    }
+}
+
 /// What can go wrong while serving a request.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     /// The request is malformed or a field is invalid (400).
     #[error("{message}")]
     Validation {
-        /// snake_case code, e.g. `invalid_url`.
-        code: &'static str,
+        /// e.g. [`ErrorCode::InvalidUrl`].
+        code: ErrorCode,
         /// A human sentence.
         message: String,
     },
     /// No or a wrong bearer token, or no token configured (401).
     #[error("{message}")]
     Unauthorized {
-        /// `unauthorized` or `api_disabled`.
-        code: &'static str,
+        /// [`ErrorCode::Unauthorized`] or [`ErrorCode::ApiDisabled`].
+        code: ErrorCode,
         /// A human sentence.
         message: &'static str,
     },
@@ -101,8 +212,8 @@ pub enum AppError {
     /// the message names it; the cause is logged, not sent.
     #[error("The {store} is unavailable; try again shortly.")]
     StoreUnavailable {
-        /// What the client is told is down, e.g. `link store (key-value)`.
-        store: &'static str,
+        /// What the client is told is down.
+        store: Store,
         /// What the host said.
         #[source]
         source: StoreError,
@@ -111,11 +222,16 @@ pub enum AppError {
 
 impl AppError {
     /// A 400 with `code` and `message`.
-    pub fn validation(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn validation(code: ErrorCode, message: impl Into<String>) -> Self {
         AppError::Validation {
             code,
             message: message.into(),
         }
+    }
+
+    /// A 503 naming `store`; `source` is logged, never sent.
+    pub fn unavailable(store: Store, source: StoreError) -> Self {
+        AppError::StoreUnavailable { store, source }
     }
 
     /// A 500 whose cause is logged and never sent.
@@ -123,23 +239,24 @@ impl AppError {
         AppError::Internal(cause.into())
     }
 
-    /// The HTTP status and the snake_case code of this error.
-    pub fn status_and_code(&self) -> (StatusCode, &'static str) {
+    /// The HTTP status and the code of this error.
+    pub fn status_and_code(&self) -> (StatusCode, ErrorCode) {
+        use ErrorCode as C;
         match self {
-            AppError::Validation { code, .. } => (StatusCode::BAD_REQUEST, code),
-            AppError::Unauthorized { code, .. } => (StatusCode::UNAUTHORIZED, code),
-            AppError::NoLink | AppError::NoRoute => (StatusCode::NOT_FOUND, "not_found"),
-            AppError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
-            AppError::Conflict(_) => (StatusCode::CONFLICT, "slug_taken"),
-            AppError::Gone => (StatusCode::GONE, "link_expired"),
-            AppError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            AppError::Validation { code, .. } => (StatusCode::BAD_REQUEST, *code),
+            AppError::Unauthorized { code, .. } => (StatusCode::UNAUTHORIZED, *code),
+            AppError::NoLink | AppError::NoRoute => (StatusCode::NOT_FOUND, C::NotFound),
+            AppError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, C::MethodNotAllowed),
+            AppError::Conflict(_) => (StatusCode::CONFLICT, C::SlugTaken),
+            AppError::Gone => (StatusCode::GONE, C::LinkExpired),
+            AppError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, C::PayloadTooLarge),
             AppError::UnsupportedMediaType => {
-                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, C::UnsupportedMediaType)
             }
-            AppError::Misconfigured(_) => (StatusCode::INTERNAL_SERVER_ERROR, "misconfigured"),
-            AppError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            AppError::Misconfigured(_) => (StatusCode::INTERNAL_SERVER_ERROR, C::Misconfigured),
+            AppError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, C::Internal),
             AppError::StoreUnavailable { .. } => {
-                (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable")
+                (StatusCode::SERVICE_UNAVAILABLE, C::StoreUnavailable)
             }
         }
     }
@@ -175,13 +292,13 @@ impl From<JsonRejection> for AppError {
             JsonRejection::MissingJsonContentType(_) => AppError::UnsupportedMediaType,
             JsonRejection::JsonDataError(_) | JsonRejection::JsonSyntaxError(_) => {
                 AppError::validation(
-                    "invalid_json",
+                    ErrorCode::InvalidJson,
                     format!("The JSON body is not valid: {}.", deepest_cause(&rejection)),
                 )
             }
             other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => AppError::PayloadTooLarge,
             other => AppError::validation(
-                "invalid_json",
+                ErrorCode::InvalidJson,
                 format!("The body could not be read: {}.", other.body_text()),
             ),
         }
@@ -192,7 +309,7 @@ impl From<JsonRejection> for AppError {
 impl From<QueryRejection> for AppError {
     fn from(rejection: QueryRejection) -> Self {
         AppError::validation(
-            "invalid_query",
+            ErrorCode::InvalidQuery,
             format!(
                 "The query string is not valid: {}.",
                 deepest_cause(&rejection)
@@ -239,7 +356,7 @@ impl IntoResponse for AppError {
         };
         let body = ErrorBody {
             error: ErrorDetail {
-                code: code.to_owned(),
+                code: code.as_str().to_owned(),
                 message,
             },
         };
@@ -346,10 +463,10 @@ mod tests {
     #[test]
     fn each_kind_maps_to_its_status() {
         let cases = [
-            (AppError::validation("x", "m"), 400),
+            (AppError::validation(ErrorCode::InvalidUrl, "m"), 400),
             (
                 AppError::Unauthorized {
-                    code: "unauthorized",
+                    code: ErrorCode::Unauthorized,
                     message: "m",
                 },
                 401,
@@ -364,10 +481,7 @@ mod tests {
             (AppError::Misconfigured("m".into()), 500),
             (AppError::Internal(anyhow::anyhow!("m")), 500),
             (
-                AppError::StoreUnavailable {
-                    store: "link store",
-                    source: StoreError::new("io", "m"),
-                },
+                AppError::unavailable(Store::Links, StoreError::new("io", "m")),
                 503,
             ),
         ];
@@ -377,9 +491,23 @@ mod tests {
     }
 
     #[test]
+    fn every_error_code_is_a_distinct_snake_case_word() {
+        let mut seen = std::collections::HashSet::new();
+        for code in ErrorCode::ALL {
+            let text = code.as_str();
+            assert!(seen.insert(text), "{text} twice");
+            assert!(
+                text.starts_with(|c: char| c.is_ascii_lowercase())
+                    && text.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
     fn unauthorized_answers_name_the_bearer_scheme() {
         let response = AppError::Unauthorized {
-            code: "unauthorized",
+            code: ErrorCode::Unauthorized,
             message: "m",
         }
         .into_response();

@@ -294,7 +294,7 @@ mod tests {
     #[tokio::test]
     async fn the_error_schema_is_the_body_every_app_error_writes() {
         let errors = [
-            AppError::validation("invalid_url", "m"),
+            AppError::validation(crate::error::ErrorCode::InvalidUrl, "m"),
             AppError::NoLink,
             AppError::MethodNotAllowed,
             AppError::PayloadTooLarge,

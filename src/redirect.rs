@@ -24,7 +24,7 @@ use time::OffsetDateTime;
 
 use crate::app::App;
 use crate::clicks::{self, Visitor};
-use crate::error::AppError;
+use crate::error::{AppError, Store};
 use crate::links::{self, Link, Slug};
 use crate::storage::StoreError;
 use crate::telemetry::attr;
@@ -153,10 +153,10 @@ async fn click_unrecorded(
         // Neither recorded nor counted: refuse the redirect (the error
         // mapping logs the click store's error; this logs the tally's).
         tracing::error!(error = %e, "the unrecorded tally failed too: redirect refused");
-        return Err(AppError::StoreUnavailable {
-            store: "click store (SQLite)",
-            source: StoreError::new(error.kind, format!("{error}; unrecorded tally: {e}")),
-        });
+        return Err(AppError::unavailable(
+            Store::Clicks,
+            StoreError::new(error.kind, format!("{error}; unrecorded tally: {e}")),
+        ));
     }
     span.record(attr::CLICK_OUTCOME, attr::CLICK_UNRECORDED);
     Ok(())
@@ -165,10 +165,7 @@ async fn click_unrecorded(
 /// A failed link read in a redirect: the link store is down (503, naming it).
 fn link_store_down(e: links::LinkError) -> AppError {
     match e {
-        links::LinkError::Store(source) => AppError::StoreUnavailable {
-            store: "link store (key-value)",
-            source,
-        },
+        links::LinkError::Store(source) => AppError::unavailable(Store::Links, source),
         other => other.into(),
     }
 }

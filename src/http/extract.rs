@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::app::App;
-use crate::error::AppError;
+use crate::error::{AppError, ErrorCode};
 use crate::links::Slug;
 
 /// Proof that the request carried the admin bearer token.
@@ -21,7 +21,7 @@ impl FromRequestParts<App> for Admin {
     async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, AppError> {
         let Some(expected) = app.settings.admin_token.as_deref() else {
             return Err(AppError::Unauthorized {
-                code: "api_disabled",
+                code: ErrorCode::ApiDisabled,
                 message: app.settings.api_disabled_reason,
             });
         };
@@ -36,11 +36,11 @@ impl FromRequestParts<App> for Admin {
         match presented {
             Some(token) if tokens_match(token, expected) => Ok(Admin),
             Some(_) => Err(AppError::Unauthorized {
-                code: "unauthorized",
+                code: ErrorCode::Unauthorized,
                 message: "The bearer token is wrong.",
             }),
             None => Err(AppError::Unauthorized {
-                code: "unauthorized",
+                code: ErrorCode::Unauthorized,
                 message: "Send `Authorization: Bearer <admin_token>`.",
             }),
         }
@@ -70,7 +70,10 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody
         T::deserialize(serde_json::Value::Object(object))
             .map(JsonBody)
             .map_err(|e| {
-                AppError::validation("invalid_json", format!("The JSON body is not valid: {e}."))
+                AppError::validation(
+                    ErrorCode::InvalidJson,
+                    format!("The JSON body is not valid: {e}."),
+                )
             })
     }
 }

@@ -14,10 +14,9 @@ use super::extract::{Admin, JsonBody, SlugPath, ValidQuery};
 use crate::analytics::{self, DayRange};
 use crate::app::App;
 use crate::config::Settings;
-use crate::error::AppError;
+use crate::error::{AppError, ErrorCode, Store};
 use crate::links::{self, Link, LinkPatch, NewLink, SearchText, Slug, TargetUrl};
 use crate::qr;
-use crate::storage::StoreError;
 use crate::unrecorded;
 
 /// The routes under `/api/links`.
@@ -206,7 +205,7 @@ pub(crate) async fn list_links(
             Ok(n) if (1..=MAX_PAGE).contains(&n) => n,
             _ => {
                 return Err(AppError::validation(
-                    "invalid_limit",
+                    ErrorCode::InvalidLimit,
                     format!("`limit` must be a whole number from 1 to {MAX_PAGE}."),
                 ));
             }
@@ -218,7 +217,10 @@ pub(crate) async fn list_links(
         .filter(|c| !c.is_empty())
         .map(|c| {
             Slug::parse(c).map_err(|_| {
-                AppError::validation("invalid_cursor", "`cursor` is not one this API returned.")
+                AppError::validation(
+                    ErrorCode::InvalidCursor,
+                    "`cursor` is not one this API returned.",
+                )
             })
         })
         .transpose()?;
@@ -265,17 +267,10 @@ pub(crate) async fn get_link(
         &links::rfc3339(link.created_at),
     )
     .await
-    .map_err(tally_down)?;
+    .map_err(|e| AppError::unavailable(Store::Tally, e))?;
     let mut view = LinkView::new(link, &app.settings, Some(clicks));
     view.unrecorded_clicks = Some(lost);
     Ok(Json(view))
-}
-
-fn tally_down(source: StoreError) -> AppError {
-    AppError::StoreUnavailable {
-        store: "unrecorded-clicks tally (SQLite)",
-        source,
-    }
 }
 
 #[cfg_attr(not(target_arch = "wasm32"), utoipa::path(
@@ -357,7 +352,7 @@ pub(crate) async fn update_link(
 ) -> Result<Json<LinkView>, AppError> {
     if body.url.is_none() && body.expires_at.is_none() {
         return Err(AppError::validation(
-            "empty_patch",
+            ErrorCode::EmptyPatch,
             "Send `url`, `expires_at` or both.",
         ));
     }

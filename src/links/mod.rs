@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use crate::error::ErrorCode;
 use crate::storage::StoreError;
 
 /// Words a slug may not take: the first path segment of every route the app
@@ -87,19 +88,19 @@ pub enum LinkError {
 }
 
 impl LinkError {
-    /// The snake_case code of a validation error (the API's `error.code`).
-    pub fn code(&self) -> &'static str {
+    /// The API's `error.code` of this error.
+    pub fn code(&self) -> ErrorCode {
         match self {
-            LinkError::InvalidSlug => "invalid_slug",
-            LinkError::ReservedSlug(_) => "reserved_slug",
-            LinkError::InvalidUrl(_) => "invalid_url",
-            LinkError::SelfReferencing => "self_referencing_url",
-            LinkError::InvalidTimestamp(_) => "invalid_timestamp",
-            LinkError::ExpiryNotInFuture => "invalid_expiry",
-            LinkError::SlugTaken(_) => "slug_taken",
-            LinkError::SearchTooLong => "invalid_search",
-            LinkError::NoFreeSlug { .. } | LinkError::CorruptRecord { .. } => "internal",
-            LinkError::Store(_) => "internal",
+            LinkError::InvalidSlug => ErrorCode::InvalidSlug,
+            LinkError::ReservedSlug(_) => ErrorCode::ReservedSlug,
+            LinkError::InvalidUrl(_) => ErrorCode::InvalidUrl,
+            LinkError::SelfReferencing => ErrorCode::SelfReferencingUrl,
+            LinkError::InvalidTimestamp(_) => ErrorCode::InvalidTimestamp,
+            LinkError::ExpiryNotInFuture => ErrorCode::InvalidExpiry,
+            LinkError::SlugTaken(_) => ErrorCode::SlugTaken,
+            LinkError::SearchTooLong => ErrorCode::InvalidSearch,
+            LinkError::NoFreeSlug { .. } | LinkError::CorruptRecord { .. } => ErrorCode::Internal,
+            LinkError::Store(_) => ErrorCode::Internal,
         }
     }
 }
