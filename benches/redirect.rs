@@ -124,12 +124,7 @@ fn main() {
 
 async fn run(config: Config) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let router = common::app_with_link(
-        &dir.path().join("clicks.db"),
-        SLUG,
-        shortener::system_clock(),
-    )
-    .await;
+    let router = common::app_with_link(dir.path(), SLUG, shortener::system_clock()).await;
 
     let n = config.requests;
     let mut seq = 0;

@@ -250,7 +250,7 @@ async fn run(config: Config) {
     let now = datetime!(2030-12-31 12:00 UTC);
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("clicks.db");
-    let router = common::app_with_link(&path, SLUG, Arc::new(move || now)).await;
+    let router = common::app_with_link(dir.path(), SLUG, Arc::new(move || now)).await;
     let sql = SqliteStore::open(&path).expect("open");
 
     println!(

@@ -167,3 +167,74 @@ impl SqlStore for SqliteStore {
         self.execute_blocking(statement, params)
     }
 }
+
+/// The whole app over native stores, migrated: an in-memory key-value
+/// store, the click database and the tally as SQLite files in a folder the
+/// caller owns, a clock the caller can move. The one app builder of the
+/// native tests, the property suite, the benchmarks and the OpenAPI tests.
+pub struct TestHost {
+    /// The app (its router: [`TestHost::router`]).
+    pub app: crate::App,
+    /// The link store.
+    pub kv: MemoryKv,
+    /// The click database.
+    pub sql: Arc<SqliteStore>,
+    /// The unrecorded-clicks tally.
+    pub unrecorded: Arc<SqliteStore>,
+    /// The click database's file.
+    pub db_path: std::path::PathBuf,
+    /// What the app's clock answers.
+    pub now: Arc<Mutex<time::OffsetDateTime>>,
+}
+
+impl TestHost {
+    /// Builds and migrates the app with `vars` as its Spin variables, its
+    /// databases in `dir` (`clicks.db`, `unrecorded.db`) and the clock at
+    /// `now`.
+    pub async fn start(
+        dir: &Path,
+        vars: &[(&str, &str)],
+        now: time::OffsetDateTime,
+    ) -> Result<Self, String> {
+        let settings = crate::config::Settings::from_lookup(|k| {
+            vars.iter()
+                .rev()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| (*v).to_owned())
+        })
+        .map_err(|e| e.to_string())?;
+        let db_path = dir.join("clicks.db");
+        let sql = Arc::new(SqliteStore::open(&db_path).map_err(|e| e.to_string())?);
+        let unrecorded =
+            Arc::new(SqliteStore::open(dir.join("unrecorded.db")).map_err(|e| e.to_string())?);
+        let kv = MemoryKv::default();
+        let now = Arc::new(Mutex::new(now));
+        let clock_now = now.clone();
+        let app = crate::build_app(
+            kv.clone(),
+            sql.clone(),
+            unrecorded.clone(),
+            settings,
+            Arc::new(move || *clock_now.lock().unwrap_or_else(|p| p.into_inner())),
+        );
+        crate::migrate(&app).await.map_err(|e| e.to_string())?;
+        Ok(Self {
+            app,
+            kv,
+            sql,
+            unrecorded,
+            db_path,
+            now,
+        })
+    }
+
+    /// The app's router.
+    pub fn router(&self) -> axum::Router {
+        crate::router(self.app.clone())
+    }
+
+    /// Moves the clock to `t`.
+    pub fn set_now(&self, t: time::OffsetDateTime) {
+        *self.now.lock().unwrap_or_else(|p| p.into_inner()) = t;
+    }
+}

@@ -139,9 +139,8 @@ mod tests {
     use tower::ServiceExt;
 
     use super::*;
-    use crate::config::Settings;
     use crate::error::AppError;
-    use crate::native::{MemoryKv, SqliteStore};
+    use crate::native::TestHost;
 
     fn spec() -> Value {
         serde_json::from_str(&generate()).unwrap()
@@ -171,21 +170,11 @@ mod tests {
 
     async fn app() -> (axum::Router, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
-        let sql = SqliteStore::open(dir.path().join("c.db")).unwrap();
-        let settings = Settings::from_lookup(|k| {
-            (k == "admin_token").then(|| "openapi-test-token-0123456789abcdef".to_owned())
-        })
-        .unwrap();
-        let tally = SqliteStore::open(dir.path().join("u.db")).unwrap();
-        let app = crate::build_app(
-            MemoryKv::default(),
-            sql,
-            tally,
-            settings,
-            crate::system_clock(),
-        );
-        crate::migrate(&app).await.unwrap();
-        (crate::router(app), dir)
+        let vars = [("admin_token", "openapi-test-token-0123456789abcdef")];
+        let host = TestHost::start(dir.path(), &vars, time::OffsetDateTime::now_utc())
+            .await
+            .unwrap();
+        (host.router(), dir)
     }
 
     /// The `/api` paths the router serves, from its own route table.

@@ -2,7 +2,6 @@
 //! formatting, the app.
 #![allow(dead_code)] // each bench uses a different subset
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -10,8 +9,8 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use serde_json::json;
-use shortener::config::{Settings, names};
-use shortener::native::{MemoryKv, SqliteStore};
+use shortener::config::names;
+use shortener::native::TestHost;
 use tower::ServiceExt;
 
 /// The admin token of the benchmark app.
@@ -91,23 +90,21 @@ pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
     }
 }
 
-/// The app over an in-memory key-value store and SQLite at `db`, migrated,
-/// with one link `slug` created through the API.
-pub async fn app_with_link(db: &Path, slug: &str, clock: shortener::Clock) -> Router {
-    let vars: HashMap<&str, &str> = [
+/// The app over an in-memory key-value store and SQLite in `dir`
+/// (`clicks.db`), migrated, with one link `slug` created through the API.
+pub async fn app_with_link(dir: &Path, slug: &str, clock: shortener::Clock) -> Router {
+    let vars = [
         (names::ADMIN_TOKEN, TOKEN),
         (names::PUBLIC_BASE_URL, "https://sho.rt"),
         (names::VISITOR_SALT, SALT),
-    ]
-    .into_iter()
-    .collect();
-    let settings =
-        Settings::from_lookup(|k| vars.get(k).map(|v| (*v).to_owned())).expect("settings");
-    let sql = SqliteStore::open(db).expect("open");
-    let tally = SqliteStore::open(db.with_extension("unrecorded.db")).expect("open");
-    let app = shortener::build_app(MemoryKv::default(), sql, tally, settings, clock);
-    shortener::migrate(&app).await.expect("migrations");
-    let router = shortener::router(app);
+    ];
+    let host = TestHost::start(dir, &vars, clock())
+        .await
+        .expect("settings, migrations");
+    let router = shortener::router(shortener::App {
+        clock,
+        ..host.app.clone()
+    });
     let create = Request::builder()
         .method(Method::POST)
         .uri("/api/links")

@@ -1,7 +1,6 @@
 //! `TestApp`: the whole app over an in-memory key-value store and a real
 //! SQLite file, with typed request helpers.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
@@ -10,8 +9,8 @@ use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use serde_json::{Value, json};
 use shortener::ClientAddr;
-use shortener::config::{Settings, names};
-use shortener::native::{MemoryKv, SqliteStore};
+use shortener::config::names;
+use shortener::native::{MemoryKv, SqliteStore, TestHost};
 use shortener::storage::{SqlValue, Statement};
 use time::OffsetDateTime;
 use time::macros::datetime;
@@ -129,33 +128,17 @@ impl TestApp {
 
     /// The app with extra (or overriding) Spin variables.
     pub async fn with_vars(overrides: &[(&str, &str)]) -> Self {
-        let mut vars: HashMap<String, String> = [
+        let mut vars = vec![
             (names::ADMIN_TOKEN, TOKEN),
             (names::PUBLIC_BASE_URL, BASE),
             (names::VISITOR_SALT, "test-salt"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect();
-        for (k, v) in overrides {
-            vars.insert((*k).to_owned(), (*v).to_owned());
-        }
-        let settings = Settings::from_lookup(|k| vars.get(k).cloned()).expect("valid settings");
+        ];
+        vars.extend_from_slice(overrides);
         let dir = tempfile::tempdir().unwrap();
-        let db_path = dir.path().join("clicks.db");
-        let sql = Arc::new(SqliteStore::open(&db_path).unwrap());
-        let unrecorded = Arc::new(SqliteStore::open(dir.path().join("unrecorded.db")).unwrap());
-        let kv = MemoryKv::default();
-        let now = Arc::new(Mutex::new(datetime!(2030-01-15 12:00 UTC)));
-        let clock_now = now.clone();
-        let app = shortener::build_app(
-            kv.clone(),
-            sql.clone(),
-            unrecorded.clone(),
-            settings,
-            Arc::new(move || *clock_now.lock().unwrap()),
-        );
-        shortener::migrate(&app).await.expect("migrations run");
+        let host = TestHost::start(dir.path(), &vars, datetime!(2030-01-15 12:00 UTC))
+            .await
+            .expect("valid settings, migrations run");
+        let app = host.app.clone();
         let slug_queue: Arc<Mutex<Vec<String>>> = Arc::default();
         let queued = slug_queue.clone();
         let random = app.slugs.clone();
@@ -167,11 +150,11 @@ impl TestApp {
         Self {
             router: shortener::router(app),
             slug_queue,
-            kv,
-            sql,
-            unrecorded,
-            now,
-            db_path,
+            kv: host.kv,
+            sql: host.sql,
+            unrecorded: host.unrecorded,
+            now: host.now,
+            db_path: host.db_path,
             _dir: dir,
         }
     }

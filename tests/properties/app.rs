@@ -11,9 +11,9 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use serde_json::Value;
-use shortener::config::{Settings, names};
+use shortener::config::names;
 use shortener::links::SlugSource;
-use shortener::native::{MemoryKv, SqliteStore};
+use shortener::native::{MemoryKv, SqliteStore, TestHost};
 use shortener::storage::{KvStore, SqlValue, Statement};
 use shortener::{App, ClientAddr};
 use time::OffsetDateTime;
@@ -71,23 +71,11 @@ impl Harness {
 
     fn build(overrides: &[(&str, &str)], slugs: Option<SlugSource>) -> Self {
         let mut vars = vec![
-            (names::ADMIN_TOKEN.to_owned(), TOKEN.to_owned()),
-            (
-                names::PUBLIC_BASE_URL.to_owned(),
-                "https://sho.rt".to_owned(),
-            ),
-            (names::VISITOR_SALT.to_owned(), "property-salt".to_owned()),
+            (names::ADMIN_TOKEN, TOKEN),
+            (names::PUBLIC_BASE_URL, "https://sho.rt"),
+            (names::VISITOR_SALT, "property-salt"),
         ];
-        for (k, v) in overrides {
-            vars.retain(|(name, _)| name != k);
-            vars.push(((*k).to_owned(), (*v).to_owned()));
-        }
-        let settings = Settings::from_lookup(|k| {
-            vars.iter()
-                .find(|(name, _)| name == k)
-                .map(|(_, v)| v.clone())
-        })
-        .expect("valid settings");
+        vars.extend_from_slice(overrides);
         // SQLite on tmpfs where there is one: the properties write hundreds
         // of thousands of clicks, and a disk's fsyncs would dominate.
         let shm = std::path::Path::new("/dev/shm");
@@ -96,33 +84,29 @@ impl Harness {
         } else {
             tempfile::tempdir().unwrap()
         };
-        let sql = Arc::new(SqliteStore::open(dir.path().join("clicks.db")).unwrap());
-        let unrecorded = SqliteStore::open(dir.path().join("unrecorded.db")).unwrap();
-        let kv = MemoryKv::default();
-        let now = Arc::new(Mutex::new(datetime!(2030-01-15 12:00 UTC)));
-        let clock_now = now.clone();
-        let app = shortener::build_app(
-            kv.clone(),
-            sql.clone(),
-            unrecorded,
-            settings,
-            Arc::new(move || *clock_now.lock().unwrap()),
-        );
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
-        rt.block_on(shortener::migrate(&app))
-            .expect("migrations run");
+        let host = rt
+            .block_on(TestHost::start(
+                dir.path(),
+                &vars,
+                datetime!(2030-01-15 12:00 UTC),
+            ))
+            .expect("valid settings, migrations run");
         let app = match slugs {
-            Some(slugs) => App { slugs, ..app },
-            None => app,
+            Some(slugs) => App {
+                slugs,
+                ..host.app.clone()
+            },
+            None => host.app.clone(),
         };
         Self {
             router: shortener::router(app),
             rt,
-            now,
-            kv,
-            sql,
+            now: host.now,
+            kv: host.kv,
+            sql: host.sql,
             next: AtomicU64::new(0),
             _dir: dir,
         }
