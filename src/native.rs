@@ -28,6 +28,11 @@ impl MemoryKv {
             .store(failing, std::sync::atomic::Ordering::SeqCst);
     }
 
+    /// Every key held (for tests that check what was left behind).
+    pub fn keys(&self) -> Vec<String> {
+        self.map().keys().cloned().collect()
+    }
+
     fn check(&self) -> Result<(), StoreError> {
         if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
             Err(StoreError::new("io", "key-value store unavailable (test)"))
@@ -56,14 +61,6 @@ impl KvStore for MemoryKv {
         self.check()?;
         self.map().remove(key);
         Ok(())
-    }
-    async fn exists(&self, key: &str) -> Result<bool, StoreError> {
-        self.check()?;
-        Ok(self.map().contains_key(key))
-    }
-    async fn get_keys(&self) -> Result<Vec<String>, StoreError> {
-        self.check()?;
-        Ok(self.map().keys().cloned().collect())
     }
 }
 

@@ -48,10 +48,6 @@ pub trait KvStore: Send + Sync {
     async fn set(&self, key: &str, value: &[u8]) -> Result<(), StoreError>;
     /// Removes `key` (no error when absent).
     async fn delete(&self, key: &str) -> Result<(), StoreError>;
-    /// Whether `key` holds a value.
-    async fn exists(&self, key: &str) -> Result<bool, StoreError>;
-    /// Every key in the store.
-    async fn get_keys(&self) -> Result<Vec<String>, StoreError>;
 }
 
 /// One SQLite value, as Spin's `spin:sqlite` interface carries it.
@@ -220,16 +216,6 @@ impl<K: KvStore> KvStore for Traced<K> {
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         traced(kv_span("kv.delete", self.namespace), self.inner.delete(key)).await
     }
-    async fn exists(&self, key: &str) -> Result<bool, StoreError> {
-        traced(kv_span("kv.exists", self.namespace), self.inner.exists(key)).await
-    }
-    async fn get_keys(&self) -> Result<Vec<String>, StoreError> {
-        traced(
-            kv_span("kv.get_keys", self.namespace),
-            self.inner.get_keys(),
-        )
-        .await
-    }
 }
 
 #[async_trait]
@@ -271,12 +257,6 @@ impl<T: KvStore + ?Sized> KvStore for Arc<T> {
     }
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         (**self).delete(key).await
-    }
-    async fn exists(&self, key: &str) -> Result<bool, StoreError> {
-        (**self).exists(key).await
-    }
-    async fn get_keys(&self) -> Result<Vec<String>, StoreError> {
-        (**self).get_keys().await
     }
 }
 

@@ -340,12 +340,6 @@ mod tests {
         async fn delete(&self, key: &str) -> Result<(), StoreError> {
             self.kv.delete(key).await
         }
-        async fn exists(&self, key: &str) -> Result<bool, StoreError> {
-            self.kv.exists(key).await
-        }
-        async fn get_keys(&self) -> Result<Vec<String>, StoreError> {
-            self.kv.get_keys().await
-        }
     }
 
     #[tokio::test]

@@ -130,13 +130,6 @@ impl KvStore for SpinKv {
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         self.bounded(self.store.0.delete(key)).await
     }
-    async fn exists(&self, key: &str) -> Result<bool, StoreError> {
-        self.bounded(self.store.0.exists(key)).await
-    }
-    async fn get_keys(&self) -> Result<Vec<String>, StoreError> {
-        self.bounded(async { self.store.0.get_keys().await.collect().await })
-            .await
-    }
 }
 
 /// One Spin SQLite connection, shared by the instance's requests.
@@ -221,12 +214,6 @@ impl KvStore for Unavailable {
         Err(self.0.clone())
     }
     async fn delete(&self, _: &str) -> Result<(), StoreError> {
-        Err(self.0.clone())
-    }
-    async fn exists(&self, _: &str) -> Result<bool, StoreError> {
-        Err(self.0.clone())
-    }
-    async fn get_keys(&self) -> Result<Vec<String>, StoreError> {
         Err(self.0.clone())
     }
 }

@@ -14,7 +14,7 @@ use serde_json::Value;
 use shortener::config::names;
 use shortener::links::SlugSource;
 use shortener::native::{MemoryKv, SqliteStore, TestHost};
-use shortener::storage::{KvStore, SqlValue, Statement};
+use shortener::storage::{SqlValue, Statement};
 use shortener::{App, ClientAddr};
 use time::OffsetDateTime;
 use time::macros::datetime;
@@ -195,9 +195,8 @@ impl Harness {
             .as_i64()
             .unwrap() as usize;
         let records = self
-            .rt
-            .block_on(self.kv.get_keys())
-            .unwrap()
+            .kv
+            .keys()
             .into_iter()
             .filter(|k| k.starts_with("link:"))
             .count();

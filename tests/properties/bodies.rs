@@ -14,19 +14,16 @@ pub fn properties() -> Vec<Property> {
         Property {
             name: "any create body gets a documented answer and leaves nothing half stored",
             cost: 4,
-            pending: None,
             check: any_create_body_gets_a_documented_answer,
         },
         Property {
             name: "any list query gets a page of at most limit links or a 400",
             cost: 4,
-            pending: None,
             check: any_list_query_gets_a_page_or_a_400,
         },
         Property {
             name: "any stats query gets stats or a 400 and never a server error",
             cost: 4,
-            pending: None,
             check: any_stats_query_gets_stats_or_a_400,
         },
     ]

@@ -23,9 +23,6 @@
 //! the long run (benches/properties.rs): each property's share of
 //! `SHORTENER_PROPERTY_TOTAL` cases (default 1,000,000), printing how many
 //! ran and how long each took.
-//!
-//! A property that holds only once a fix elsewhere has landed is `pending`
-//! with the reason, and is reported as ignored until then.
 
 mod app;
 mod bodies;
@@ -49,8 +46,6 @@ pub struct Property {
     /// Relative cost of one case (1 = a pure parser call, ~4 per request
     /// through the router); see [`long_run_cases`].
     pub cost: u32,
-    /// `Some(reason)` while the property waits for a fix elsewhere.
-    pub pending: Option<&'static str>,
     /// Runs `cases` cases; `Err` is the failure with its minimal input.
     pub check: fn(u32) -> Result<(), String>,
 }
@@ -120,11 +115,7 @@ pub fn long_run() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000_000);
-    let properties = all();
-    let active: Vec<Property> = properties
-        .into_iter()
-        .filter(|p| p.pending.is_none())
-        .collect();
+    let active = all();
     let plan = long_run_cases(&active, total);
     let started = Instant::now();
     let (mut ran, mut failed) = (0u64, 0usize);
@@ -145,9 +136,6 @@ pub fn long_run() {
             }
         }
     }
-    for p in all().iter().filter(|p| p.pending.is_some()) {
-        println!("pending {}: {}", p.name, p.pending.unwrap_or_default());
-    }
     println!(
         "properties: {ran} cases passed over {} properties in {:.1} s ({failed} failed)",
         active.len(),
@@ -165,12 +153,7 @@ pub fn bounded_run(args: libtest_mimic::Arguments, cases: u32) -> libtest_mimic:
         .into_iter()
         .map(|p| {
             let check = p.check;
-            let name = match p.pending {
-                Some(reason) => format!("{} (pending: {reason})", p.name),
-                None => p.name.to_owned(),
-            };
-            libtest_mimic::Trial::test(name, move || check(cases).map_err(Into::into))
-                .with_ignored_flag(p.pending.is_some())
+            libtest_mimic::Trial::test(p.name, move || check(cases).map_err(Into::into))
         })
         .collect();
     libtest_mimic::run(&args, trials)

@@ -17,19 +17,16 @@ pub fn properties() -> Vec<Property> {
         Property {
             name: "stats over any range of days equal the raw click rows of those days",
             cost: 40,
-            pending: None,
             check: |cases| stats_equal_raw_rows(cases, Spell::Canonical, 0..30, 6),
         },
         Property {
             name: "stats over a range spelled any way are refused or equal the raw rows of its days",
             cost: 40,
-            pending: None,
             check: |cases| stats_equal_raw_rows(cases, Spell::Any, 0..30, 6),
         },
         Property {
             name: "every breakdown adds up to the total however many referrers there are",
             cost: 200,
-            pending: None,
             check: |cases| stats_equal_raw_rows(cases, Spell::Canonical, 101..140, 400),
         },
     ]

@@ -13,7 +13,6 @@ pub fn properties() -> Vec<Property> {
     vec![Property {
         name: "an expires_at is stored as the same utc instant or refused with the slug left free",
         cost: 6,
-        pending: None,
         check: expiry_is_the_same_instant_or_refused,
     }]
 }
