@@ -39,6 +39,12 @@ export function checkMix(mix) {
   return mix;
 }
 
+// Link popularity: rank i (0-based) gets weight 1/(i+1)^zipf_s. The one model
+// of it: plan() here, and the e2e suite's URL lists (tests/e2e/drive.rs).
+export function zipfWeights(mix, links) {
+  return Array.from({ length: links }, (_, i) => 1 / Math.pow(i + 1, mix.zipf_s));
+}
+
 // Largest-remainder split of `total` into integers proportional to `weights`.
 export function split(total, weights) {
   const sum = weights.reduce((a, b) => a + b, 0);
@@ -66,7 +72,7 @@ export function plan(mix, { runId, links, requests, chunk = 250 }) {
   if (!(chunk >= 1)) throw new Error('chunk must be >= 1');
   const nUnknown = Math.round(requests * mix.unknown_share);
   const nHead = Math.round(requests * mix.head_share);
-  const zipf = Array.from({ length: links }, (_, i) => 1 / Math.pow(i + 1, mix.zipf_s));
+  const zipf = zipfWeights(mix, links);
   const byKind = (n) => {
     const [bot, human] = split(n, [mix.bot_share, 1 - mix.bot_share]);
     return { human, bot };

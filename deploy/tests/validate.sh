@@ -71,6 +71,7 @@ step "docker compose config (scale profile)" compose_checked scale --profile sca
 # image has): each Caddyfile is adapted with its tracing block removed.
 caddy_adapt() {
   local f
+  cp deploy/caddy/replicas.caddy "$rendered/"  # Caddyfile.scale imports it
   for f in deploy/caddy/Caddyfile deploy/caddy/Caddyfile.scale deploy/caddy/Caddyfile.https; do
     sed '/^\ttracing {/,/^\t}/d' "$f" >"$rendered/$(basename "$f")"
     SHORTENER_DOMAIN=sho.example ACME_EMAIL=ops@sho.example \

@@ -7,12 +7,13 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Instant;
 
 use libtest_mimic::{Failed, Trial};
 use serde_json::{Value, json};
 
+use crate::drive::Oha;
 use crate::ensure;
 use crate::harness::{CHROME, SpinApp, SpinBuilder, root, trial};
 
@@ -108,35 +109,16 @@ fn a_backup_taken_under_load_restores_into_a_new_state_dir_with_every_link_and_c
     // The same bounded load without a backup first (baseline, bk-01), then
     // on bk-00 with a hot backup during it.
     let oha = |slug: &str| {
-        Command::new("oha")
-            .args([
-                "--no-tui",
-                "--output-format",
-                "json",
-                "-r",
-                "0",
-                "-n",
-                "3000",
-                "-c",
-                "16",
-            ])
-            .args(["-H", &format!("User-Agent: {CHROME}")])
-            .arg(format!("{}/{slug}", app.base()))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("oha: {e}"))
+        Oha::new(vec![format!("{}/{slug}", app.base())], 3000, 16).header("User-Agent", CHROME)
     };
-    let baseline: Value = serde_json::from_slice(&oha("bk-01")?.wait_with_output()?.stdout)?;
-    let baseline_served = baseline["statusCodeDistribution"]["302"]
-        .as_u64()
-        .unwrap_or(0);
+    let baseline = oha("bk-01").run();
+    let baseline_served = baseline.total(302);
     ensure!(
         baseline_served == 3000,
         "{baseline_served} of 3000 baseline redirects"
     );
     let before = all_links(&app)?;
-    let load = oha("bk-00")?;
+    let load = oha("bk-00").spawn();
     std::thread::sleep(std::time::Duration::from_millis(300));
     let backup_dir = live.path().join("backup");
     let started = Instant::now();
@@ -150,18 +132,12 @@ fn a_backup_taken_under_load_restores_into_a_new_state_dir_with_every_link_and_c
         &backup_dir.display().to_string(),
     ])?;
     let backup_secs = started.elapsed().as_secs_f64();
-    let report: Value = serde_json::from_slice(&load.wait_with_output()?.stdout)?;
-    let served = report["statusCodeDistribution"]["302"]
-        .as_u64()
-        .unwrap_or(0);
-    let ms = |r: &Value, p: &str| r.pointer(p).and_then(Value::as_f64).unwrap_or(0.0) * 1000.0;
+    let during = load.wait();
+    let served = during.total(302);
     eprintln!(
         "backup: {said} ({backup_secs:.2}s with the script's start-up); redirects, 3000 at c=16: \
          without a backup p99 {:.1} ms, slowest {:.1} ms; during it p99 {:.1} ms, slowest {:.1} ms",
-        ms(&baseline, "/latencyPercentiles/p99"),
-        ms(&baseline, "/summary/slowest"),
-        ms(&report, "/latencyPercentiles/p99"),
-        ms(&report, "/summary/slowest"),
+        baseline.p99_ms, baseline.slowest_ms, during.p99_ms, during.slowest_ms,
     );
     ensure!(
         served == 3000,

@@ -61,13 +61,6 @@ pub fn code(reply: &Reply) -> String {
         .to_owned()
 }
 
-/// Creates a link and returns its slug; fails unless 201.
-pub fn create(spin: &SpinApp, body: Value) -> Result<String, Failed> {
-    let r = spin.api("POST", "/api/links", Some(body.clone()));
-    ensure!(r.status == 201, "create {body}: {} {}", r.status, r.body);
-    Ok(r.json()["slug"].as_str().unwrap_or_default().to_owned())
-}
-
 fn the_api_contract_holds_under_a_real_spin_up() -> Result<(), Failed> {
     let spin = SpinApp::up();
 
@@ -208,10 +201,7 @@ fn the_api_contract_holds_under_a_real_spin_up() -> Result<(), Failed> {
         404
     );
     // The slug is free again, and the new link starts with no clicks.
-    create(
-        &spin,
-        json!({"url": "https://example.net/", "slug": "e2e-custom"}),
-    )?;
+    spin.create(json!({"url": "https://example.net/", "slug": "e2e-custom"}))?;
     assert_eq!(
         spin.api("GET", "/api/links/e2e-custom", None).json()["clicks"],
         0
@@ -227,7 +217,7 @@ fn the_api_contract_holds_under_a_real_spin_up() -> Result<(), Failed> {
 
 fn every_create_refusal_of_the_readme_has_its_status_and_code() -> Result<(), Failed> {
     let spin = SpinApp::up();
-    create(&spin, json!({"url": "https://e.com/", "slug": "taken"}))?;
+    spin.create(json!({"url": "https://e.com/", "slug": "taken"}))?;
     let past = (OffsetDateTime::now_utc() - time::Duration::hours(1))
         .format(&Rfc3339)
         .unwrap();
@@ -377,13 +367,12 @@ fn paging_lists_every_link_once_in_a_stable_order() -> Result<(), Failed> {
     let spin = SpinApp::up();
     let mut made = BTreeSet::new();
     for i in 0..7 {
-        made.insert(create(
-            &spin,
-            json!({"url": format!("https://e.com/{i}"), "slug": format!("page-{i}")}),
-        )?);
+        made.insert(
+            spin.create(json!({"url": format!("https://e.com/{i}"), "slug": format!("page-{i}")}))?,
+        );
     }
     for _ in 0..3 {
-        made.insert(create(&spin, json!({"url": "https://e.com/random"}))?);
+        made.insert(spin.create(json!({"url": "https://e.com/random"}))?);
     }
     // Default page size is 20: all ten at once, no next page.
     let all = spin.api("GET", "/api/links", None).json();
@@ -441,7 +430,7 @@ fn paging_lists_every_link_once_in_a_stable_order() -> Result<(), Failed> {
 
 fn stats_refuse_bad_dates_and_unknown_slugs() -> Result<(), Failed> {
     let spin = SpinApp::up();
-    create(&spin, json!({"url": "https://e.com/", "slug": "dated"}))?;
+    spin.create(json!({"url": "https://e.com/", "slug": "dated"}))?;
     spin.request("GET", "/dated", &[("User-Agent", CHROME)], None);
     let today = OffsetDateTime::now_utc().date();
     let ok = spin.api(
@@ -564,7 +553,7 @@ fn redirect_status_and_slug_length_variables_take_effect() -> Result<(), Failed>
         .variable("redirect_status", "308")
         .variable("slug_length", "12")
         .start();
-    let slug = create(&spin, json!({"url": "https://e.com/moved"}))?;
+    let slug = spin.create(json!({"url": "https://e.com/moved"}))?;
     ensure!(slug.len() == 12, "{slug}");
     let r = spin.get(&format!("/{slug}"));
     ensure!(r.status == 308, "{}", r.status);

@@ -22,6 +22,8 @@ pub struct OhaRun {
     pub rps: f64,
     /// 99th percentile latency in milliseconds.
     pub p99_ms: f64,
+    /// The slowest answer, in milliseconds.
+    pub slowest_ms: f64,
 }
 
 impl OhaRun {
@@ -47,6 +49,15 @@ impl OhaRun {
     /// Answers of any status.
     pub fn answers(&self) -> u64 {
         self.statuses.values().sum()
+    }
+    /// Requests that got no answer (transport errors).
+    pub fn transport_errors(&self) -> u64 {
+        self.errors.values().sum()
+    }
+    /// Requests not answered with `status`: other statuses and transport
+    /// errors.
+    pub fn not(&self, status: u16) -> u64 {
+        self.answers() - self.total(status) + self.transport_errors()
     }
 }
 
@@ -148,6 +159,7 @@ impl OhaChild {
         let mut run = OhaRun {
             rps: report["summary"]["requestsPerSec"].as_f64().unwrap_or(0.0),
             p99_ms: report["latencyPercentiles"]["p99"].as_f64().unwrap_or(0.0) * 1000.0,
+            slowest_ms: report["summary"]["slowest"].as_f64().unwrap_or(0.0) * 1000.0,
             ..OhaRun::default()
         };
         if let Some(map) = report["statusCodeDistribution"].as_object() {
@@ -198,12 +210,34 @@ impl OhaChild {
     }
 }
 
-/// Zipf-weighted URL list: link `k` (1-based) appears about `scale / k` times.
-pub fn zipf_urls(base: &str, slugs: &[String], scale: usize) -> Vec<String> {
-    let mut urls = Vec::new();
-    for (i, slug) in slugs.iter().enumerate() {
-        let copies = (scale / (i + 1)).max(1);
-        urls.extend(std::iter::repeat_n(format!("{base}/{slug}"), copies));
-    }
-    urls
+/// A URL list of `lines` lines over `slugs`, weighted as the load-test
+/// kit's one traffic model weights links (`zipfWeights` and `split` of
+/// loadtest/lib.js, `zipf_s` of loadtest/mix.json, run by node): link 1
+/// appears most, each later one less.
+pub fn zipf_urls(base: &str, slugs: &[String], lines: usize) -> Vec<String> {
+    let kit = crate::harness::root().join("loadtest");
+    let script = format!(
+        "import {{ split, zipfWeights }} from {lib:?};\n\
+         import {{ readFileSync }} from 'node:fs';\n\
+         const mix = JSON.parse(readFileSync({mix:?}, 'utf8'));\n\
+         console.log(JSON.stringify(split({lines}, zipfWeights(mix, {links}))));",
+        lib = format!("file://{}", kit.join("lib.js").display()),
+        mix = kit.join("mix.json").display().to_string(),
+        links = slugs.len(),
+    );
+    let out = Command::new("node")
+        .args(["--input-type=module", "-e", &script])
+        .output()
+        .expect("node runs the load-test kit's model");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let counts: Vec<usize> = serde_json::from_slice(&out.stdout).expect("a JSON list of counts");
+    slugs
+        .iter()
+        .zip(counts)
+        .flat_map(|(slug, n)| std::iter::repeat_n(format!("{base}/{slug}"), n.max(1)))
+        .collect()
 }

@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 use libtest_mimic::{Failed, Trial};
 use serde_json::json;
 
-use crate::contract::create;
 use crate::drive::{Oha, zipf_urls};
 use crate::ensure;
 use crate::harness::{CHROME, GOOGLEBOT, SpinBuilder, trial};
@@ -39,12 +38,11 @@ fn stopped_under_load(signal: &str) -> Result<(), Failed> {
     let mut spin = SpinBuilder::default().state_dir(state.path()).start();
     let mut slugs = Vec::new();
     for i in 0..8 {
-        slugs.push(create(
-            &spin,
+        slugs.push(spin.create(
             json!({"url": format!("https://e.com/{i}"), "slug": format!("durable-{i}")}),
         )?);
     }
-    let urls = zipf_urls(&spin.base(), &slugs, 24);
+    let urls = zipf_urls(&spin.base(), &slugs, 64);
     let mut humans = Oha::new(urls.clone(), REQUESTS, CONNECTIONS)
         .header("User-Agent", CHROME)
         .spawn();

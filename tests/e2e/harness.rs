@@ -302,16 +302,36 @@ impl SpinApp {
         self.request("GET", path, &[], None)
     }
 
-    /// An authorised API call with an optional JSON body.
+    /// An authorised API call with an optional JSON body; panics on a
+    /// transport error.
     pub fn api(&self, method: &str, path: &str, body: Option<Value>) -> Reply {
-        let auth = format!("Bearer {TOKEN}");
-        let mut headers = vec![("Authorization", auth.as_str())];
-        if body.is_some() {
-            headers.push(("Content-Type", "application/json"));
-        }
-        let text = body.map(|b| b.to_string());
-        self.request(method, path, &headers, text.as_deref())
+        api_at(&self.base(), method, path, body).unwrap_or_else(|e| panic!("{e}"))
     }
+
+    /// Creates a link and returns its slug; fails unless 201.
+    pub fn create(&self, body: Value) -> Result<String, Failed> {
+        create_at(&self.base(), body)
+    }
+}
+
+/// An authorised API call to `base` (one replica, or a proxy in front of
+/// several) with an optional JSON body.
+pub fn api_at(base: &str, method: &str, path: &str, body: Option<Value>) -> Result<Reply, String> {
+    let auth = format!("Bearer {TOKEN}");
+    let mut headers = vec![("Authorization", auth.as_str())];
+    if body.is_some() {
+        headers.push(("Content-Type", "application/json"));
+    }
+    let text = body.map(|b| b.to_string());
+    try_request(base, method, path, &headers, text.as_deref())
+        .map_err(|e| format!("{method} {base}{path}: {e}"))
+}
+
+/// Creates a link through `base` and returns its slug; fails unless 201.
+pub fn create_at(base: &str, body: Value) -> Result<String, Failed> {
+    let r = api_at(base, "POST", "/api/links", Some(body.clone()))?;
+    crate::ensure!(r.status == 201, "create {body}: {} {}", r.status, r.body);
+    Ok(r.json()["slug"].as_str().unwrap_or_default().to_owned())
 }
 
 /// An HTTP answer.

@@ -7,11 +7,10 @@
 //! `--max-instance-reuse-count 4` nearly every request lands on a young
 //! instance, so that window is hit again and again.
 
-use std::process::Command;
-
 use libtest_mimic::{Failed, Trial};
-use serde_json::{Value, json};
+use serde_json::json;
 
+use crate::drive::Oha;
 use crate::harness::{CHROME, SpinBuilder, trial};
 
 /// Requests fired by oha, 32 at a time.
@@ -36,25 +35,15 @@ fn concurrent_first_requests_of_young_instances_all_redirect_and_every_302_is_on
     );
     crate::ensure!(created.status == 201, "create: {}", created.body);
 
-    let out = Command::new("oha")
-        .args(["-n", &REQUESTS.to_string(), "-c", "32"])
-        .args(["--no-tui", "--redirect", "0", "--output-format", "json"])
-        .args(["-H", &format!("User-Agent: {CHROME}")])
-        .arg(format!("{}/hot-path", spin.base()))
-        .output()
-        .map_err(|e| format!("oha runs (cargo install oha): {e}"))?;
-    crate::ensure!(
-        out.status.success(),
-        "oha failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: Value = serde_json::from_slice(&out.stdout)?;
-    let statuses = &report["statusCodeDistribution"];
-    let redirects = statuses["302"].as_u64().unwrap_or(0);
+    let run = Oha::new(vec![format!("{}/hot-path", spin.base())], REQUESTS, 32)
+        .header("User-Agent", CHROME)
+        .run();
+    let redirects = run.total(302);
     crate::ensure!(
         redirects == REQUESTS,
-        "every request must answer 302; statuses {statuses}, errors {}\n{}",
-        report["errorDistribution"],
+        "every request must answer 302; statuses {:?}, errors {:?}\n{}",
+        run.statuses,
+        run.errors,
         spin.log_text()
     );
 

@@ -11,7 +11,6 @@ use std::collections::BTreeMap;
 use libtest_mimic::{Failed, Trial};
 use serde_json::json;
 
-use crate::contract::create;
 use crate::drive::{Oha, OhaRun, zipf_urls};
 use crate::ensure;
 use crate::harness::{CHROME, GOOGLEBOT, SpinApp, trial};
@@ -76,7 +75,7 @@ fn figures(what: &str, run: &OhaRun) {
 
 fn every_redirect_served_to_one_link_under_load_is_one_click() -> Result<(), Failed> {
     let spin = SpinApp::up();
-    create(&spin, json!({"url": "https://e.com/hot", "slug": "hot"}))?;
+    spin.create(json!({"url": "https://e.com/hot", "slug": "hot"}))?;
     let url = vec![format!("{}/hot", spin.base())];
 
     // Humans at c=32, then bots, then HEAD checkers (not clicks), then
@@ -126,12 +125,11 @@ fn a_zipf_mix_of_links_reconciles_per_link_for_humans_and_bots() -> Result<(), F
     let spin = SpinApp::up();
     let mut slugs = Vec::new();
     for i in 0..12 {
-        slugs.push(create(
-            &spin,
+        slugs.push(spin.create(
             json!({"url": format!("https://e.com/{i}"), "slug": format!("zipf-{i:02}")}),
         )?);
     }
-    let mut urls = zipf_urls(&spin.base(), &slugs, 60);
+    let mut urls = zipf_urls(&spin.base(), &slugs, 190);
     // About 3 % unknown slugs.
     urls.extend(std::iter::repeat_n(format!("{}/zipf-none", spin.base()), 6));
 

@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 use libtest_mimic::{Failed, Trial};
 use serde_json::json;
 
-use crate::contract::create;
 use crate::ensure;
 use crate::harness::{
     CHROME, Caddy, GOOGLEBOT, Prometheus, Redis, SpinBuilder, caddyfile_for_test, free_port,
@@ -44,10 +43,7 @@ fn links_land_in_a_real_redis_through_the_runtime_config() -> Result<(), Failed>
         &dir.path().join("clicks.db"),
     );
     let spin = SpinBuilder::default().runtime_config(&rc).start();
-    create(
-        &spin,
-        json!({"url": "https://example.com/in-redis", "slug": "in-redis"}),
-    )?;
+    spin.create(json!({"url": "https://example.com/in-redis", "slug": "in-redis"}))?;
     let keys = redis.cli(&["KEYS", "*"]);
     ensure!(keys.contains("link:in-redis"), "redis keys: {keys:?}");
     let stored = redis.cli(&["GET", "link:in-redis"]);
@@ -84,8 +80,8 @@ fn behind_caddy_a_spoofed_x_forwarded_for_changes_no_visitor() -> Result<(), Fai
     let proxy_port = free_port();
     let _caddy = Caddy::start(&caddyfile_for_test(proxy_port, spin.port), proxy_port);
     let proxy = format!("http://127.0.0.1:{proxy_port}");
-    create(&spin, json!({"url": "https://e.com/", "slug": "proxied"}))?;
-    create(&spin, json!({"url": "https://e.com/", "slug": "direct"}))?;
+    spin.create(json!({"url": "https://e.com/", "slug": "proxied"}))?;
+    spin.create(json!({"url": "https://e.com/", "slug": "direct"}))?;
 
     // Through Caddy: five different spoofed addresses, one real client.
     for i in 1..=5 {
@@ -197,14 +193,8 @@ fn metrics_is_not_reachable_through_caddy_under_any_spelling() -> Result<(), Fai
 
 fn prometheus_scrapes_clicks_total_equal_to_the_clicks_served() -> Result<(), Failed> {
     let spin = SpinBuilder::default().start();
-    create(
-        &spin,
-        json!({"url": "https://e.com/a", "slug": "scraped-a"}),
-    )?;
-    create(
-        &spin,
-        json!({"url": "https://e.com/b", "slug": "scraped-b"}),
-    )?;
+    spin.create(json!({"url": "https://e.com/a", "slug": "scraped-a"}))?;
+    spin.create(json!({"url": "https://e.com/b", "slug": "scraped-b"}))?;
     let mut served = (0u32, 0u32);
     for (slug, ua, n) in [
         ("scraped-a", CHROME, 7),

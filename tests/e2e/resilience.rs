@@ -45,16 +45,6 @@ pub fn trials() -> Vec<Trial> {
     ]
 }
 
-fn create(spin: &SpinApp, slug: &str) -> Result<(), Failed> {
-    let r = spin.api(
-        "POST",
-        "/api/links",
-        Some(json!({"url": "https://example.com/r", "slug": slug})),
-    );
-    ensure!(r.status == 201, "create {slug}: {} {}", r.status, r.body);
-    Ok(())
-}
-
 fn follow(spin: &SpinApp, slug: &str, user_agent: &str) -> (u16, Duration, Value) {
     let started = Instant::now();
     let r = spin.request(
@@ -68,7 +58,7 @@ fn follow(spin: &SpinApp, slug: &str, user_agent: &str) -> (u16, Duration, Value
 
 fn five_forged_client_addresses_count_as_one_visitor() -> Result<(), Failed> {
     let spin = SpinApp::up();
-    create(&spin, "forged")?;
+    spin.create(json!({"url": "https://example.com/r", "slug": "forged"}))?;
     for i in 1..=5 {
         let forged = format!("10.9.8.{i}:4242");
         let r = spin.request(
@@ -140,7 +130,7 @@ fn a_locked_click_database_still_redirects_within_the_bound_and_counts_unrecorde
     let db = dir.path().join("clicks.db");
     let rc = write_runtime_config(dir.path(), None, &db);
     let spin = SpinBuilder::default().runtime_config(rc).start();
-    create(&spin, "locked")?;
+    spin.create(json!({"url": "https://example.com/r", "slug": "locked"}))?;
     for _ in 0..2 {
         ensure!(
             follow(&spin, "locked", CHROME).0 == 302,
@@ -221,7 +211,7 @@ fn redis_stopped_and_restarted_mid_run_gives_503_then_recovers_without_a_restart
         &dir.path().join("clicks.db"),
     );
     let spin = SpinBuilder::default().runtime_config(rc).start();
-    create(&spin, "redis-link")?;
+    spin.create(json!({"url": "https://example.com/r", "slug": "redis-link"}))?;
     ensure!(
         follow(&spin, "redis-link", CHROME).0 == 302,
         "redirect with Redis up"
@@ -319,7 +309,7 @@ fn a_store_that_failed_to_open_is_opened_again_by_a_later_request() -> Result<()
         "health recovers once Redis is up"
     );
     eprintln!("recovered {:?} after Redis started", started.elapsed());
-    create(&spin, "late")?;
+    spin.create(json!({"url": "https://example.com/r", "slug": "late"}))?;
     ensure!(follow(&spin, "late", CHROME).0 == 302, "redirects work");
     Ok(())
 }

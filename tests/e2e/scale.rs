@@ -7,16 +7,18 @@
 //! SQLite `path` replaced, so these trials track what operators run.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use libtest_mimic::{Failed, Trial};
 use serde_json::{Value, json};
 
+use crate::drive::{Oha, OhaRun};
 use crate::ensure;
 use crate::harness::{
-    CHROME, Caddy, Redis, SpinApp, SpinBuilder, TOKEN, free_port, root, trial, try_request,
+    CHROME, Caddy, Redis, SpinApp, SpinBuilder, api_at, create_at, free_port, root, trial,
+    try_request,
 };
 
 pub fn trials() -> Vec<Trial> {
@@ -126,30 +128,25 @@ impl Drop for Cluster {
 
 const CADDY_HEALTH_INTERVAL: &str = "200ms";
 
-/// The Caddyfile: round robin over `ports`, active health checks on
-/// `/health`, and retries of a failed dial on the next upstream. A request
-/// that reached an upstream is never replayed: the replica may have committed
-/// the click before it died, and a replay would count it twice. So
-/// `lb_retry_match` matches nothing (Caddy retries GETs by default) and
-/// upstream keep-alive is off (Go's HTTP client replays a GET whose reused
-/// connection breaks). deploy/README.md explains the trade-off.
+/// The Caddyfile: `ports` as static upstreams with active health checks on
+/// `/health`, and the committed load-balancing settings of
+/// `deploy/caddy/replicas.caddy` (the file `Caddyfile.scale` imports): round
+/// robin, a failed dial retried on the next upstream, a request that reached
+/// an upstream never replayed (deploy/README.md explains the trade-off).
 fn caddyfile(listen: u16, ports: &[u16]) -> String {
     let upstreams: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    let settings = crate::harness::root().join("deploy/caddy/replicas.caddy");
     format!(
         "{{\n\tadmin off\n\tauto_https off\n}}\n\n\
          http://127.0.0.1:{listen} {{\n\
          \treverse_proxy {} {{\n\
-         \t\tlb_policy round_robin\n\
-         \t\tlb_try_duration 3s\n\
-         \t\tlb_try_interval 50ms\n\
-         \t\tlb_retry_match {{\n\t\t\texpression false\n\t\t}}\n\
+         \t\timport {}\n\
          \t\thealth_uri /health\n\
          \t\thealth_interval {CADDY_HEALTH_INTERVAL}\n\
          \t\thealth_timeout 5s\n\
-         \t\tfail_duration 10s\n\
-         \t\ttransport http {{\n\t\t\tkeepalive off\n\t\t}}\n\
          \t}}\n}}\n",
-        upstreams.join(" ")
+        upstreams.join(" "),
+        settings.display()
     )
 }
 
@@ -218,16 +215,9 @@ impl Cluster {
     }
 }
 
-/// An authorised API call to `base`.
+/// An authorised API call to `base`: its status and JSON body.
 fn api(base: &str, method: &str, path: &str, body: Option<Value>) -> Result<(u16, Value), Failed> {
-    let auth = format!("Bearer {TOKEN}");
-    let mut headers = vec![("Authorization", auth.as_str())];
-    if body.is_some() {
-        headers.push(("Content-Type", "application/json"));
-    }
-    let text = body.map(|b| b.to_string());
-    let reply = try_request(base, method, path, &headers, text.as_deref())
-        .map_err(|e| format!("{method} {base}{path}: {e}"))?;
+    let reply = api_at(base, method, path, body)?;
     Ok((reply.status, reply.json()))
 }
 
@@ -243,15 +233,11 @@ fn redirect_status(base: &str, slug: &str) -> Result<u16, Failed> {
     .status)
 }
 
-fn create(base: &str, slug: &str) -> Result<(), Failed> {
-    let (status, body) = api(
+fn create(base: &str, slug: &str) -> Result<String, Failed> {
+    create_at(
         base,
-        "POST",
-        "/api/links",
-        Some(json!({"url": format!("https://example.com/{slug}"), "slug": slug})),
-    )?;
-    ensure!(status == 201, "create {slug}: {status} {body}");
-    Ok(())
+        json!({"url": format!("https://example.com/{slug}"), "slug": slug}),
+    )
 }
 
 fn clicks(base: &str, slug: &str) -> Result<u64, Failed> {
@@ -262,74 +248,13 @@ fn clicks(base: &str, slug: &str) -> Result<u64, Failed> {
         .ok_or_else(|| format!("no clicks in {body}").into())
 }
 
-/// What oha reported.
-#[derive(Debug, Default)]
-struct Load {
-    /// Responses by status.
-    statuses: std::collections::BTreeMap<u16, u64>,
-    /// Requests that got no response (connection errors).
-    errors: u64,
-    requests_per_sec: f64,
-    p99_ms: f64,
+/// A bounded oha run (loopback, fixed request count) of a human visitor.
+fn run_load(url: &str, requests: u64, connections: u32) -> OhaRun {
+    load(url, requests, connections).run()
 }
 
-impl Load {
-    fn count(&self, status: u16) -> u64 {
-        self.statuses.get(&status).copied().unwrap_or(0)
-    }
-    fn not(&self, status: u16) -> u64 {
-        self.statuses
-            .iter()
-            .filter(|(s, _)| **s != status)
-            .map(|(_, n)| n)
-            .sum::<u64>()
-            + self.errors
-    }
-}
-
-fn oha(url: &str, requests: u64, connections: u32) -> Command {
-    let mut cmd = Command::new("oha");
-    cmd.args(["--no-tui", "--output-format", "json", "-r", "0"])
-        .args(["-n", &requests.to_string(), "-c", &connections.to_string()])
-        .args(["-H", &format!("User-Agent: {CHROME}")])
-        .arg(url)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    cmd
-}
-
-fn load_of(child: Child) -> Result<Load, Failed> {
-    let out = child.wait_with_output().map_err(|e| format!("oha: {e}"))?;
-    ensure!(
-        out.status.success(),
-        "oha failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: Value =
-        serde_json::from_slice(&out.stdout).map_err(|e| format!("oha json: {e}"))?;
-    let mut load = Load {
-        requests_per_sec: report["summary"]["requestsPerSec"].as_f64().unwrap_or(0.0),
-        p99_ms: report["latencyPercentiles"]["p99"].as_f64().unwrap_or(0.0) * 1000.0,
-        ..Load::default()
-    };
-    if let Some(map) = report["statusCodeDistribution"].as_object() {
-        for (status, n) in map {
-            load.statuses
-                .insert(status.parse().unwrap_or(0), n.as_u64().unwrap_or(0));
-        }
-    }
-    if let Some(map) = report["errorDistribution"].as_object() {
-        load.errors = map.values().filter_map(Value::as_u64).sum();
-    }
-    Ok(load)
-}
-
-/// A bounded oha run (loopback, fixed request count).
-fn run_load(url: &str, requests: u64, connections: u32) -> Result<Load, Failed> {
-    let child = oha(url, requests, connections)
-        .spawn()
-        .map_err(|e| format!("oha does not start (cargo install oha): {e}"))?;
-    load_of(child)
+fn load(url: &str, requests: u64, connections: u32) -> Oha {
+    Oha::new(vec![url.to_owned()], requests, connections).header("User-Agent", CHROME)
 }
 
 /// Schema versions recorded in the shared database.
@@ -395,7 +320,7 @@ fn three_replicas_started_at_once_on_one_empty_database_share_links_and_count_ev
     for slug in slugs {
         create(&cluster.proxy(), slug)?;
     }
-    let loads: Vec<Result<Load, Failed>> = thread::scope(|s| {
+    let loads: Vec<OhaRun> = thread::scope(|s| {
         let handles: Vec<_> = slugs
             .iter()
             .map(|slug| {
@@ -405,15 +330,14 @@ fn three_replicas_started_at_once_on_one_empty_database_share_links_and_count_ev
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
-    let loads = loads.into_iter().collect::<Result<Vec<Load>, Failed>>()?;
     let mut served_total = 0;
     for (slug, load) in slugs.iter().zip(&loads) {
-        let served = load.count(302);
+        let served = load.total(302);
         ensure!(
             served == 600,
             "{slug}: 302s {served} of 600 (others: {:?}, errors {}); component errors: {:#?}",
             load.statuses,
-            load.errors,
+            load.transport_errors(),
             cluster.component_errors()
         );
         // Read back through every replica: they all see the same counts.
@@ -444,9 +368,7 @@ fn killing_a_replica_under_load_loses_no_acknowledged_click_and_caddy_routes_aro
     );
 
     let requests = 3000;
-    let load = oha(&cluster.proxy_url("/scale-kill"), requests, 16)
-        .spawn()
-        .map_err(|e| format!("oha: {e}"))?;
+    let load = load(&cluster.proxy_url("/scale-kill"), requests, 16).spawn();
     // Kill one replica (its serving process, SIGKILL: a crash) once the
     // load is under way.
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -457,7 +379,7 @@ fn killing_a_replica_under_load_loses_no_acknowledged_click_and_caddy_routes_aro
     kill_server(victim);
     let killed_at = clicks(&cluster.replicas[0].base(), "scale-kill")?;
     cluster.replicas[1].stop_with("KILL");
-    let load = load_of(load)?;
+    let load = load.wait();
     ensure!(
         try_request(
             &format!("http://127.0.0.1:{victim}"),
@@ -471,12 +393,13 @@ fn killing_a_replica_under_load_loses_no_acknowledged_click_and_caddy_routes_aro
     );
 
     let recorded = clicks(&cluster.proxy(), "scale-kill")?;
-    let acknowledged = load.count(302);
+    let acknowledged = load.total(302);
     let failed = load.not(302);
     eprintln!(
         "scale: killed replica {victim} after ~{killed_at} clicks; {acknowledged} 302s, {failed} failed \
          ({:?}, {} transport errors), {recorded} clicks recorded",
-        load.statuses, load.errors
+        load.statuses,
+        load.transport_errors()
     );
     ensure!(
         acknowledged + failed == requests,
@@ -591,7 +514,7 @@ fn throughput_of_one_two_and_three_replicas_is_printed() -> Result<(), Failed> {
     for n in 1..=3 {
         let cluster = Cluster::start(n);
         create(&cluster.proxy(), "scale-bench")?;
-        run_load(&cluster.proxy_url("/scale-bench"), 300, 8)?; // warm-up
+        run_load(&cluster.proxy_url("/scale-bench"), 300, 8); // warm-up
         let mut warm = 300;
         if n == 1 {
             // Baseline: the same replica without Caddy in front.
@@ -599,24 +522,24 @@ fn throughput_of_one_two_and_three_replicas_is_printed() -> Result<(), Failed> {
                 &format!("{}/scale-bench", cluster.replicas[0].base()),
                 requests,
                 connections,
-            )?;
-            warm += direct.count(302);
+            );
+            warm += direct.total(302);
             table.push(format!(
                 "1, direct (no Caddy) | {:.0} | {:.1} | - | - | - | -",
-                direct.requests_per_sec, direct.p99_ms
+                direct.rps, direct.p99_ms
             ));
         }
         let before = cpu_by_command();
         let machine_before = machine_jiffies();
         let started = Instant::now();
-        let redirect = run_load(&cluster.proxy_url("/scale-bench"), requests, connections)?;
+        let redirect = run_load(&cluster.proxy_url("/scale-bench"), requests, connections);
         let wall = started.elapsed().as_secs_f64();
         let after = cpu_by_command();
         let machine_after = machine_jiffies();
         let machine_busy = 100.0 * (machine_after.0 - machine_before.0)
             / (machine_after.1 - machine_before.1).max(1.0);
-        let miss = run_load(&cluster.proxy_url("/scale-missing"), requests, connections)?;
-        let served = redirect.count(302);
+        let miss = run_load(&cluster.proxy_url("/scale-missing"), requests, connections);
+        let served = redirect.total(302);
         let recorded = clicks(&cluster.proxy(), "scale-bench")?;
         ensure!(
             recorded == served + warm,
@@ -625,9 +548,9 @@ fn throughput_of_one_two_and_three_replicas_is_printed() -> Result<(), Failed> {
         );
         table.push(format!(
             "{n} | {:.0} | {:.1} | {:.0} | {:.2} / {:.2} / {:.2} | {wall:.2} | {machine_busy:.0}",
-            redirect.requests_per_sec,
+            redirect.rps,
             redirect.p99_ms,
-            miss.requests_per_sec,
+            miss.rps,
             cpu_delta(&before, &after, "spin"),
             cpu_delta(&before, &after, "caddy"),
             cpu_delta(&before, &after, "redis-server"),

@@ -12,7 +12,6 @@ use opentelemetry_proto::tonic::trace::v1::Span;
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use serde_json::json;
 
-use crate::contract::create;
 use crate::ensure;
 use crate::harness::{CHROME, SpinApp, SpinBuilder, no_otel, trial};
 use crate::otlp::{Received, Receiver, attr, hex};
@@ -98,7 +97,7 @@ fn request_count_components(got: &Received) -> Vec<String> {
 fn spins_request_count_and_server_span_arrive_over_otlp() -> Result<(), Failed> {
     let receiver = Receiver::start();
     let spin = spin_exporting_to(&receiver);
-    create(&spin, json!({"url": "https://e.com/", "slug": "counted"}))?;
+    spin.create(json!({"url": "https://e.com/", "slug": "counted"}))?;
     let (header, trace, parent) = traceparent();
     let r = spin.request(
         "GET",
@@ -178,10 +177,7 @@ fn a_traced_redirect_has_one_client_span_per_storage_call_under_its_request_span
 -> Result<(), Failed> {
     let receiver = Receiver::start();
     let spin = spin_exporting_to(&receiver);
-    create(
-        &spin,
-        json!({"url": "https://e.com/traced", "slug": "traced-link"}),
-    )?;
+    spin.create(json!({"url": "https://e.com/traced", "slug": "traced-link"}))?;
     let (hit_header, hit_trace, hit_parent) = traceparent();
     let r = spin.request(
         "GET",
