@@ -1,4 +1,4 @@
-//! The span cost of the redirect path, natively (issue 3).
+//! The span cost of the redirect path, natively.
 //!
 //! Builds the app like the API tests' `TestApp` (in-memory key-value store,
 //! SQLite on a temporary file, migrations, the real router), creates a link

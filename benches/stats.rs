@@ -1,4 +1,4 @@
-//! Stats of a link with 1,000,000 clicks, from the rollups (issue 5).
+//! Stats of a link with 1,000,000 clicks, from the rollups.
 //!
 //! Bulk-loads the clicks of one link through the production click write
 //! (`shortener::clicks::RECORD`, so the `clicks_rollup` trigger maintains the

@@ -80,7 +80,7 @@ test('served == recorded per link and kind: OK; HEAD and 404 are no clicks', () 
 });
 
 test('any 5xx fails the verdict even when every served redirect was recorded', () => {
-  // Issue 14: 219 of 5,000 answered 500 and the old verdict said OK.
+  // Once 219 of 5,000 answered 500 and an earlier verdict said OK.
   const ledger = kit.tally(classes, { ...clean, r1: { 302: 7, 500: 3 } });
   const r = kit.reconcile(ledger, seenOf(7, 4));
   assert.equal(r.ok, false);

@@ -203,7 +203,7 @@ async fn a_page_holds_at_most_100_links_and_a_larger_limit_is_refused() {
     for i in 0..105 {
         app.create_ok(&format!("https://e{i}.example"), None).await;
     }
-    // Issue 8: `limit` is 1-100 as documented; above is a 400, not a silent cap.
+    // `limit` is 1-100 as documented; above is a 400, not a silent cap.
     for limit in ["101", "1000"] {
         let r = app
             .api(Method::GET, &format!("/api/links?limit={limit}"), None)

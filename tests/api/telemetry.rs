@@ -462,7 +462,7 @@ async fn without_a_traceparent_a_new_trace_starts() {
 
 #[tokio::test]
 async fn an_unsampled_traceparent_from_a_client_does_not_switch_the_spans_off() {
-    // Issue 8: the sampled flag is the client's to send; the app stays
+    // The sampled flag is the client's to send; the app stays
     // observable (same spans as without a parent) and keeps the trace id.
     let app = TestApp::spawn().await;
     let capture = Capture::start();

@@ -166,7 +166,7 @@ fn the_kit_passes_when_every_served_redirect_is_recorded_per_link_and_kind() -> 
 fn the_kit_fails_when_redirects_answer_5xx_although_no_click_is_missing() -> Result<(), Failed> {
     // An invalid redirect_status makes the redirect component answer every
     // request 500 while the API (links, stats) works: served 0 == recorded 0,
-    // which the old verdict called OK (issue 14).
+    // which an earlier verdict called OK.
     let spin = SpinBuilder::default()
         .variable("redirect_status", "999")
         .start();
