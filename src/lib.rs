@@ -102,3 +102,41 @@ pub fn misconfigured_router(error: ConfigError) -> Router {
         })
         .layer(middleware::from_fn(http::request_span))
 }
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use crate::links::RESERVED_SLUGS;
+
+    /// The first path segment of every route below `/`, other than the
+    /// slug itself.
+    fn first_segments<'a>(routes: impl Iterator<Item = &'a str>) -> BTreeSet<String> {
+        routes
+            .filter_map(|r| r.trim_start_matches('/').split('/').next())
+            .filter(|s| !s.is_empty() && !s.starts_with('{') && *s != "...")
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn the_reserved_slugs_are_exactly_the_first_segments_of_the_routers_and_the_manifests_routes()
+     {
+        let reserved: BTreeSet<String> = RESERVED_SLUGS.iter().map(|s| s.to_string()).collect();
+        let dir = tempfile::tempdir().unwrap();
+        let host = crate::native::TestHost::start(dir.path(), &[], time::OffsetDateTime::now_utc())
+            .await
+            .unwrap();
+        // axum shows its route table only through `Debug`: every quoted
+        // string that starts with `/`.
+        let dump = format!("{:?}", host.router());
+        let routed = first_segments(dump.split('"').filter(|s| s.starts_with('/')));
+        assert_eq!(routed, reserved, "the router's first segments");
+        let manifest = include_str!("../spin.toml");
+        let routes = manifest
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("route = \""))
+            .filter_map(|l| l.strip_suffix('"'));
+        assert_eq!(first_segments(routes), reserved, "spin.toml's routes");
+    }
+}
