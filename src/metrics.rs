@@ -42,6 +42,9 @@ pub struct Snapshot {
     pub unrecorded_human_clicks: i64,
     /// The same, by bots.
     pub unrecorded_bot_clicks: i64,
+    /// Registered links whose key-value record was found not to decode (by a
+    /// list, search or read), each counted once until it is deleted.
+    pub corrupt_records: i64,
 }
 
 /// Encodes `snapshot` as OpenMetrics text.
@@ -78,6 +81,14 @@ pub fn render(snapshot: Snapshot) -> Result<String, StoreError> {
     registry.register("shortener_links", "Links currently stored", links.clone());
     links.set(snapshot.links);
 
+    let corrupt = Gauge::<i64>::default();
+    registry.register(
+        "shortener_corrupt_records",
+        "Registered links whose key-value record was found not to decode (by a list, search or read), each counted once until the link is deleted",
+        corrupt.clone(),
+    );
+    corrupt.set(snapshot.corrupt_records);
+
     let build = Family::<VersionLabel, Gauge>::default();
     registry.register("shortener_build_info", "Build information", build.clone());
     build
@@ -103,6 +114,7 @@ mod tests {
             links: 4,
             unrecorded_human_clicks: 2,
             unrecorded_bot_clicks: 0,
+            corrupt_records: 1,
         })
         .unwrap();
         assert!(text.contains("# TYPE shortener_clicks counter"), "{text}");
@@ -128,6 +140,11 @@ mod tests {
         );
         assert!(text.contains("# TYPE shortener_links gauge"), "{text}");
         assert!(text.contains("shortener_links 4"), "{text}");
+        assert!(
+            text.contains("# TYPE shortener_corrupt_records gauge"),
+            "{text}"
+        );
+        assert!(text.contains("shortener_corrupt_records 1"), "{text}");
         assert!(text.contains("shortener_build_info{version="), "{text}");
         assert!(text.ends_with("# EOF\n"), "{text}");
     }

@@ -108,6 +108,11 @@ pub(crate) async fn health(State(app): State<App>) -> Response {
 pub(crate) async fn metrics_endpoint(State(app): State<App>) -> Result<Response, AppError> {
     let (human_clicks, bot_clicks) = analytics::all_time(app.sql.as_ref()).await?;
     let links = app.sql.execute(&links::COUNT, vec![]).await?.scalar_i64();
+    let corrupt_records = app
+        .sql
+        .execute(&links::CORRUPT_COUNT, vec![])
+        .await?
+        .scalar_i64();
     let unrecorded = unrecorded::all_time(app.unrecorded.as_ref()).await?;
     let text = metrics::render(metrics::Snapshot {
         human_clicks,
@@ -115,6 +120,7 @@ pub(crate) async fn metrics_endpoint(State(app): State<App>) -> Result<Response,
         links,
         unrecorded_human_clicks: unrecorded.human,
         unrecorded_bot_clicks: unrecorded.bot,
+        corrupt_records,
     })?;
     Ok((
         [(

@@ -16,7 +16,7 @@ mod store;
 mod target;
 
 pub use slug::{Slug, SlugSource, random_slugs};
-pub use store::{COUNT, Links, SEARCH_SCAN_LIMIT};
+pub use store::{CORRUPT_COUNT, COUNT, Links, SEARCH_SCAN_LIMIT};
 pub use target::{OwnOrigins, TargetUrl};
 
 use std::borrow::Cow;
@@ -98,7 +98,8 @@ impl LinkError {
             LinkError::ExpiryNotInFuture => "invalid_expiry",
             LinkError::SlugTaken(_) => "slug_taken",
             LinkError::SearchTooLong => "invalid_search",
-            LinkError::NoFreeSlug { .. } | LinkError::CorruptRecord { .. } => "internal",
+            LinkError::CorruptRecord { .. } => "corrupt_record",
+            LinkError::NoFreeSlug { .. } => "internal",
             LinkError::Store(_) => "internal",
         }
     }

@@ -323,6 +323,7 @@ async fn each_route_makes_exactly_its_storage_spans() {
             vec![
                 op("sqlite.execute", "SELECT", Some("daily_clicks")),
                 op("sqlite.execute", "SELECT", Some("links")),
+                op("sqlite.execute", "SELECT", Some("corrupt_records")),
                 op("sqlite.execute", "SELECT", Some("unrecorded_clicks")),
             ],
         ),
