@@ -12,6 +12,7 @@ use serde_json::json;
 
 use crate::analytics;
 use crate::app::App;
+use crate::config::names;
 use crate::error::AppError;
 use crate::links;
 use crate::metrics;
@@ -21,13 +22,22 @@ use crate::unrecorded;
 #[derive(Debug, Serialize, Deserialize)]
 #[cfg_attr(not(target_arch = "wasm32"), derive(utoipa::ToSchema))]
 pub struct Health {
-    /// `ok` when every store answered, else `unavailable` (with a 503).
+    /// `ok` when every store answered and no variable is refused (200);
+    /// else `unavailable` when a store failed, `misconfigured` when only a
+    /// variable is refused (both with a 503).
     #[cfg_attr(not(target_arch = "wasm32"), schema(example = "ok"))]
     pub status: String,
     /// Per store (`kv`, `sqlite`: the click database, written to by the
     /// probe, `sqlite_unrecorded`: the unrecorded-clicks tally): `ok` or `error`.
     #[cfg_attr(not(target_arch = "wasm32"), schema(example = json!({"kv": "ok", "sqlite": "ok", "sqlite_unrecorded": "ok"})))]
     pub checks: std::collections::BTreeMap<String, String>,
+    /// Variables the app refuses to run with, each with the reason (absent
+    /// when none): `visitor_salt` when it is unset, a placeholder or shorter
+    /// than 32 bytes (redirects are served, their clicks counted as
+    /// unrecorded). Never the value.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    #[cfg_attr(not(target_arch = "wasm32"), schema(example = json!({"visitor_salt": "visitor_salt is a placeholder (it starts with `change-me`): ..."})))]
+    pub refused: std::collections::BTreeMap<String, String>,
 }
 
 /// `/health` and `/metrics`.
@@ -50,7 +60,7 @@ const HEALTH_PROBE_KEY: &str = "health:probe";
     tag = "operations",
     responses(
         (status = 200, description = "Every store answered.", body = Health),
-        (status = 503, description = "A store did not answer; `checks` says which.", body = Health),
+        (status = 503, description = "A store did not answer (`checks` says which), or a variable is refused (`refused` names it, e.g. a placeholder `visitor_salt`).", body = Health),
     )
 ))]
 pub(crate) async fn health(State(app): State<App>) -> Response {
@@ -84,15 +94,20 @@ pub(crate) async fn health(State(app): State<App>) -> Response {
             json!(if result.is_ok() { "ok" } else { "error" }),
         );
     }
-    let status = if healthy {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
+    let mut refused = serde_json::Map::new();
+    if let Some(reason) = app.settings.visitor_salt_refused {
+        eprintln!("shortener: health: {reason}");
+        refused.insert(names::VISITOR_SALT.into(), json!(reason));
+    }
+    let (status, word) = match (healthy, refused.is_empty()) {
+        (true, true) => (StatusCode::OK, "ok"),
+        (false, _) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+        (true, false) => (StatusCode::SERVICE_UNAVAILABLE, "misconfigured"),
     };
-    let body = json!({
-        "status": if healthy { "ok" } else { "unavailable" },
-        "checks": report,
-    });
+    let mut body = json!({"status": word, "checks": report});
+    if !refused.is_empty() {
+        body["refused"] = serde_json::Value::Object(refused);
+    }
     (status, Json(body)).into_response()
 }
 

@@ -132,7 +132,7 @@ impl TestApp {
         let mut vars: HashMap<String, String> = [
             (names::ADMIN_TOKEN, TOKEN),
             (names::PUBLIC_BASE_URL, BASE),
-            (names::VISITOR_SALT, "test-salt"),
+            (names::VISITOR_SALT, "test-visitor-salt-0123456789abcdef"),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))

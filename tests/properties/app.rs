@@ -76,7 +76,10 @@ impl Harness {
                 names::PUBLIC_BASE_URL.to_owned(),
                 "https://sho.rt".to_owned(),
             ),
-            (names::VISITOR_SALT.to_owned(), "property-salt".to_owned()),
+            (
+                names::VISITOR_SALT.to_owned(),
+                "property-visitor-salt-0123456789abcdef".to_owned(),
+            ),
         ];
         for (k, v) in overrides {
             vars.retain(|(name, _)| name != k);
