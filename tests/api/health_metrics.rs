@@ -192,3 +192,87 @@ async fn with_a_refused_visitor_salt_redirects_are_served_and_counted_as_unrecor
         );
     }
 }
+
+#[tokio::test]
+async fn metrics_report_every_store_up_when_all_answer() {
+    let app = TestApp::spawn().await;
+    let text = get(&app, "/metrics").await.text();
+    for store in ["kv", "sqlite", "sqlite_unrecorded"] {
+        assert!(
+            text.contains(&format!("shortener_store_up{{store=\"{store}\"}} 1\n")),
+            "{store}: {text}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn metrics_answer_200_with_what_they_can_read_when_a_store_fails() {
+    let app = TestApp::spawn().await;
+    let slug = app.create_ok("https://e.com/", None).await;
+    app.follow(&slug).await;
+
+    // The click database fails: its series are left out, the tally's stay.
+    app.sql.set_failing(true);
+    let r = get(&app, "/metrics").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let text = r.text();
+    assert!(
+        text.contains("shortener_store_up{store=\"sqlite\"} 0\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("shortener_store_up{store=\"kv\"} 1\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("shortener_store_up{store=\"sqlite_unrecorded\"} 1\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("shortener_clicks_unrecorded_total{kind=\"human\"} 0\n"),
+        "{text}"
+    );
+    assert!(text.contains("shortener_build_info{"), "{text}");
+    assert!(
+        !text.contains("shortener_clicks_total"),
+        "no made-up zero: {text}"
+    );
+    assert!(!text.contains("shortener_links "), "{text}");
+    assert!(text.ends_with("# EOF\n"), "{text}");
+    app.sql.set_failing(false);
+
+    // The tally fails: the click database's series stay.
+    app.unrecorded.set_failing(true);
+    let r = get(&app, "/metrics").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let text = r.text();
+    assert!(
+        text.contains("shortener_store_up{store=\"sqlite_unrecorded\"} 0\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("shortener_store_up{store=\"sqlite\"} 1\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("shortener_clicks_total{kind=\"human\"} 1\n"),
+        "{text}"
+    );
+    assert!(text.contains("shortener_links 1\n"), "{text}");
+    assert!(
+        !text.contains("shortener_clicks_unrecorded_total"),
+        "{text}"
+    );
+    app.unrecorded.set_failing(false);
+
+    // The key-value store fails: every SQLite series stays.
+    app.kv.set_failing(true);
+    let r = get(&app, "/metrics").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let text = r.text();
+    assert!(
+        text.contains("shortener_store_up{store=\"kv\"} 0\n"),
+        "{text}"
+    );
+    assert!(text.contains("shortener_links 1\n"), "{text}");
+}
