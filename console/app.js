@@ -39,6 +39,7 @@
     method_not_allowed: "The server does not allow that action.",
     misconfigured: "The server is misconfigured; its log says which setting.",
     internal: "Something went wrong on the server; it has been logged. Try again.",
+    corrupt_record: "This link's stored record is damaged; it has been logged. Delete the link and create it again.",
     store_unavailable: "A store the server needs is unavailable; try again shortly.",
     network: "The server could not be reached. Check the connection and try again.",
   };

@@ -97,18 +97,66 @@ pub mod api_disabled {
          set a random one, e.g. `openssl rand -hex 32`.";
 }
 
+/// The shortest visitor salt the app keys visitor hashes with: the admin
+/// token's rule, since a guessable salt lets anyone holding `clicks.db` test
+/// whether a known IP visited on a given day.
+pub const MIN_VISITOR_SALT_BYTES: usize = MIN_ADMIN_TOKEN_BYTES;
+
+/// Why `visitor_salt` is refused: `/health`'s `refused.visitor_salt` and the
+/// instance's log line. Redirects are still served; their clicks are counted
+/// as unrecorded (`crate::unrecorded`), and no visitor hash is stored.
+pub mod salt_refused {
+    /// No salt configured (or an empty one).
+    pub const UNSET: &str = "visitor_salt is not set: clicks are counted as unrecorded \
+         and no visitor hash is stored; set a random one, e.g. `openssl rand -hex 32`.";
+    /// A placeholder from an example file.
+    pub const PLACEHOLDER: &str = "visitor_salt is a placeholder (it starts with `change-me`): \
+         clicks are counted as unrecorded and no visitor hash is stored; set a random one, \
+         e.g. `openssl rand -hex 32`.";
+    /// Too short to resist guessing.
+    pub const TOO_SHORT: &str = "visitor_salt is shorter than 32 bytes: clicks are counted as \
+         unrecorded and no visitor hash is stored; set a random one, e.g. `openssl rand -hex 32`.";
+}
+
+/// What is wrong with a configured secret.
+enum WeakSecret {
+    Unset,
+    Placeholder,
+    TooShort,
+}
+
+/// A secret (`admin_token`, `visitor_salt`), unless it is unset, a
+/// placeholder (one of [`PLACEHOLDER_PREFIXES`]) or shorter than `min` bytes.
+fn secret(value: Option<String>, min: usize) -> Result<String, WeakSecret> {
+    let secret = value.ok_or(WeakSecret::Unset)?;
+    let lower = secret.to_ascii_lowercase();
+    if PLACEHOLDER_PREFIXES.iter().any(|p| lower.starts_with(p)) {
+        return Err(WeakSecret::Placeholder);
+    }
+    if secret.len() < min {
+        return Err(WeakSecret::TooShort);
+    }
+    Ok(secret)
+}
+
 /// The admin token, unless it is unset or one the app refuses to serve with
 /// (a placeholder, or shorter than [`MIN_ADMIN_TOKEN_BYTES`]): then the reason.
 fn admin_token(value: Option<String>) -> Result<String, &'static str> {
-    let token = value.ok_or(api_disabled::UNSET)?;
-    let lower = token.to_ascii_lowercase();
-    if PLACEHOLDER_PREFIXES.iter().any(|p| lower.starts_with(p)) {
-        return Err(api_disabled::PLACEHOLDER);
-    }
-    if token.len() < MIN_ADMIN_TOKEN_BYTES {
-        return Err(api_disabled::TOO_SHORT);
-    }
-    Ok(token)
+    secret(value, MIN_ADMIN_TOKEN_BYTES).map_err(|weak| match weak {
+        WeakSecret::Unset => api_disabled::UNSET,
+        WeakSecret::Placeholder => api_disabled::PLACEHOLDER,
+        WeakSecret::TooShort => api_disabled::TOO_SHORT,
+    })
+}
+
+/// The visitor salt, unless it is refused by the admin token's rules
+/// ([`MIN_VISITOR_SALT_BYTES`]): then the reason (one of [`salt_refused`]).
+fn visitor_salt(value: Option<String>) -> Result<String, &'static str> {
+    secret(value, MIN_VISITOR_SALT_BYTES).map_err(|weak| match weak {
+        WeakSecret::Unset => salt_refused::UNSET,
+        WeakSecret::Placeholder => salt_refused::PLACEHOLDER,
+        WeakSecret::TooShort => salt_refused::TOO_SHORT,
+    })
 }
 
 /// The app's configuration.
@@ -129,8 +177,12 @@ pub struct Settings {
     pub slug_length: usize,
     /// Trusted `X-Forwarded-For` hops.
     pub trusted_proxy_hops: usize,
-    /// Visitor-hash key. `None` only in a component that serves no redirects.
+    /// Visitor-hash key; `None` when it is refused (see
+    /// [`Settings::visitor_salt_refused`]).
     pub visitor_salt: Option<String>,
+    /// Why `visitor_salt` is `None` (one of [`salt_refused`]): `/health`
+    /// answers 503 naming it, and redirects count their clicks as unrecorded.
+    pub visitor_salt_refused: Option<&'static str>,
     /// `PRAGMA busy_timeout` of every SQLite connection, in milliseconds.
     pub sqlite_busy_timeout_ms: u32,
     /// How long a key-value call may take, in milliseconds (enforced by the
@@ -270,6 +322,17 @@ impl Settings {
             }
         };
 
+        let (visitor_salt, visitor_salt_refused) = match visitor_salt(get(names::VISITOR_SALT)) {
+            Ok(salt) => (Some(salt), None),
+            Err(reason) => {
+                // Once per instance, in Spin's log; `/health` answers 503
+                // with the same reason.
+                eprintln!("shortener: {reason}");
+                tracing::warn!(reason, "visitor_salt refused");
+                (None, Some(reason))
+            }
+        };
+
         Ok(Self {
             admin_token,
             api_disabled_reason,
@@ -278,7 +341,8 @@ impl Settings {
             redirect_status,
             slug_length,
             trusted_proxy_hops,
-            visitor_salt: get(names::VISITOR_SALT),
+            visitor_salt,
+            visitor_salt_refused,
             sqlite_busy_timeout_ms,
             kv_timeout_ms,
         })
@@ -480,6 +544,37 @@ mod tests {
     fn an_unset_admin_token_says_so() {
         let s = settings(&[]).unwrap();
         assert_eq!(s.api_disabled_reason, api_disabled::UNSET);
+    }
+
+    #[test]
+    fn a_placeholder_short_or_unset_visitor_salt_is_refused_saying_why() {
+        let cases = [
+            ("change-me-visitor-salt", salt_refused::PLACEHOLDER),
+            (
+                "CHANGEME0123456789abcdef0123456789abcdef",
+                salt_refused::PLACEHOLDER,
+            ),
+            ("0123456789abcdef0123456789abcde", salt_refused::TOO_SHORT),
+            ("  ", salt_refused::UNSET),
+        ];
+        for (salt, reason) in cases {
+            let s = settings(&[(names::VISITOR_SALT, salt)]).unwrap();
+            assert!(s.visitor_salt.is_none(), "{salt} accepted");
+            assert_eq!(s.visitor_salt_refused, Some(reason), "{salt}");
+            assert!(reason.contains("visitor_salt") && reason.contains("openssl rand -hex 32"));
+        }
+        assert_eq!(
+            settings(&[]).unwrap().visitor_salt_refused,
+            Some(salt_refused::UNSET)
+        );
+    }
+
+    #[test]
+    fn a_random_visitor_salt_of_32_bytes_or_more_is_kept() {
+        let salt = "0123456789abcdef0123456789abcdef";
+        let s = settings(&[(names::VISITOR_SALT, salt)]).unwrap();
+        assert_eq!(s.visitor_salt.as_deref(), Some(salt));
+        assert_eq!(s.visitor_salt_refused, None);
     }
 
     #[test]

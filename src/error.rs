@@ -94,6 +94,8 @@ error_codes! {
     UnsupportedMediaType => "unsupported_media_type",
     /// 500: the component's variables were refused.
     Misconfigured => "misconfigured",
+    /// 500: a stored link record does not decode (logged and counted).
+    CorruptRecord => "corrupt_record",
     /// 500: something failed on our side (logged, not sent).
     Internal => "internal",
     /// 503: a store the request needs is down.
@@ -205,6 +207,13 @@ pub enum AppError {
     /// variable and is safe to send.
     #[error("{0}")]
     Misconfigured(String),
+    /// The link's stored record does not decode (500). Its first sighting was
+    /// logged and counted where it was read (`links::Links::get`); the
+    /// decoder's complaint is never sent.
+    #[error(
+        "The stored record of this link is corrupt; it has been logged. Delete the link and create it again."
+    )]
+    CorruptRecord,
     /// A required store is not usable (500); the cause is logged, not sent.
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
@@ -254,6 +263,7 @@ impl AppError {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, C::UnsupportedMediaType)
             }
             AppError::Misconfigured(_) => (StatusCode::INTERNAL_SERVER_ERROR, C::Misconfigured),
+            AppError::CorruptRecord => (StatusCode::INTERNAL_SERVER_ERROR, C::CorruptRecord),
             AppError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, C::Internal),
             AppError::StoreUnavailable { .. } => {
                 (StatusCode::SERVICE_UNAVAILABLE, C::StoreUnavailable)
@@ -273,7 +283,8 @@ impl From<LinkError> for AppError {
         match e {
             LinkError::SlugTaken(_) => AppError::Conflict(e.to_string()),
             LinkError::Store(store) => store.into(),
-            LinkError::NoFreeSlug { .. } | LinkError::CorruptRecord { .. } => AppError::internal(e),
+            LinkError::CorruptRecord { .. } => AppError::CorruptRecord,
+            LinkError::NoFreeSlug { .. } => AppError::internal(e),
             invalid => AppError::validation(invalid.code(), invalid.to_string()),
         }
     }
@@ -448,6 +459,16 @@ mod tests {
                 "misconfigured",
                 "invalid Spin variable `x`: y",
             ),
+            (
+                LinkError::CorruptRecord {
+                    slug: "abc".into(),
+                    reason: "expected value at line 1".into(),
+                }
+                .into(),
+                500,
+                "corrupt_record",
+                "The stored record of this link is corrupt; it has been logged. Delete the link and create it again.",
+            ),
         ];
         for (err, status, code, message) in cases {
             let (got_status, body) = body_of(err).await;
@@ -479,6 +500,7 @@ mod tests {
             (AppError::PayloadTooLarge, 413),
             (AppError::UnsupportedMediaType, 415),
             (AppError::Misconfigured("m".into()), 500),
+            (AppError::CorruptRecord, 500),
             (AppError::Internal(anyhow::anyhow!("m")), 500),
             (
                 AppError::unavailable(Store::Links, StoreError::new("io", "m")),

@@ -28,55 +28,92 @@ struct VersionLabel {
     version: &'static str,
 }
 
-/// What a scrape reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StoreLabel {
+    store: &'static str,
+}
+
+/// What a scrape reports. A value that could not be read is `None`: its
+/// series is left out of the scrape (never reported as a made-up zero), and
+/// its store reports `shortener_store_up{store} 0`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Snapshot {
-    /// All-time clicks by humans.
-    pub human_clicks: i64,
-    /// All-time clicks by bots.
-    pub bot_clicks: i64,
+    /// All-time clicks by humans and by bots.
+    pub clicks: Option<(i64, i64)>,
     /// Links stored now.
-    pub links: i64,
-    /// All-time clicks by humans that were served but not recorded (the
-    /// click store failed; see `crate::unrecorded`).
-    pub unrecorded_human_clicks: i64,
-    /// The same, by bots.
-    pub unrecorded_bot_clicks: i64,
+    pub links: Option<i64>,
+    /// All-time clicks by humans and by bots that were served but not
+    /// recorded (the click store failed; see `crate::unrecorded`).
+    pub unrecorded_clicks: Option<(i64, i64)>,
+    /// Registered links whose key-value record was found not to decode (by a
+    /// list, search or read), each counted once until it is deleted.
+    pub corrupt_records: Option<i64>,
+    /// Per store, by `/health`'s names (`kv`, `sqlite`,
+    /// `sqlite_unrecorded`): whether its probe and every read of it answered.
+    pub stores_up: Vec<(&'static str, bool)>,
+}
+
+fn by_kind(registry: &mut Registry, name: &str, help: &str, value: Option<(i64, i64)>) {
+    let Some((human, bot)) = value else {
+        return;
+    };
+    let family = Family::<KindLabel, Counter>::default();
+    registry.register(name, help, family.clone());
+    for (kind, n) in [("human", human), ("bot", bot)] {
+        family
+            .get_or_create(&KindLabel { kind })
+            .inc_by(u64::try_from(n).unwrap_or(0));
+    }
+}
+
+fn gauge(registry: &mut Registry, name: &str, help: &str, value: Option<i64>) {
+    let Some(value) = value else {
+        return;
+    };
+    let gauge = Gauge::<i64>::default();
+    registry.register(name, help, gauge.clone());
+    gauge.set(value);
 }
 
 /// Encodes `snapshot` as OpenMetrics text.
-pub fn render(snapshot: Snapshot) -> Result<String, StoreError> {
+pub fn render(snapshot: &Snapshot) -> Result<String, StoreError> {
     let mut registry = Registry::default();
 
-    let clicks = Family::<KindLabel, Counter>::default();
-    registry.register(
+    by_kind(
+        &mut registry,
         "shortener_clicks",
         "Clicks recorded in SQLite since the database was created, deleted links included",
-        clicks.clone(),
+        snapshot.clicks,
     );
-    clicks
-        .get_or_create(&KindLabel { kind: "human" })
-        .inc_by(u64::try_from(snapshot.human_clicks).unwrap_or(0));
-    clicks
-        .get_or_create(&KindLabel { kind: "bot" })
-        .inc_by(u64::try_from(snapshot.bot_clicks).unwrap_or(0));
-
-    let unrecorded = Family::<KindLabel, Counter>::default();
-    registry.register(
+    by_kind(
+        &mut registry,
         "shortener_clicks_unrecorded",
         "Redirects served whose click the click database refused (counted in the unrecorded tally instead)",
-        unrecorded.clone(),
+        snapshot.unrecorded_clicks,
     );
-    unrecorded
-        .get_or_create(&KindLabel { kind: "human" })
-        .inc_by(u64::try_from(snapshot.unrecorded_human_clicks).unwrap_or(0));
-    unrecorded
-        .get_or_create(&KindLabel { kind: "bot" })
-        .inc_by(u64::try_from(snapshot.unrecorded_bot_clicks).unwrap_or(0));
+    gauge(
+        &mut registry,
+        "shortener_links",
+        "Links currently stored",
+        snapshot.links,
+    );
+    gauge(
+        &mut registry,
+        "shortener_corrupt_records",
+        "Registered links whose key-value record was found not to decode (by a list, search or read), each counted once until the link is deleted",
+        snapshot.corrupt_records,
+    );
 
-    let links = Gauge::<i64>::default();
-    registry.register("shortener_links", "Links currently stored", links.clone());
-    links.set(snapshot.links);
+    let up = Family::<StoreLabel, Gauge>::default();
+    registry.register(
+        "shortener_store_up",
+        "Whether the store answered this scrape (1) or failed (0): its /health probe and every read of it (store as in /health's checks)",
+        up.clone(),
+    );
+    for &(store, is_up) in &snapshot.stores_up {
+        up.get_or_create(&StoreLabel { store })
+            .set(i64::from(is_up));
+    }
 
     let build = Family::<VersionLabel, Gauge>::default();
     registry.register("shortener_build_info", "Build information", build.clone());
@@ -96,13 +133,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_value_that_could_not_be_read_is_left_out_not_reported_as_zero() {
+        let text = render(&Snapshot {
+            links: Some(0),
+            ..Snapshot::default()
+        })
+        .unwrap();
+        assert!(text.contains("shortener_links 0"), "{text}");
+        for absent in ["shortener_clicks", "shortener_corrupt_records"] {
+            assert!(!text.contains(absent), "{absent}: {text}");
+        }
+        assert!(text.contains("shortener_build_info"), "{text}");
+    }
+
+    #[test]
     fn the_exposition_names_every_family_with_its_type() {
-        let text = render(Snapshot {
-            human_clicks: 12,
-            bot_clicks: 3,
-            links: 4,
-            unrecorded_human_clicks: 2,
-            unrecorded_bot_clicks: 0,
+        let text = render(&Snapshot {
+            clicks: Some((12, 3)),
+            links: Some(4),
+            unrecorded_clicks: Some((2, 0)),
+            corrupt_records: Some(1),
+            stores_up: vec![("kv", true), ("sqlite", false)],
         })
         .unwrap();
         assert!(text.contains("# TYPE shortener_clicks counter"), "{text}");
@@ -128,6 +179,20 @@ mod tests {
         );
         assert!(text.contains("# TYPE shortener_links gauge"), "{text}");
         assert!(text.contains("shortener_links 4"), "{text}");
+        assert!(
+            text.contains("# TYPE shortener_corrupt_records gauge"),
+            "{text}"
+        );
+        assert!(text.contains("shortener_corrupt_records 1"), "{text}");
+        assert!(text.contains("# TYPE shortener_store_up gauge"), "{text}");
+        assert!(
+            text.contains("shortener_store_up{store=\"kv\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("shortener_store_up{store=\"sqlite\"} 0"),
+            "{text}"
+        );
         assert!(text.contains("shortener_build_info{version="), "{text}");
         assert!(text.ends_with("# EOF\n"), "{text}");
     }

@@ -139,6 +139,24 @@ pub const MIGRATIONS: &[Migration] = &[
             ),
         ],
     },
+    Migration {
+        version: 3,
+        statements: &[
+            // Registered links whose key-value record was found not to decode
+            // (`links::Links::get`): one row per slug, so `/metrics` counts
+            // each once (`shortener_corrupt_records`); the reason is the
+            // decoder's, for the operator.
+            ddl(
+                "CREATE TABLE IF NOT EXISTS corrupt_records (slug TEXT PRIMARY KEY, reason TEXT NOT NULL) WITHOUT ROWID",
+            ),
+            // Deleting the registry row forgets it, in the same statement.
+            ddl(
+                "CREATE TRIGGER IF NOT EXISTS corrupt_records_delete AFTER DELETE ON links BEGIN \
+             DELETE FROM corrupt_records WHERE slug = OLD.slug; \
+             END",
+            ),
+        ],
+    },
 ];
 
 /// What a connection finds on arrival: the schema version and the journal

@@ -11,7 +11,9 @@
 //!   redirect served is a click recorded or, when the click database
 //!   refuses it, a click counted in the unrecorded tally
 //!   ([`crate::unrecorded`]); when both fail, the answer is 503 and no
-//!   redirect is served;
+//!   redirect is served. With a refused `visitor_salt`
+//!   ([`crate::config::salt_refused`]) no click row is written: every click
+//!   is counted in the tally, so no weakly keyed visitor hash is stored;
 //! * a link store (key-value) that is down: 503 naming it.
 //!
 //! The outcome, the visitor's kind and the click's fate are recorded on the
@@ -92,9 +94,15 @@ pub async fn follow(app: &App, visit: Visit<'_>) -> Result<Outcome, AppError> {
         app.settings.trusted_proxy_hops,
     );
     let Some(salt) = app.settings.visitor_salt.as_deref() else {
-        return Err(AppError::internal(anyhow::anyhow!(
-            "visitor_salt is not set: refusing to record clicks without it"
-        )));
+        // A refused salt (unset, a placeholder, too short) would key a visitor
+        // hash anyone could reverse for a known IP: no click row is written,
+        // the click is counted as unrecorded instead (`/health` names the
+        // salt; the instance logged it once).
+        let refused = app.settings.visitor_salt_refused.unwrap_or_default();
+        let error = StoreError::new("visitor_salt_refused", refused);
+        click_unrecorded(app, &span, &link, visitor.kind(), now, error).await?;
+        outcome("hit");
+        return Ok(Outcome::Redirect { location: link.url });
     };
     let day = clicks::utc_day(now);
     let click = clicks::Click {

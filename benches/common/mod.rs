@@ -16,7 +16,7 @@ use tower::ServiceExt;
 /// The admin token of the benchmark app.
 pub const TOKEN: &str = "bench-admin-token-0123456789abcdef";
 /// Its visitor salt.
-pub const SALT: &str = "bench-salt";
+pub const SALT: &str = "bench-visitor-salt-0123456789abcdef";
 
 /// User agents for generated clicks: browsers, then bots, curl and none.
 pub const AGENTS: [&str; 10] = [

@@ -97,3 +97,19 @@ impl<S: Send + Sync> FromRequestParts<S> for SlugPath {
             .map_err(|_| AppError::NoLink)
     }
 }
+
+/// The `{slug}` of a delete: any name the registry may hold
+/// ([`Slug::registered`]), reserved words that an older version allowed
+/// included, so that every registered link can be removed.
+pub struct RegisteredSlugPath(pub Slug);
+
+impl<S: Send + Sync> FromRequestParts<S> for RegisteredSlugPath {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AppError> {
+        let Path(raw) = Path::<String>::from_request_parts(parts, state).await?;
+        Slug::registered(&raw)
+            .map(RegisteredSlugPath)
+            .ok_or(AppError::NoLink)
+    }
+}

@@ -10,7 +10,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use super::extract::{Admin, JsonBody, SlugPath, ValidQuery};
+use super::extract::{Admin, JsonBody, RegisteredSlugPath, SlugPath, ValidQuery};
 use crate::analytics::{self, DayRange};
 use crate::app::App;
 use crate::config::Settings;
@@ -188,7 +188,7 @@ pub(crate) struct LinkPage {
     security(("bearer" = [])),
     params(ListQuery),
     responses(
-        (status = 200, description = "A page of links.", body = LinkPage),
+        (status = 200, description = "A page of links. A link whose stored record does not decode is left out (logged, and counted in `shortener_corrupt_records`), so a page may hold fewer than `limit`.", body = LinkPage),
         (status = 400, description = "`invalid_limit`, `invalid_cursor`, `invalid_search` or `invalid_query`.", body = crate::error::ErrorBody),
         (status = 401, description = "No or a wrong bearer token (`unauthorized`), or the API is disabled (`api_disabled`).", body = crate::error::ErrorBody),
         (status = 500, description = "A store failed (`internal`); the cause is logged, not sent.", body = crate::error::ErrorBody),
@@ -249,7 +249,7 @@ pub(crate) async fn list_links(
         (status = 200, description = "The link, with its all-time `clicks` and `unrecorded_clicks`.", body = LinkView),
         (status = 401, description = "No or a wrong bearer token (`unauthorized`), or the API is disabled (`api_disabled`).", body = crate::error::ErrorBody),
         (status = 404, description = "No link has that slug (`not_found`).", body = crate::error::ErrorBody),
-        (status = 500, description = "A store failed (`internal`); the cause is logged, not sent.", body = crate::error::ErrorBody),
+        (status = 500, description = "A store failed (`internal`; the cause is logged, not sent), or the link's stored record does not decode (`corrupt_record`: delete the link and create it again).", body = crate::error::ErrorBody),
         (status = 503, description = "The unrecorded-clicks tally cannot be read (`store_unavailable`; `Retry-After`).",
             headers(("retry-after" = String, description = "Seconds.")), body = crate::error::ErrorBody),
     )
@@ -278,7 +278,7 @@ pub(crate) async fn get_link(
     path = "/api/links/{slug}",
     tag = "links",
     security(("bearer" = [])),
-    params(("slug" = String, Path, description = "The link's slug: 3 to 64 of `A-Za-z0-9_-`.", example = "docs-example")),
+    params(("slug" = String, Path, description = "The link's slug as registered: 1 to 256 bytes, so that a name an older version allowed (e.g. a word now reserved) can be deleted too.", example = "docs-example")),
     responses(
         (status = 204, description = "Deleted, with its clicks and rollups."),
         (status = 401, description = "No or a wrong bearer token (`unauthorized`), or the API is disabled (`api_disabled`).", body = crate::error::ErrorBody),
@@ -289,7 +289,7 @@ pub(crate) async fn get_link(
 pub(crate) async fn delete_link(
     State(app): State<App>,
     _: Admin,
-    SlugPath(slug): SlugPath,
+    RegisteredSlugPath(slug): RegisteredSlugPath,
 ) -> Result<StatusCode, AppError> {
     if app.links().delete(&slug).await? {
         Ok(StatusCode::NO_CONTENT)
@@ -341,7 +341,7 @@ where
         (status = 404, description = "No link has that slug (`not_found`).", body = crate::error::ErrorBody),
         (status = 413, description = "The body is over 16 KiB (`payload_too_large`).", body = crate::error::ErrorBody),
         (status = 415, description = "The body is not `application/json` (`unsupported_media_type`).", body = crate::error::ErrorBody),
-        (status = 500, description = "A store failed (`internal`); the cause is logged, not sent.", body = crate::error::ErrorBody),
+        (status = 500, description = "A store failed (`internal`; the cause is logged, not sent), or the link's stored record does not decode (`corrupt_record`: delete the link and create it again).", body = crate::error::ErrorBody),
     )
 ))]
 pub(crate) async fn update_link(
@@ -389,7 +389,7 @@ pub(crate) async fn update_link(
         (status = 200, description = "A QR code of the short URL.", content_type = "image/svg+xml", body = String),
         (status = 401, description = "No or a wrong bearer token (`unauthorized`), or the API is disabled (`api_disabled`).", body = crate::error::ErrorBody),
         (status = 404, description = "No link has that slug (`not_found`).", body = crate::error::ErrorBody),
-        (status = 500, description = "A store failed (`internal`); the cause is logged, not sent.", body = crate::error::ErrorBody),
+        (status = 500, description = "A store failed (`internal`; the cause is logged, not sent), or the link's stored record does not decode (`corrupt_record`: delete the link and create it again).", body = crate::error::ErrorBody),
     )
 ))]
 pub(crate) async fn link_qr(
@@ -439,7 +439,7 @@ pub(crate) struct StatsQuery {
         (status = 400, description = "`invalid_date`, `invalid_date_range` or `invalid_query`.", body = crate::error::ErrorBody),
         (status = 401, description = "No or a wrong bearer token (`unauthorized`), or the API is disabled (`api_disabled`).", body = crate::error::ErrorBody),
         (status = 404, description = "No link has that slug (`not_found`).", body = crate::error::ErrorBody),
-        (status = 500, description = "A store failed (`internal`); the cause is logged, not sent.", body = crate::error::ErrorBody),
+        (status = 500, description = "A store failed (`internal`; the cause is logged, not sent), or the link's stored record does not decode (`corrupt_record`: delete the link and create it again).", body = crate::error::ErrorBody),
     )
 ))]
 pub(crate) async fn link_stats(

@@ -16,7 +16,7 @@ mod store;
 mod target;
 
 pub use slug::{Slug, SlugSource, random_slugs};
-pub use store::{COUNT, Links, SEARCH_SCAN_LIMIT};
+pub use store::{CORRUPT_COUNT, COUNT, Links, SEARCH_SCAN_LIMIT};
 pub use target::{OwnOrigins, TargetUrl};
 
 use std::borrow::Cow;
@@ -99,7 +99,8 @@ impl LinkError {
             LinkError::ExpiryNotInFuture => ErrorCode::InvalidExpiry,
             LinkError::SlugTaken(_) => ErrorCode::SlugTaken,
             LinkError::SearchTooLong => ErrorCode::InvalidSearch,
-            LinkError::NoFreeSlug { .. } | LinkError::CorruptRecord { .. } => ErrorCode::Internal,
+            LinkError::CorruptRecord { .. } => ErrorCode::CorruptRecord,
+            LinkError::NoFreeSlug { .. } => ErrorCode::Internal,
             LinkError::Store(_) => ErrorCode::Internal,
         }
     }

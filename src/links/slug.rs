@@ -39,11 +39,24 @@ impl Slug {
         }
     }
 
+    /// A name as the registry may hold it, for deleting only: any text of 1
+    /// to [`MAX_REGISTERED_BYTES`] bytes, reserved words included, since an
+    /// older version may have stored names [`Slug::parse`] now refuses (the
+    /// registry decides whether it names a link). Never used to create one.
+    pub fn registered(raw: &str) -> Option<Self> {
+        (1..=MAX_REGISTERED_BYTES)
+            .contains(&raw.len())
+            .then(|| Self(raw.to_owned()))
+    }
+
     /// The slug text.
     pub fn as_str(&self) -> &str {
         &self.0
     }
 }
+
+/// The longest name [`Slug::registered`] accepts.
+pub const MAX_REGISTERED_BYTES: usize = 256;
 
 fn is_reserved(raw: &str) -> bool {
     RESERVED_SLUGS.iter().any(|r| r.eq_ignore_ascii_case(raw))
@@ -110,6 +123,13 @@ mod tests {
             let err = Slug::parse(bad).unwrap_err();
             assert_eq!(err.code(), "reserved_slug");
         }
+    }
+
+    #[test]
+    fn a_registered_name_may_be_a_reserved_word_but_not_empty_or_huge() {
+        assert_eq!(Slug::registered("metrics").unwrap().as_str(), "metrics");
+        assert!(Slug::registered("").is_none());
+        assert!(Slug::registered(&"x".repeat(MAX_REGISTERED_BYTES + 1)).is_none());
     }
 
     #[test]

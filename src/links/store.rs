@@ -33,6 +33,21 @@ const REGISTERED: Statement = Statement {
     operation: "SELECT",
     table: "links",
 };
+/// Notes a registered slug whose record does not decode; a row only the
+/// first time (`RETURNING` says so), none for a slug the registry lacks.
+const NOTE_CORRUPT: Statement = Statement {
+    sql: "INSERT INTO corrupt_records (slug, reason) SELECT slug, ?2 FROM links WHERE slug = ?1 \
+          ON CONFLICT (slug) DO NOTHING RETURNING slug",
+    operation: "INSERT",
+    table: "corrupt_records",
+};
+/// Registered links whose record was found not to decode (for `/metrics`):
+/// each counted once from its first read until its delete.
+pub const CORRUPT_COUNT: Statement = Statement {
+    sql: "SELECT count(*) FROM corrupt_records",
+    operation: "SELECT",
+    table: "corrupt_records",
+};
 /// Registry rows a search reads per request, at most (see [`Links::search`]).
 pub const SEARCH_SCAN_LIMIT: usize = 1000;
 
@@ -133,12 +148,57 @@ impl Links<'_> {
         Err(LinkError::NoFreeSlug { len })
     }
 
-    /// The link named `slug`, if stored.
+    /// The link named `slug`, if stored. A record that does not decode is a
+    /// [`LinkError::CorruptRecord`], noted once per slug (see [`Self::note_corrupt`]).
     pub async fn get(&self, slug: &Slug) -> Result<Option<Link>, LinkError> {
         let Some(bytes) = self.kv.get(&kv_key(slug)).await? else {
             return Ok(None);
         };
-        decode(slug, &bytes).map(Some)
+        match decode(slug, &bytes) {
+            Ok(link) => Ok(Some(link)),
+            Err(e) => {
+                self.note_corrupt(slug, &e).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// The link named `slug` for a list or a search: a corrupt record is
+    /// skipped (noted and logged by [`Self::get`]), so one bad record never
+    /// hides the links around it.
+    async fn listed(&self, slug: &Slug) -> Result<Option<Link>, LinkError> {
+        match self.get(slug).await {
+            Err(LinkError::CorruptRecord { .. }) => Ok(None),
+            other => other,
+        }
+    }
+
+    /// Counts a registered slug's corrupt record in `corrupt_records` (read
+    /// by `/metrics` as `shortener_corrupt_records`) and logs it the first
+    /// time it is seen, on any instance; later sightings are silent. A
+    /// failure to note it is logged and otherwise ignored: the caller's
+    /// answer does not depend on it.
+    async fn note_corrupt(&self, slug: &Slug, error: &LinkError) {
+        let LinkError::CorruptRecord { reason, .. } = error else {
+            return;
+        };
+        let noted = self
+            .sql
+            .execute(
+                &NOTE_CORRUPT,
+                vec![slug.as_str().into(), reason.as_str().into()],
+            )
+            .await;
+        match noted {
+            Ok(rows) if !rows.rows.is_empty() => {
+                eprintln!(
+                    "shortener: {error}; lists and searches skip it, a read answers corrupt_record \
+                     (counted in shortener_corrupt_records until the link is deleted)"
+                );
+            }
+            Ok(_) => {}
+            Err(e) => eprintln!("shortener: {error}; could not count it: {e}"),
+        }
     }
 
     /// Up to `limit` links after `cursor`, in slug order, and the cursor of
@@ -154,8 +214,9 @@ impl Links<'_> {
         let mut links = Vec::with_capacity(limit);
         for raw in slugs.iter().take(limit) {
             let slug = Slug(raw.clone());
-            // A slug claimed by a create still writing its record is skipped.
-            if let Some(link) = self.get(&slug).await? {
+            // A slug claimed by a create still writing its record is skipped,
+            // and so is a corrupt record.
+            if let Some(link) = self.listed(&slug).await? {
                 links.push(link);
             }
         }
@@ -192,8 +253,9 @@ impl Links<'_> {
                 scanned += 1;
                 after.clone_from(raw);
                 let slug = Slug(raw.clone());
-                // A slug claimed by a create still writing its record is skipped.
-                if let Some(link) = self.get(&slug).await?
+                // A slug claimed by a create still writing its record is
+                // skipped, and so is a corrupt record.
+                if let Some(link) = self.listed(&slug).await?
                     && needle.matches(&link)
                 {
                     found.push(link);

@@ -135,3 +135,144 @@ async fn a_refused_variable_makes_every_answer_name_it() {
         );
     }
 }
+
+/// Salts the app refuses, as the admin token's rules refuse them: a
+/// placeholder from `.env.example`, one shorter than 32 bytes, an empty one.
+const REFUSED_SALTS: [&str; 3] = ["change-me-visitor-salt", "too-short-salt", ""];
+
+#[tokio::test]
+async fn a_placeholder_short_or_empty_visitor_salt_makes_health_503_naming_it() {
+    for salt in REFUSED_SALTS {
+        let app = TestApp::with_vars(&[(shortener::config::names::VISITOR_SALT, salt)]).await;
+        let r = get(&app, "/health").await;
+        assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{salt:?}");
+        let body = r.json();
+        assert_eq!(body["status"], "misconfigured", "{salt:?}");
+        assert_eq!(
+            body["checks"],
+            json!({"kv": "ok", "sqlite": "ok", "sqlite_unrecorded": "ok"}),
+            "the stores are fine"
+        );
+        let reason = body["refused"]["visitor_salt"].as_str().unwrap_or_default();
+        assert!(
+            reason.contains("openssl rand -hex 32"),
+            "{salt:?}: {reason}"
+        );
+        if !salt.is_empty() {
+            assert!(!body.to_string().contains(salt), "the salt is never sent");
+        }
+    }
+}
+
+#[tokio::test]
+async fn with_a_refused_visitor_salt_redirects_are_served_and_counted_as_unrecorded() {
+    for salt in REFUSED_SALTS {
+        let app = TestApp::with_vars(&[(shortener::config::names::VISITOR_SALT, salt)]).await;
+        let slug = app.create_ok("https://e.com/", None).await;
+        let human = app.follow(&slug).await;
+        assert_eq!(
+            human.status,
+            StatusCode::FOUND,
+            "{salt:?}: {}",
+            human.text()
+        );
+        let bot = app
+            .visit(&slug, Visit::default().user_agent(GOOGLEBOT))
+            .await;
+        assert_eq!(bot.status, StatusCode::FOUND, "{salt:?}");
+        assert_eq!(
+            app.clicks_of(&slug),
+            0,
+            "no weakly keyed visitor hash stored"
+        );
+        assert_eq!(
+            app.link(&slug).await["unrecorded_clicks"],
+            json!({"human": 1, "bot": 1}),
+            "{salt:?}: served = recorded + unrecorded"
+        );
+    }
+}
+
+#[tokio::test]
+async fn metrics_report_every_store_up_when_all_answer() {
+    let app = TestApp::spawn().await;
+    let text = get(&app, "/metrics").await.text();
+    for store in ["kv", "sqlite", "sqlite_unrecorded"] {
+        assert!(
+            text.contains(&format!("shortener_store_up{{store=\"{store}\"}} 1\n")),
+            "{store}: {text}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn metrics_answer_200_with_what_they_can_read_when_a_store_fails() {
+    let app = TestApp::spawn().await;
+    let slug = app.create_ok("https://e.com/", None).await;
+    app.follow(&slug).await;
+
+    // The click database fails: its series are left out, the tally's stay.
+    app.sql.set_failing(true);
+    let r = get(&app, "/metrics").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let text = r.text();
+    assert!(
+        text.contains("shortener_store_up{store=\"sqlite\"} 0\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("shortener_store_up{store=\"kv\"} 1\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("shortener_store_up{store=\"sqlite_unrecorded\"} 1\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("shortener_clicks_unrecorded_total{kind=\"human\"} 0\n"),
+        "{text}"
+    );
+    assert!(text.contains("shortener_build_info{"), "{text}");
+    assert!(
+        !text.contains("shortener_clicks_total"),
+        "no made-up zero: {text}"
+    );
+    assert!(!text.contains("shortener_links "), "{text}");
+    assert!(text.ends_with("# EOF\n"), "{text}");
+    app.sql.set_failing(false);
+
+    // The tally fails: the click database's series stay.
+    app.unrecorded.set_failing(true);
+    let r = get(&app, "/metrics").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let text = r.text();
+    assert!(
+        text.contains("shortener_store_up{store=\"sqlite_unrecorded\"} 0\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("shortener_store_up{store=\"sqlite\"} 1\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("shortener_clicks_total{kind=\"human\"} 1\n"),
+        "{text}"
+    );
+    assert!(text.contains("shortener_links 1\n"), "{text}");
+    assert!(
+        !text.contains("shortener_clicks_unrecorded_total"),
+        "{text}"
+    );
+    app.unrecorded.set_failing(false);
+
+    // The key-value store fails: every SQLite series stays.
+    app.kv.set_failing(true);
+    let r = get(&app, "/metrics").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let text = r.text();
+    assert!(
+        text.contains("shortener_store_up{store=\"kv\"} 0\n"),
+        "{text}"
+    );
+    assert!(text.contains("shortener_links 1\n"), "{text}");
+}

@@ -131,7 +131,7 @@ impl TestApp {
         let mut vars = vec![
             (names::ADMIN_TOKEN, TOKEN),
             (names::PUBLIC_BASE_URL, BASE),
-            (names::VISITOR_SALT, "test-salt"),
+            (names::VISITOR_SALT, "test-visitor-salt-0123456789abcdef"),
         ];
         vars.extend_from_slice(overrides);
         let dir = tempfile::tempdir().unwrap();

@@ -3,6 +3,7 @@
 mod auth;
 mod concurrency;
 mod console;
+mod corrupt;
 mod health_metrics;
 mod helpers;
 mod links;

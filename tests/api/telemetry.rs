@@ -321,8 +321,11 @@ async fn each_route_makes_exactly_its_storage_spans() {
             "GET /metrics",
             200,
             vec![
+                op("kv.get", "get", None),
+                op("sqlite.execute", "INSERT", Some("health_probe")),
                 op("sqlite.execute", "SELECT", Some("daily_clicks")),
                 op("sqlite.execute", "SELECT", Some("links")),
+                op("sqlite.execute", "SELECT", Some("corrupt_records")),
                 op("sqlite.execute", "SELECT", Some("unrecorded_clicks")),
             ],
         ),

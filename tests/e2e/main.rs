@@ -13,6 +13,7 @@ mod harness;
 mod backup;
 mod console;
 mod contract;
+mod degraded;
 mod drive;
 mod durability;
 mod hotpath;
@@ -33,6 +34,7 @@ fn main() {
     let mut trials = Vec::new();
     trials.extend(backup::trials());
     trials.extend(contract::trials());
+    trials.extend(degraded::trials());
     trials.extend(neighbours::trials());
     trials.extend(load::trials());
     trials.extend(durability::trials());

@@ -73,7 +73,10 @@ impl Harness {
         let mut vars = vec![
             (names::ADMIN_TOKEN, TOKEN),
             (names::PUBLIC_BASE_URL, "https://sho.rt"),
-            (names::VISITOR_SALT, "property-salt"),
+            (
+                names::VISITOR_SALT,
+                "property-visitor-salt-0123456789abcdef",
+            ),
         ];
         vars.extend_from_slice(overrides);
         // SQLite on tmpfs where there is one: the properties write hundreds

@@ -169,7 +169,12 @@ fn left_bytes_never_change_the_visitor(cases: u32) -> Result<(), String> {
             vec![],
         );
         let recorded = last[0][0].as_str().unwrap_or_default().to_owned();
-        let expected = visitor_hash("property-salt", Some(client), CHROME, "2030-01-15");
+        let expected = visitor_hash(
+            "property-visitor-salt-0123456789abcdef",
+            Some(client),
+            CHROME,
+            "2030-01-15",
+        );
         prop_assert_eq!(
             recorded,
             expected,
