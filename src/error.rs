@@ -217,6 +217,10 @@ pub enum AppError {
     /// A required store is not usable (500); the cause is logged, not sent.
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
+    /// `/health` found a store down or a variable refused (503); the body is
+    /// the health report itself, not an error body.
+    #[error("unhealthy: {}", .0.status)]
+    Unhealthy(Box<crate::health::Health>),
     /// A store the request needs is down (503), e.g. Redis for a redirect:
     /// the message names it; the cause is logged, not sent.
     #[error("The {store} is unavailable; try again shortly.")]
@@ -265,7 +269,7 @@ impl AppError {
             AppError::Misconfigured(_) => (StatusCode::INTERNAL_SERVER_ERROR, C::Misconfigured),
             AppError::CorruptRecord => (StatusCode::INTERNAL_SERVER_ERROR, C::CorruptRecord),
             AppError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, C::Internal),
-            AppError::StoreUnavailable { .. } => {
+            AppError::StoreUnavailable { .. } | AppError::Unhealthy(_) => {
                 (StatusCode::SERVICE_UNAVAILABLE, C::StoreUnavailable)
             }
         }
@@ -348,6 +352,11 @@ fn deepest_cause(e: &(dyn std::error::Error + 'static)) -> String {
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
+        if let AppError::Unhealthy(report) = self {
+            // The causes were logged by the probes; the report names what
+            // failed and never carries a cause.
+            return (status, Json(*report)).into_response();
+        }
         let message = match &self {
             AppError::Internal(cause) => {
                 // Logged once, here, with the whole chain; never sent. stderr

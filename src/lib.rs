@@ -21,6 +21,8 @@
 //!   `/health` write probe.
 //! * [`host`]: what Spin says about a request (`spin-*` headers), told apart
 //!   from what the client says.
+//! * [`health`]: the store probes and the refused variables, for `/health`
+//!   and `shortener_store_up`.
 //! * [`metrics`]: the `/metrics` exposition, read from SQLite.
 //! * [`qr`]: QR codes of short URLs (SVG).
 //! * [`console`]: the web console under `/console/`, its assets compiled in.
@@ -51,6 +53,7 @@ pub mod config;
 pub mod console;
 pub mod error;
 pub mod gzipped;
+pub mod health;
 pub mod host;
 pub mod http;
 pub mod links;

@@ -133,7 +133,7 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 2,
         statements: &[
             // `/health` writes this one row to prove clicks can be written
-            // (crate::unrecorded::WRITE_PROBE).
+            // (crate::health::WRITE_PROBE).
             ddl(
                 "CREATE TABLE IF NOT EXISTS health_probe (id INTEGER PRIMARY KEY CHECK (id = 1), at INTEGER NOT NULL)",
             ),

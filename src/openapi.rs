@@ -30,7 +30,7 @@ use crate::error::AppError;
 use crate::error::{ErrorBody, ErrorDetail};
 use crate::gzipped::gzipped;
 #[cfg(not(target_arch = "wasm32"))]
-use crate::http::ops::Health;
+use crate::health::Health;
 #[cfg(not(target_arch = "wasm32"))]
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 #[cfg(not(target_arch = "wasm32"))]

@@ -54,22 +54,6 @@ const ALL_TIME: Statement = Statement {
     table: "unrecorded_clicks",
 };
 
-/// `/health`'s probe of the click database: a real one-row write, so a lock
-/// held elsewhere, a read-only file or a full disk fail it like a click.
-pub const WRITE_PROBE: Statement = Statement {
-    sql: "INSERT INTO health_probe (id, at) VALUES (1, ?1) ON CONFLICT (id) DO UPDATE SET at = excluded.at",
-    operation: "INSERT",
-    table: "health_probe",
-};
-
-/// `/health`'s probe of the tally database (a read: the tally is written only
-/// when clicks are lost).
-pub const TALLY_PROBE: Statement = Statement {
-    sql: "SELECT count(*) FROM unrecorded_clicks WHERE 0",
-    operation: "SELECT",
-    table: "unrecorded_clicks",
-};
-
 /// Unrecorded clicks by kind (`{"human": n, "bot": m}` in the API).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[cfg_attr(not(target_arch = "wasm32"), derive(utoipa::ToSchema))]
