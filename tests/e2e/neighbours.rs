@@ -24,8 +24,8 @@ pub fn trials() -> Vec<Trial> {
             behind_caddy_a_spoofed_x_forwarded_for_changes_no_visitor,
         ),
         crate::harness::trial(
-            "neighbours::metrics_is_not_reachable_through_caddy_under_any_spelling",
-            metrics_is_not_reachable_through_caddy_under_any_spelling,
+            "neighbours::metrics_and_health_are_not_reachable_through_caddy_under_any_spelling",
+            metrics_and_health_are_not_reachable_through_caddy_under_any_spelling,
         ),
         crate::harness::trial(
             "neighbours::prometheus_scrapes_clicks_total_equal_to_the_clicks_served",
@@ -120,7 +120,7 @@ fn behind_caddy_a_spoofed_x_forwarded_for_changes_no_visitor() -> Result<(), Fai
     Ok(())
 }
 
-fn metrics_is_not_reachable_through_caddy_under_any_spelling() -> Result<(), Failed> {
+fn metrics_and_health_are_not_reachable_through_caddy_under_any_spelling() -> Result<(), Failed> {
     let spin = SpinBuilder::default()
         .variable("trusted_proxy_hops", "1")
         .start();
@@ -134,11 +134,18 @@ fn metrics_is_not_reachable_through_caddy_under_any_spelling() -> Result<(), Fai
         direct.status,
         direct.body
     );
-    let health = raw_request(proxy_port, "GET", "/health", &[]);
+    let direct = raw_request(spin.port, "GET", "/health", &[]);
     ensure!(
-        health.status == 200,
-        "caddy proxies /health: {}",
-        health.status
+        direct.status == 200 && direct.body.contains("\"checks\""),
+        "direct /health: {} {}",
+        direct.status,
+        direct.body
+    );
+    let proxied = raw_request(proxy_port, "GET", "/api/openapi.json", &[]);
+    ensure!(
+        proxied.status == 200,
+        "caddy proxies the API: {}",
+        proxied.status
     );
 
     let spellings = [
@@ -172,21 +179,39 @@ fn metrics_is_not_reachable_through_caddy_under_any_spelling() -> Result<(), Fai
         "/metrics.",
         "http://127.0.0.1/metrics",
     ];
+    // Every spelling of /metrics, and the same spellings of /health.
+    let health_spellings: Vec<String> = spellings
+        .iter()
+        .map(|p| {
+            p.replace("metrics", "health")
+                .replace("METRICS", "HEALTH")
+                .replace("Metrics", "Health")
+                .replace("%6detrics", "%68ealth")
+                .replace("%6Detrics", "%68ealth")
+                .replace("%4detrics", "%48ealth")
+                .replace("metric%73", "healt%68")
+        })
+        .collect();
     let mut leaked = Vec::new();
-    for path in spellings {
+    let every = spellings
+        .iter()
+        .copied()
+        .chain(health_spellings.iter().map(String::as_str));
+    for path in every {
         for method in ["GET", "HEAD"] {
             let r = raw_request(proxy_port, method, path, &[]);
             let metric_headers = r
                 .header("content-type")
                 .is_some_and(|t| t.contains("openmetrics") || t.contains("version=0.0.4"));
-            if r.body.contains("shortener_") || metric_headers {
+            let health_body = r.body.contains("\"checks\"");
+            if r.body.contains("shortener_") || metric_headers || health_body {
                 leaked.push(format!("{method} {path} -> {}", r.status));
             }
         }
     }
     ensure!(
         leaked.is_empty(),
-        "/metrics reached through Caddy: {leaked:?}"
+        "/metrics or /health reached through Caddy: {leaked:?}"
     );
     Ok(())
 }
