@@ -31,7 +31,13 @@ pub use crate::error::MAX_BODY_BYTES;
 /// The routes of the redirect, the link API and operations.
 pub fn routes() -> Router<App> {
     Router::new()
-        .route("/{slug}", get(redirect))
+        .route(
+            "/{slug}",
+            // The route's own 405, so that it too passes through the layer.
+            get(redirect)
+                .fallback(async || AppError::MethodNotAllowed)
+                .layer(axum::middleware::map_response(no_store)),
+        )
         .merge(links_api::routes())
         .merge(ops::routes())
 }
@@ -111,14 +117,24 @@ pub(crate) async fn redirect(
 
 fn redirect_response(status: StatusCode, location: &str) -> Response {
     let mut response = status.into_response();
-    let headers = response.headers_mut();
     if let Ok(v) = HeaderValue::from_str(location) {
-        headers.insert(header::LOCATION, v);
+        response.headers_mut().insert(header::LOCATION, v);
     }
-    // Every follow must reach us to be counted.
-    headers.insert(
+    response
+}
+
+/// `Cache-Control` of every `/{slug}` answer, the errors included.
+pub const SLUG_CACHE_CONTROL: &str = "private, no-store";
+
+/// The `/{slug}` route's response layer: no answer of it may be cached.
+/// Every follow must reach us to be counted, and a 404, 410 or 503 must not
+/// outlive its cause (a link created, an expiry cleared, a store back up).
+/// A layer, not the handler, so that the errors `AppError::into_response`
+/// writes and axum's own answers on this route (405) get it too.
+async fn no_store(mut response: Response) -> Response {
+    response.headers_mut().insert(
         header::CACHE_CONTROL,
-        HeaderValue::from_static("private, no-store"),
+        HeaderValue::from_static(SLUG_CACHE_CONTROL),
     );
     response
 }

@@ -169,3 +169,39 @@ async fn a_failing_key_value_store_is_a_503_for_redirects_and_a_500_for_creates(
     // The failed create released its slug claim: nothing half-written.
     assert_eq!(app.count("SELECT count(*) FROM links", vec![]), 1);
 }
+
+#[tokio::test]
+async fn every_slug_answer_is_no_store_404_410_and_503_included() {
+    let app = TestApp::spawn().await;
+    let r = app
+        .create(
+            json!({"url": "https://e.com", "slug": "brief", "expires_at": "2030-01-16T00:00:00Z"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let mut answers = vec![app.follow("brief").await, app.follow("nope").await];
+    answers.push(app.follow("a.b").await);
+    app.set_now(datetime!(2030-01-16 00:00 UTC));
+    answers.push(app.follow("brief").await);
+    answers.push(
+        app.visit("brief", Visit::default().method(Method::HEAD))
+            .await,
+    );
+    answers.push(
+        app.visit("brief", Visit::default().method(Method::POST))
+            .await,
+    );
+    app.kv.set_failing(true);
+    answers.push(app.follow("brief").await);
+    app.kv.set_failing(false);
+    let statuses: Vec<u16> = answers.iter().map(|r| r.status.as_u16()).collect();
+    assert_eq!(statuses, [302, 404, 404, 410, 410, 405, 503]);
+    for r in &answers {
+        let cache = r.header("cache-control").unwrap_or_default();
+        assert!(
+            cache.split(',').any(|d| d.trim() == "no-store"),
+            "{}: cache-control {cache:?}",
+            r.status
+        );
+    }
+}
