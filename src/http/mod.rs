@@ -87,10 +87,18 @@ pub(crate) async fn redirect(
     // every header on the hot path.
     let (parts, _) = request.into_parts();
     let headers = &parts.headers;
-    let header_str = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
-    // Lossy, not `to_str`: a proxy appends its entry to the client's line,
-    // so dropping a line with non-ASCII bytes would drop our proxies' entries.
-    // Borrowed unless a line really has non-UTF-8 bytes.
+    // Lossy, not `to_str`: one non-ASCII byte (a device name in an app's
+    // agent, a Latin-1 referrer path) must not turn a browser into "no
+    // User-Agent", i.e. a bot. Borrowed unless the value has non-UTF-8 bytes.
+    let lossy = |name: header::HeaderName| {
+        headers
+            .get(name)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()))
+    };
+    let user_agent = lossy(header::USER_AGENT);
+    let referer = lossy(header::REFERER);
+    // Lossy too: a proxy appends its entry to the client's line, so dropping
+    // a line with non-ASCII bytes would drop our proxies' entries.
     let forwarded: Vec<std::borrow::Cow<'_, str>> = headers
         .get_all("x-forwarded-for")
         .iter()
@@ -101,8 +109,8 @@ pub(crate) async fn redirect(
     let visit = Visit {
         slug: slug.as_ref(),
         counts: parts.method != Method::HEAD,
-        user_agent: header_str(header::USER_AGENT).unwrap_or_default(),
-        referer: header_str(header::REFERER),
+        user_agent: user_agent.as_deref().unwrap_or_default(),
+        referer: referer.as_deref(),
         forwarded_for: &forwarded,
         peer: parts.extensions.get::<ClientAddr>().map(|c| c.0),
     };

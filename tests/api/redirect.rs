@@ -4,7 +4,7 @@ use shortener::config::names;
 use shortener::storage::SqlValue;
 use time::macros::datetime;
 
-use crate::helpers::{GOOGLEBOT, TestApp, Visit};
+use crate::helpers::{CHROME, GOOGLEBOT, TestApp, Visit};
 
 #[tokio::test]
 async fn following_a_link_redirects_with_302_and_records_one_click() {
@@ -203,5 +203,32 @@ async fn every_slug_answer_is_no_store_404_410_and_503_included() {
             "{}: cache-control {cache:?}",
             r.status
         );
+    }
+}
+
+#[tokio::test]
+async fn a_user_agent_or_referer_with_non_ascii_bytes_is_read_lossily_not_dropped() {
+    let app = TestApp::spawn().await;
+    let slug = app.create_ok("https://e.com", None).await;
+    // UTF-8 (a device name in an app's agent) and a lone Latin-1 byte.
+    let utf8 = format!("{CHROME} Gerät/1.0");
+    let latin1 = [CHROME.as_bytes(), b" Ger\xe4t/1.0"].concat();
+    for ua in [utf8.as_bytes(), &latin1] {
+        let visit = Visit::default()
+            .no_user_agent()
+            .raw_header("user-agent", ua)
+            .raw_header("referer", b"https://news.example.org/caf\xc3\xa9?q=\xe9");
+        assert_eq!(app.visit(&slug, visit).await.status, StatusCode::FOUND);
+    }
+    let rows = app.query(
+        "SELECT browser, os, is_bot, referrer_host FROM clicks ORDER BY id",
+        vec![],
+    );
+    assert_eq!(rows.len(), 2);
+    for row in rows {
+        assert_eq!(row[0], SqlValue::Text("Chrome".into()));
+        assert_eq!(row[1], SqlValue::Text("Windows 10".into()));
+        assert_eq!(row[2], SqlValue::Integer(0), "a browser, not a bot");
+        assert_eq!(row[3], SqlValue::Text("news.example.org".into()));
     }
 }
