@@ -3,7 +3,9 @@
 //! A click row holds the slug, the time, the referrer's host, the browser and
 //! OS families, a bot flag and a visitor hash: an HMAC-SHA256 of (client IP,
 //! user agent, UTC day) keyed with the secret `visitor_salt`. No raw IP is
-//! stored.
+//! stored. Of the `User-Agent` and the `Referer`, only the first
+//! [`MAX_USER_AGENT_BYTES`] and [`MAX_REFERER_BYTES`] are ever read
+//! ([`capped`]), so that no header costs more than that much work.
 //!
 //! # Layout
 //!
@@ -43,6 +45,41 @@ pub const RECORD: Statement = Statement {
 /// The longest referrer host we keep.
 const MAX_HOST_LEN: usize = 253;
 
+/// The most of a `User-Agent` that is read, in bytes: longer agents are cut
+/// to this prefix (at a character boundary) before they are classified,
+/// hashed or stored. The longest of the 195,000 real agents in isbot's
+/// fixtures is 681 bytes (one is over 512, 99.99 % are under 330), so no
+/// real agent is cut, while a hostile one (`"Windows " × 16384`, 128 kB, cost
+/// 1.9 s of CPU on Spin before the cap) costs what 1 kB costs.
+pub const MAX_USER_AGENT_BYTES: usize = 1024;
+
+/// The most of a `Referer` that is read, in bytes, cut like the agent before
+/// its host is parsed and stored. The host (at most 253 bytes) comes first,
+/// so a longer referrer loses only path and query, which are never kept; it
+/// is also the longest target URL a link may have (`links::MAX_URL_BYTES`).
+pub const MAX_REFERER_BYTES: usize = 2048;
+
+/// The longest prefix of `value` of at most `max` bytes that ends at a
+/// character boundary: all that the classifiers, the visitor hash and the
+/// referrer parse ever see of a header.
+pub fn capped(value: &str, max: usize) -> &str {
+    if value.len() <= max {
+        return value;
+    }
+    let mut end = max;
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    &value[..end]
+}
+
+/// A header value as text, for [`capped`]: at most `max` bytes of it read,
+/// decoded lossily (a non-UTF-8 byte becomes U+FFFD rather than the whole
+/// value being dropped), so that no more of a long header is ever decoded.
+pub fn header_text(value: &[u8], max: usize) -> std::borrow::Cow<'_, str> {
+    String::from_utf8_lossy(&value[..value.len().min(max)])
+}
+
 /// Who followed a link, as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Visitor {
@@ -57,11 +94,15 @@ pub struct Visitor {
 }
 
 impl Visitor {
-    /// Classifies a request from its `User-Agent` and `Referer`.
+    /// Classifies a request from its `User-Agent` and `Referer`, of which
+    /// only the first [`MAX_USER_AGENT_BYTES`] and [`MAX_REFERER_BYTES`]
+    /// are read.
     pub fn classify(user_agent: &str, referer: Option<&str>) -> Self {
-        let agent = Agent::of(user_agent.trim());
+        let agent = Agent::of(capped(user_agent, MAX_USER_AGENT_BYTES).trim());
         Self {
-            referrer_host: referer.and_then(referrer_host),
+            referrer_host: referer
+                .map(|r| capped(r, MAX_REFERER_BYTES))
+                .and_then(referrer_host),
             browser: agent.browser.to_owned(),
             os: agent.os.to_owned(),
             is_bot: agent.is_bot,
@@ -84,7 +125,8 @@ struct Agent {
 
 /// Agents remembered per instance; the memo is emptied when full.
 const MEMO_ENTRIES: usize = 1024;
-/// Longer agents are classified every time (the memo stays under ~0.5 MB).
+/// Longer agents (at most [`MAX_USER_AGENT_BYTES`]) are classified every
+/// time (the memo stays under ~0.5 MB).
 const MEMO_MAX_AGENT: usize = 512;
 
 impl Agent {
@@ -172,11 +214,13 @@ fn parse_forwarded_ip(entry: &str) -> Option<IpAddr> {
         })
 }
 
-/// The keyed visitor hash of (ip, user agent, day), hex, 128 bits.
+/// The keyed visitor hash of (ip, user agent, day), hex, 128 bits; only the
+/// first [`MAX_USER_AGENT_BYTES`] of the agent are hashed.
 pub fn visitor_hash(salt: &str, ip: Option<IpAddr>, user_agent: &str, day: &str) -> String {
     let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(salt.as_bytes())
         .expect("HMAC accepts keys of any length");
     let ip = ip.map(|i| i.to_string()).unwrap_or_default();
+    let user_agent = capped(user_agent, MAX_USER_AGENT_BYTES);
     for part in [ip.as_bytes(), user_agent.as_bytes(), day.as_bytes()] {
         mac.update(&(part.len() as u64).to_be_bytes());
         mac.update(part);
@@ -292,6 +336,43 @@ mod tests {
             assert_eq!(Agent::of(&ua), Agent::classify(&ua));
         }
         assert_eq!(Agent::of(CHROME), Agent::classify(CHROME));
+    }
+
+    #[test]
+    fn capping_keeps_the_longest_prefix_that_ends_at_a_character_boundary() {
+        assert_eq!(capped("short", 8), "short");
+        assert_eq!(capped("exactly8", 8), "exactly8");
+        assert_eq!(capped("abcdefghij", 8), "abcdefgh");
+        // "é" is two bytes: cutting at 8 would split it.
+        assert_eq!(capped("abcdefgé", 8), "abcdefg");
+        assert_eq!(capped("日本語", 4), "日");
+        assert_eq!(capped("", 0), "");
+    }
+
+    #[test]
+    fn header_text_decodes_at_most_its_cap_lossily() {
+        assert_eq!(header_text(b"curl/8", 1024), "curl/8");
+        assert_eq!(header_text(b"Ger\xe4t", 1024), "Ger\u{FFFD}t");
+        assert_eq!(header_text(&[b'a'; 4096], 1024).len(), 1024);
+    }
+
+    #[test]
+    fn a_long_agent_is_classified_and_hashed_as_its_capped_prefix() {
+        let head = format!("{CHROME} {}", "x".repeat(MAX_USER_AGENT_BYTES));
+        let head = capped(&head, MAX_USER_AGENT_BYTES);
+        let long = format!("{head} Googlebot/2.1 {}", "Windows ".repeat(8192));
+        assert_eq!(
+            Visitor::classify(&long, None),
+            Visitor::classify(head, None)
+        );
+        assert!(!Visitor::classify(&long, None).is_bot);
+        assert_eq!(
+            visitor_hash("salt", None, &long, "2030-01-01"),
+            visitor_hash("salt", None, head, "2030-01-01")
+        );
+        let referer = format!("https://News.Example.org/{}", "a".repeat(MAX_REFERER_BYTES));
+        let v = Visitor::classify(CHROME, Some(&format!("{referer}é")));
+        assert_eq!(v.referrer_host.as_deref(), Some("news.example.org"));
     }
 
     #[test]

@@ -21,6 +21,7 @@ use axum::routing::get;
 use tracing::Instrument;
 
 use crate::app::{App, ClientAddr};
+use crate::clicks;
 use crate::error::AppError;
 use crate::redirect::{self, Outcome, Visit};
 use crate::telemetry;
@@ -90,13 +91,14 @@ pub(crate) async fn redirect(
     // Lossy, not `to_str`: one non-ASCII byte (a device name in an app's
     // agent, a Latin-1 referrer path) must not turn a browser into "no
     // User-Agent", i.e. a bot. Borrowed unless the value has non-UTF-8 bytes.
-    let lossy = |name: header::HeaderName| {
+    // Only the capped prefix of each is decoded (`clicks::MAX_*_BYTES`).
+    let lossy = |name: header::HeaderName, max: usize| {
         headers
             .get(name)
-            .map(|v| String::from_utf8_lossy(v.as_bytes()))
+            .map(|v| clicks::header_text(v.as_bytes(), max))
     };
-    let user_agent = lossy(header::USER_AGENT);
-    let referer = lossy(header::REFERER);
+    let user_agent = lossy(header::USER_AGENT, clicks::MAX_USER_AGENT_BYTES);
+    let referer = lossy(header::REFERER, clicks::MAX_REFERER_BYTES);
     // Lossy too: a proxy appends its entry to the client's line, so dropping
     // a line with non-ASCII bytes would drop our proxies' entries.
     let forwarded: Vec<std::borrow::Cow<'_, str>> = headers

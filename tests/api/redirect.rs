@@ -232,3 +232,39 @@ async fn a_user_agent_or_referer_with_non_ascii_bytes_is_read_lossily_not_droppe
         assert_eq!(row[3], SqlValue::Text("news.example.org".into()));
     }
 }
+
+#[tokio::test]
+async fn only_the_first_1024_bytes_of_a_128_kb_user_agent_and_2048_of_a_referer_are_read() {
+    use shortener::clicks::{MAX_REFERER_BYTES, MAX_USER_AGENT_BYTES};
+    assert_eq!((MAX_USER_AGENT_BYTES, MAX_REFERER_BYTES), (1024, 2048));
+    let app = TestApp::spawn().await;
+    let slug = app.create_ok("https://e.com", None).await;
+    // A browser's agent padded to 128 kB: past the cap, a bot's name and
+    // "Windows " × n (quadratic in the old matcher) are never read.
+    let padded = format!("{CHROME} {}", "x".repeat(1024));
+    let hostile = [
+        format!("{padded} Googlebot/2.1 {}", "Windows ".repeat(16 * 1024)),
+        format!("{padded} curl/8.5.0 {}", "1.".repeat(64 * 1024)),
+    ];
+    let referer = format!("https://news.example.org/{}", "a/".repeat(64 * 1024));
+    for ua in &hostile {
+        assert!(ua.len() >= 128 * 1024);
+        let visit = Visit::default().user_agent(ua).referer(&referer);
+        assert_eq!(app.visit(&slug, visit).await.status, StatusCode::FOUND);
+    }
+    let rows = app.query(
+        "SELECT browser, is_bot, referrer_host FROM clicks ORDER BY id",
+        vec![],
+    );
+    for row in &rows {
+        assert_eq!(row[0], SqlValue::Text("Chrome".into()));
+        assert_eq!(
+            row[1],
+            SqlValue::Integer(0),
+            "the bot's name is past the cap"
+        );
+        assert_eq!(row[2], SqlValue::Text("news.example.org".into()));
+    }
+    // Equal first 1024 bytes, same peer, same day: one visitor.
+    assert_eq!(app.stats(&slug, "").await.json()["unique_visitors"], 1);
+}

@@ -5,6 +5,9 @@
 //!
 //! * [`app`]: `Harness`, the whole app over in-memory key-value and a real
 //!   SQLite file, driven through the router with a test clock.
+//! * [`agents`]: the click classifiers on hostile agents and referrers up
+//!   to 256 kB: only the capped prefix is read; within it, woothee's and
+//!   isbot's answers.
 //! * [`slugs`]: `Slug` (unit) and random slugs through the router.
 //! * [`targets`]: `TargetUrl` through the router: nothing accepted points
 //!   back at this shortener, however its host is spelled.
@@ -27,6 +30,7 @@
 //! A property that holds only once a fix elsewhere has landed is `pending`
 //! with the reason, and is reported as ignored until then.
 
+mod agents;
 mod app;
 mod bodies;
 mod days;
@@ -61,6 +65,7 @@ pub fn all() -> Vec<Property> {
     all.extend(slugs::properties());
     all.extend(targets::properties());
     all.extend(forwarded::properties());
+    all.extend(agents::properties());
     all.extend(days::properties());
     all.extend(timestamps::properties());
     all.extend(bodies::properties());
