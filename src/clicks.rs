@@ -181,6 +181,12 @@ fn referrer_host(raw: &str) -> Option<String> {
 /// proxy we run appends the address it saw, so entries further left are
 /// whatever the client claimed). With fewer entries than trusted hops the
 /// request did not come through our proxies, and the peer is used.
+///
+/// The header is walked from the right and the walk stops at that entry:
+/// through our proxies, it reads only what they appended, however much the
+/// client wrote to the left; otherwise each byte once, with nothing
+/// allocated. An entry longer than [`MAX_FORWARDED_ENTRY_BYTES`] is no
+/// address and is not parsed.
 pub fn client_ip(
     peer: Option<IpAddr>,
     forwarded_for: &[&str],
@@ -189,19 +195,25 @@ pub fn client_ip(
     if trusted_hops == 0 {
         return peer;
     }
-    let entries: Vec<&str> = forwarded_for
+    let entry = forwarded_for
         .iter()
-        .flat_map(|h| h.split(','))
+        .rev()
+        .flat_map(|h| h.rsplit(','))
         .map(str::trim)
         .filter(|e| !e.is_empty())
-        .collect();
-    if entries.len() < trusted_hops {
-        return peer;
-    }
-    parse_forwarded_ip(entries[entries.len() - trusted_hops]).or(peer)
+        .nth(trusted_hops - 1);
+    entry.and_then(parse_forwarded_ip).or(peer)
 }
 
+/// The longest `X-Forwarded-For` entry that is parsed: an IPv6 address with
+/// an embedded IPv4 address, in brackets, with a port
+/// (`[ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255]:65535`) is 53 bytes.
+pub const MAX_FORWARDED_ENTRY_BYTES: usize = 64;
+
 fn parse_forwarded_ip(entry: &str) -> Option<IpAddr> {
+    if entry.len() > MAX_FORWARDED_ENTRY_BYTES {
+        return None;
+    }
     entry
         .parse::<IpAddr>()
         .ok()
@@ -430,6 +442,25 @@ mod tests {
         assert_eq!(
             client_ip(Some(ip("10.0.0.3")), &["garbage"], 1),
             Some(ip("10.0.0.3"))
+        );
+    }
+
+    #[test]
+    fn the_forwarded_walk_stops_at_the_trusted_entry_and_skips_overlong_ones() {
+        // Everything left of our proxy's entry may be anything, of any size.
+        let junk = "x, ".repeat(100_000);
+        let line = format!("{junk}1.2.3.4");
+        assert_eq!(
+            client_ip(Some(ip("10.0.0.4")), &[&line, "172.18.0.5"], 2),
+            Some(ip("1.2.3.4"))
+        );
+        let widest = "[ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255]:65535";
+        assert!(widest.len() <= MAX_FORWARDED_ENTRY_BYTES);
+        assert!(client_ip(None, &[widest], 1).is_some());
+        let padded = format!("{}1.2.3.4", "0".repeat(MAX_FORWARDED_ENTRY_BYTES));
+        assert_eq!(
+            client_ip(Some(ip("10.0.0.4")), &[&padded], 1),
+            Some(ip("10.0.0.4"))
         );
     }
 
