@@ -47,10 +47,11 @@ const MAX_HOST_LEN: usize = 253;
 
 /// The most of a `User-Agent` that is read, in bytes: longer agents are cut
 /// to this prefix (at a character boundary) before they are classified,
-/// hashed or stored. The longest of the 195,000 real agents in isbot's
-/// fixtures is 681 bytes (one is over 512, 99.99 % are under 330), so no
-/// real agent is cut, while a hostile one (`"Windows " × 16384`, 128 kB, cost
-/// 1.9 s of CPU on Spin before the cap) costs what 1 kB costs.
+/// hashed or stored. The longest agent in isbot's fixtures (the corpus of
+/// `tests/classifier_corpus.rs`, which checks it) is 681 bytes, only one is
+/// over 512 and 99.99 % are at most 330, so no real agent is cut; a hostile
+/// one (`"Windows " × 16384`, 128 kB, cost 1.9 s of CPU on Spin before the
+/// cap: issue 22) costs what its first kilobyte costs.
 pub const MAX_USER_AGENT_BYTES: usize = 1024;
 
 /// The most of a `Referer` that is read, in bytes, cut like the agent before
