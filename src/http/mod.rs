@@ -140,7 +140,7 @@ pub const SLUG_CACHE_CONTROL: &str = "private, no-store";
 /// Every follow must reach us to be counted, and a 404, 410 or 503 must not
 /// outlive its cause (a link created, an expiry cleared, a store back up).
 /// A layer, not the handler, so that the errors `AppError::into_response`
-/// writes and axum's own answers on this route (405) get it too.
+/// writes and the route's 405 get it too.
 async fn no_store(mut response: Response) -> Response {
     response.headers_mut().insert(
         header::CACHE_CONTROL,
