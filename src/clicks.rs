@@ -3,7 +3,9 @@
 //! A click row holds the slug, the time, the referrer's host, the browser and
 //! OS families, a bot flag and a visitor hash: an HMAC-SHA256 of (client IP,
 //! user agent, UTC day) keyed with the secret `visitor_salt`. No raw IP is
-//! stored.
+//! stored. Of the `User-Agent` and the `Referer`, only the first
+//! [`MAX_USER_AGENT_BYTES`] and [`MAX_REFERER_BYTES`] are ever read
+//! ([`capped`]), so that no header costs more than that much work.
 //!
 //! # Layout
 //!
@@ -43,6 +45,42 @@ pub const RECORD: Statement = Statement {
 /// The longest referrer host we keep.
 const MAX_HOST_LEN: usize = 253;
 
+/// The most of a `User-Agent` that is read, in bytes: longer agents are cut
+/// to this prefix (at a character boundary) before they are classified,
+/// hashed or stored. The longest agent in isbot's fixtures (the corpus of
+/// `tests/classifier_corpus.rs`, which checks it) is 681 bytes, only one is
+/// over 512 and 99.99 % are at most 330, so no real agent is cut; a hostile
+/// one (`"Windows " × 16384`, 128 kB, cost 1.9 s of CPU on Spin before the
+/// cap: issue 22) costs what its first kilobyte costs.
+pub const MAX_USER_AGENT_BYTES: usize = 1024;
+
+/// The most of a `Referer` that is read, in bytes, cut like the agent before
+/// its host is parsed and stored. The host (at most 253 bytes) comes first,
+/// so a longer referrer loses only path and query, which are never kept; it
+/// is also the longest target URL a link may have (`links::MAX_URL_BYTES`).
+pub const MAX_REFERER_BYTES: usize = 2048;
+
+/// The longest prefix of `value` of at most `max` bytes that ends at a
+/// character boundary: all that the classifiers, the visitor hash and the
+/// referrer parse ever see of a header.
+pub fn capped(value: &str, max: usize) -> &str {
+    if value.len() <= max {
+        return value;
+    }
+    let mut end = max;
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    &value[..end]
+}
+
+/// A header value as text, for [`capped`]: at most `max` bytes of it read,
+/// decoded lossily (a non-UTF-8 byte becomes U+FFFD rather than the whole
+/// value being dropped), so that no more of a long header is ever decoded.
+pub fn header_text(value: &[u8], max: usize) -> std::borrow::Cow<'_, str> {
+    String::from_utf8_lossy(&value[..value.len().min(max)])
+}
+
 /// Who followed a link, as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Visitor {
@@ -57,11 +95,15 @@ pub struct Visitor {
 }
 
 impl Visitor {
-    /// Classifies a request from its `User-Agent` and `Referer`.
+    /// Classifies a request from its `User-Agent` and `Referer`, of which
+    /// only the first [`MAX_USER_AGENT_BYTES`] and [`MAX_REFERER_BYTES`]
+    /// are read.
     pub fn classify(user_agent: &str, referer: Option<&str>) -> Self {
-        let agent = Agent::of(user_agent.trim());
+        let agent = Agent::of(capped(user_agent, MAX_USER_AGENT_BYTES).trim());
         Self {
-            referrer_host: referer.and_then(referrer_host),
+            referrer_host: referer
+                .map(|r| capped(r, MAX_REFERER_BYTES))
+                .and_then(referrer_host),
             browser: agent.browser.to_owned(),
             os: agent.os.to_owned(),
             is_bot: agent.is_bot,
@@ -84,7 +126,8 @@ struct Agent {
 
 /// Agents remembered per instance; the memo is emptied when full.
 const MEMO_ENTRIES: usize = 1024;
-/// Longer agents are classified every time (the memo stays under ~0.5 MB).
+/// Longer agents (at most [`MAX_USER_AGENT_BYTES`]) are classified every
+/// time (the memo stays under ~0.5 MB).
 const MEMO_MAX_AGENT: usize = 512;
 
 impl Agent {
@@ -139,6 +182,12 @@ fn referrer_host(raw: &str) -> Option<String> {
 /// proxy we run appends the address it saw, so entries further left are
 /// whatever the client claimed). With fewer entries than trusted hops the
 /// request did not come through our proxies, and the peer is used.
+///
+/// The header is walked from the right and the walk stops at that entry:
+/// through our proxies, it reads only what they appended, however much the
+/// client wrote to the left; otherwise each byte once, with nothing
+/// allocated. An entry longer than [`MAX_FORWARDED_ENTRY_BYTES`] is no
+/// address and is not parsed.
 pub fn client_ip(
     peer: Option<IpAddr>,
     forwarded_for: &[&str],
@@ -147,19 +196,25 @@ pub fn client_ip(
     if trusted_hops == 0 {
         return peer;
     }
-    let entries: Vec<&str> = forwarded_for
+    let entry = forwarded_for
         .iter()
-        .flat_map(|h| h.split(','))
+        .rev()
+        .flat_map(|h| h.rsplit(','))
         .map(str::trim)
         .filter(|e| !e.is_empty())
-        .collect();
-    if entries.len() < trusted_hops {
-        return peer;
-    }
-    parse_forwarded_ip(entries[entries.len() - trusted_hops]).or(peer)
+        .nth(trusted_hops - 1);
+    entry.and_then(parse_forwarded_ip).or(peer)
 }
 
+/// The longest `X-Forwarded-For` entry that is parsed: an IPv6 address with
+/// an embedded IPv4 address, in brackets, with a port
+/// (`[ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255]:65535`) is 53 bytes.
+pub const MAX_FORWARDED_ENTRY_BYTES: usize = 64;
+
 fn parse_forwarded_ip(entry: &str) -> Option<IpAddr> {
+    if entry.len() > MAX_FORWARDED_ENTRY_BYTES {
+        return None;
+    }
     entry
         .parse::<IpAddr>()
         .ok()
@@ -172,11 +227,13 @@ fn parse_forwarded_ip(entry: &str) -> Option<IpAddr> {
         })
 }
 
-/// The keyed visitor hash of (ip, user agent, day), hex, 128 bits.
+/// The keyed visitor hash of (ip, user agent, day), hex, 128 bits; only the
+/// first [`MAX_USER_AGENT_BYTES`] of the agent are hashed.
 pub fn visitor_hash(salt: &str, ip: Option<IpAddr>, user_agent: &str, day: &str) -> String {
     let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(salt.as_bytes())
         .expect("HMAC accepts keys of any length");
     let ip = ip.map(|i| i.to_string()).unwrap_or_default();
+    let user_agent = capped(user_agent, MAX_USER_AGENT_BYTES);
     for part in [ip.as_bytes(), user_agent.as_bytes(), day.as_bytes()] {
         mac.update(&(part.len() as u64).to_be_bytes());
         mac.update(part);
@@ -295,6 +352,43 @@ mod tests {
     }
 
     #[test]
+    fn capping_keeps_the_longest_prefix_that_ends_at_a_character_boundary() {
+        assert_eq!(capped("short", 8), "short");
+        assert_eq!(capped("exactly8", 8), "exactly8");
+        assert_eq!(capped("abcdefghij", 8), "abcdefgh");
+        // "é" is two bytes: cutting at 8 would split it.
+        assert_eq!(capped("abcdefgé", 8), "abcdefg");
+        assert_eq!(capped("日本語", 4), "日");
+        assert_eq!(capped("", 0), "");
+    }
+
+    #[test]
+    fn header_text_decodes_at_most_its_cap_lossily() {
+        assert_eq!(header_text(b"curl/8", 1024), "curl/8");
+        assert_eq!(header_text(b"Ger\xe4t", 1024), "Ger\u{FFFD}t");
+        assert_eq!(header_text(&[b'a'; 4096], 1024).len(), 1024);
+    }
+
+    #[test]
+    fn a_long_agent_is_classified_and_hashed_as_its_capped_prefix() {
+        let head = format!("{CHROME} {}", "x".repeat(MAX_USER_AGENT_BYTES));
+        let head = capped(&head, MAX_USER_AGENT_BYTES);
+        let long = format!("{head} Googlebot/2.1 {}", "Windows ".repeat(8192));
+        assert_eq!(
+            Visitor::classify(&long, None),
+            Visitor::classify(head, None)
+        );
+        assert!(!Visitor::classify(&long, None).is_bot);
+        assert_eq!(
+            visitor_hash("salt", None, &long, "2030-01-01"),
+            visitor_hash("salt", None, head, "2030-01-01")
+        );
+        let referer = format!("https://News.Example.org/{}", "a".repeat(MAX_REFERER_BYTES));
+        let v = Visitor::classify(CHROME, Some(&format!("{referer}é")));
+        assert_eq!(v.referrer_host.as_deref(), Some("news.example.org"));
+    }
+
+    #[test]
     fn only_the_referrer_host_is_kept() {
         let v = Visitor::classify(CHROME, Some("https://News.Example.com/a/b?secret=1"));
         assert_eq!(v.referrer_host.as_deref(), Some("news.example.com"));
@@ -349,6 +443,25 @@ mod tests {
         assert_eq!(
             client_ip(Some(ip("10.0.0.3")), &["garbage"], 1),
             Some(ip("10.0.0.3"))
+        );
+    }
+
+    #[test]
+    fn the_forwarded_walk_stops_at_the_trusted_entry_and_skips_overlong_ones() {
+        // Everything left of our proxy's entry may be anything, of any size.
+        let junk = "x, ".repeat(100_000);
+        let line = format!("{junk}1.2.3.4");
+        assert_eq!(
+            client_ip(Some(ip("10.0.0.4")), &[&line, "172.18.0.5"], 2),
+            Some(ip("1.2.3.4"))
+        );
+        let widest = "[ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255]:65535";
+        assert!(widest.len() <= MAX_FORWARDED_ENTRY_BYTES);
+        assert!(client_ip(None, &[widest], 1).is_some());
+        let padded = format!("{}1.2.3.4", "0".repeat(MAX_FORWARDED_ENTRY_BYTES));
+        assert_eq!(
+            client_ip(Some(ip("10.0.0.4")), &[&padded], 1),
+            Some(ip("10.0.0.4"))
         );
     }
 

@@ -39,9 +39,11 @@ pub struct Visit<'a> {
     pub slug: Option<&'a Slug>,
     /// `false` for `HEAD`: same answer, no click.
     pub counts: bool,
-    /// The `User-Agent` (empty when absent).
+    /// The `User-Agent` (empty when absent); only its first
+    /// [`clicks::MAX_USER_AGENT_BYTES`] are read.
     pub user_agent: &'a str,
-    /// The `Referer`, if any.
+    /// The `Referer`, if any; only its first [`clicks::MAX_REFERER_BYTES`]
+    /// are read.
     pub referer: Option<&'a str>,
     /// Every `X-Forwarded-For` line, in order.
     pub forwarded_for: &'a [&'a str],

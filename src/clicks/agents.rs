@@ -165,25 +165,43 @@ fn yabrowser_pattern(agent: &str) -> bool {
 }
 
 /// `iP(hone;|ad;|od) .*like Mac OS X`
+///
+/// Per line (`.` stops at `\n`), only the first occurrence of each needle
+/// counts: what follows a later one is part of what follows the first. So
+/// each line is searched once per needle, linear in the agent.
 fn webview_pattern(agent: &str) -> bool {
-    ["iPhone; ", "iPad; ", "iPod "].iter().any(|p| {
-        after_each(agent, p).any(|rest| {
-            let line = rest.split('\n').next().unwrap_or_default();
-            line.contains("like Mac OS X")
+    agent.split('\n').any(|line| {
+        ["iPhone; ", "iPad; ", "iPod "].iter().any(|p| {
+            line.find(p)
+                .is_some_and(|i| line[i + p.len()..].contains("like Mac OS X"))
         })
     })
 }
 
 /// `Windows ([ .a-zA-Z0-9]+)[;\\)]`: the captured version of the first match.
+///
+/// A match starting inside a run already scanned ends where that run ended,
+/// before the same byte, so it fails as the earlier one did: it is skipped,
+/// and every byte is scanned at most once (`"Windows " × n` was quadratic).
 fn windows_version(agent: &str) -> Option<&str> {
-    after_each(agent, "Windows ").find_map(|rest| {
-        let run = rest
-            .bytes()
-            .take_while(|b| b.is_ascii_alphanumeric() || *b == b' ' || *b == b'.')
+    let bytes = agent.as_bytes();
+    let mut scanned_to = 0;
+    for (i, needle) in agent.match_indices("Windows ") {
+        let start = i + needle.len();
+        if start <= scanned_to {
+            continue;
+        }
+        let run = bytes[start..]
+            .iter()
+            .take_while(|b| b.is_ascii_alphanumeric() || **b == b' ' || **b == b'.')
             .count();
-        let closes = matches!(rest.as_bytes().get(run), Some(b';' | b'\\' | b')'));
-        (run > 0 && closes).then(|| &rest[..run])
-    })
+        let end = start + run;
+        if run > 0 && matches!(bytes.get(end), Some(b';' | b'\\' | b')')) {
+            return Some(&agent[start..end]);
+        }
+        scanned_to = end;
+    }
+    None
 }
 
 /// `^Phone(?: OS)? ([.0-9]+)`
@@ -228,10 +246,12 @@ fn firefox_os_pattern(agent: &str) -> bool {
     else {
         return false;
     };
+    // `(?:.*;)?` then the tail, to the end: the tail holds no `;`, so only
+    // the last `;` can end the optional group (one pass, not one per `;`).
     tail(rest)
         || rest
-            .match_indices(';')
-            .any(|(j, _)| !rest[..j].contains('\n') && tail(&rest[j + 1..]))
+            .rfind(';')
+            .is_some_and(|j| !rest[..j].contains('\n') && tail(&rest[j + 1..]))
 }
 
 /// `KDDI-([^- /;()"']+)`
@@ -244,15 +264,29 @@ fn kddi_pattern(agent: &str) -> bool {
 }
 
 /// `(?:WILLCOM|DDIPOCKET);[^/]+/([^ /;()]+)`
+///
+/// `[^/]+` ends at the first `/` after the needle, which is the same for
+/// every needle before it: it is searched for again only once passed, so the
+/// agent is scanned once per needle.
 fn willcom_pattern(agent: &str) -> bool {
     ["WILLCOM;", "DDIPOCKET;"].iter().any(|p| {
-        after_each(agent, p).any(|rest| match rest.find('/') {
-            Some(j) if j > 0 => rest[j + 1..]
-                .chars()
-                .next()
-                .is_some_and(|c| !" /;()".contains(c)),
-            _ => false,
-        })
+        let mut slash: Option<usize> = None;
+        for (i, needle) in agent.match_indices(p) {
+            let start = i + needle.len();
+            let j = match slash {
+                Some(j) if j >= start => j,
+                _ => match agent[start..].find('/') {
+                    Some(k) => start + k,
+                    None => return false,
+                },
+            };
+            slash = Some(j);
+            let version = agent[j + 1..].chars().next();
+            if j > start && version.is_some_and(|c| !" /;()".contains(c)) {
+                return true;
+            }
+        }
+        false
     })
 }
 

@@ -21,6 +21,7 @@ use axum::routing::get;
 use tracing::Instrument;
 
 use crate::app::{App, ClientAddr};
+use crate::clicks;
 use crate::error::AppError;
 use crate::redirect::{self, Outcome, Visit};
 use crate::telemetry;
@@ -31,7 +32,13 @@ pub use crate::error::MAX_BODY_BYTES;
 /// The routes of the redirect, the link API and operations.
 pub fn routes() -> Router<App> {
     Router::new()
-        .route("/{slug}", get(redirect))
+        .route(
+            "/{slug}",
+            // The route's own 405, so that it too passes through the layer.
+            get(redirect)
+                .fallback(async || AppError::MethodNotAllowed)
+                .layer(axum::middleware::map_response(no_store)),
+        )
         .merge(links_api::routes())
         .merge(ops::routes())
 }
@@ -81,10 +88,19 @@ pub(crate) async fn redirect(
     // every header on the hot path.
     let (parts, _) = request.into_parts();
     let headers = &parts.headers;
-    let header_str = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
-    // Lossy, not `to_str`: a proxy appends its entry to the client's line,
-    // so dropping a line with non-ASCII bytes would drop our proxies' entries.
-    // Borrowed unless a line really has non-UTF-8 bytes.
+    // Lossy, not `to_str`: one non-ASCII byte (a device name in an app's
+    // agent, a Latin-1 referrer path) must not turn a browser into "no
+    // User-Agent", i.e. a bot. Borrowed unless the value has non-UTF-8 bytes.
+    // Only the capped prefix of each is decoded (`clicks::MAX_*_BYTES`).
+    let lossy = |name: header::HeaderName, max: usize| {
+        headers
+            .get(name)
+            .map(|v| clicks::header_text(v.as_bytes(), max))
+    };
+    let user_agent = lossy(header::USER_AGENT, clicks::MAX_USER_AGENT_BYTES);
+    let referer = lossy(header::REFERER, clicks::MAX_REFERER_BYTES);
+    // Lossy too: a proxy appends its entry to the client's line, so dropping
+    // a line with non-ASCII bytes would drop our proxies' entries.
     let forwarded: Vec<std::borrow::Cow<'_, str>> = headers
         .get_all("x-forwarded-for")
         .iter()
@@ -95,8 +111,8 @@ pub(crate) async fn redirect(
     let visit = Visit {
         slug: slug.as_ref(),
         counts: parts.method != Method::HEAD,
-        user_agent: header_str(header::USER_AGENT).unwrap_or_default(),
-        referer: header_str(header::REFERER),
+        user_agent: user_agent.as_deref().unwrap_or_default(),
+        referer: referer.as_deref(),
         forwarded_for: &forwarded,
         peer: parts.extensions.get::<ClientAddr>().map(|c| c.0),
     };
@@ -111,14 +127,24 @@ pub(crate) async fn redirect(
 
 fn redirect_response(status: StatusCode, location: &str) -> Response {
     let mut response = status.into_response();
-    let headers = response.headers_mut();
     if let Ok(v) = HeaderValue::from_str(location) {
-        headers.insert(header::LOCATION, v);
+        response.headers_mut().insert(header::LOCATION, v);
     }
-    // Every follow must reach us to be counted.
-    headers.insert(
+    response
+}
+
+/// `Cache-Control` of every `/{slug}` answer, the errors included.
+pub const SLUG_CACHE_CONTROL: &str = "private, no-store";
+
+/// The `/{slug}` route's response layer: no answer of it may be cached.
+/// Every follow must reach us to be counted, and a 404, 410 or 503 must not
+/// outlive its cause (a link created, an expiry cleared, a store back up).
+/// A layer, not the handler, so that the errors `AppError::into_response`
+/// writes and the route's 405 get it too.
+async fn no_store(mut response: Response) -> Response {
+    response.headers_mut().insert(
         header::CACHE_CONTROL,
-        HeaderValue::from_static("private, no-store"),
+        HeaderValue::from_static(SLUG_CACHE_CONTROL),
     );
     response
 }

@@ -17,7 +17,9 @@ use super::{LinkError, MAX_URL_BYTES};
 /// address (`localhost`, `*.localhost`, 127.0.0.0/8, `::1`, `0.0.0.0`, `::`)
 /// as one "this machine". Ports are compared with their scheme's default
 /// filled in; the web ports 80 and 443 count as one, since a proxy serving
-/// one normally serves (or redirects) the other.
+/// one normally serves (or redirects) the other. Paths are compared with
+/// escapes of unreserved characters decoded and letters in one case (see
+/// `path_key`): `/%73/x` and `/S/x` are under a base path `/s`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OwnOrigins {
     origins: Vec<(HostKey, Option<u16>)>,
@@ -102,7 +104,7 @@ impl OwnOrigins {
         }
         Ok(Self {
             origins,
-            path_prefix: base.path().trim_end_matches('/').to_owned(),
+            path_prefix: path_key(base.path().trim_end_matches('/')),
         })
     }
 
@@ -117,13 +119,55 @@ impl OwnOrigins {
             .iter()
             .any(|(h, p)| *h == key && same_port(p.unwrap_or(80), port));
         let prefix = &self.path_prefix;
-        ours && (prefix.is_empty()
-            || url.path() == prefix
-            || url
-                .path()
+        if !ours {
+            return false;
+        }
+        if prefix.is_empty() {
+            return true;
+        }
+        let path = path_key(url.path());
+        path == *prefix
+            || path
                 .strip_prefix(prefix.as_str())
-                .is_some_and(|rest| rest.starts_with('/')))
+                .is_some_and(|rest| rest.starts_with('/'))
     }
+}
+
+/// A path as "is it under our base path?" compares it: every
+/// percent-escape of an unreserved character (`A-Z a-z 0-9 - . _ ~`,
+/// RFC 3986 §2.3) decoded, since it names the same resource (§6.2.2.2) and
+/// proxies may decode it, then ASCII letters folded to lower case, since
+/// Caddy's `path` matcher, in front of the app, ignores case. Escapes of
+/// reserved characters stay as they are: `%2F` is no segment separator.
+/// Dot segments (`..`, `%2e%2e`) are already resolved by the URL parser.
+fn path_key(path: &str) -> String {
+    let bytes = path.as_bytes();
+    let mut key = String::with_capacity(path.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let decoded = (bytes[i] == b'%')
+            .then(|| bytes.get(i + 1..i + 3))
+            .flatten()
+            .filter(|hex| hex.iter().all(u8::is_ascii_hexdigit))
+            .and_then(|hex| std::str::from_utf8(hex).ok())
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+            .filter(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'));
+        match decoded {
+            Some(b) => {
+                key.push(char::from(b.to_ascii_lowercase()));
+                i += 3;
+            }
+            None => {
+                // `%` and ASCII bytes pass one at a time; the rest of a
+                // multi-byte character follows unchanged (the parser has
+                // percent-encoded non-ASCII already).
+                let c = path[i..].chars().next().unwrap_or_default();
+                key.push(c.to_ascii_lowercase());
+                i += c.len_utf8();
+            }
+        }
+    }
+    key
 }
 
 /// A redirect target: an absolute http(s) URL with a host, at most
@@ -232,6 +276,39 @@ mod tests {
         assert!(TargetUrl::parse("https://example.com/s", &with_path).is_err());
         assert!(TargetUrl::parse("https://example.com/other", &with_path).is_ok());
         assert!(TargetUrl::parse("https://example.com/sx", &with_path).is_ok());
+    }
+
+    #[test]
+    fn urls_reaching_the_base_path_through_escapes_or_letter_case_are_refused() {
+        let with_path = ours("https://example.com/s", &[]);
+        for bad in [
+            "https://example.com/%73/x",
+            "https://example.com/%73",
+            "https://example.com/S/x",
+            "https://example.com/%53/x",
+            "https://example.com/x/../%73/y",
+        ] {
+            let err = TargetUrl::parse(bad, &with_path).unwrap_err();
+            assert_eq!(err.code(), "self_referencing_url", "{bad}");
+        }
+        let deeper = ours("https://example.com/Go-Links/", &[]);
+        for bad in [
+            "https://example.com/go-links/x",
+            "https://example.com/GO%2dLINKS/x",
+            "https://example.com/%47o-Links",
+        ] {
+            let err = TargetUrl::parse(bad, &deeper).unwrap_err();
+            assert_eq!(err.code(), "self_referencing_url", "{bad}");
+        }
+        // Reserved characters stay encoded: `%2F` is no path separator.
+        for ok in [
+            "https://example.com/%73x",
+            "https://example.com/s%2Fx",
+            "https://example.com/%2573/x",
+            "https://other.example/%73/x",
+        ] {
+            assert!(TargetUrl::parse(ok, &with_path).is_ok(), "{ok}");
+        }
     }
 
     #[test]

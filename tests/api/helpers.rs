@@ -60,6 +60,8 @@ pub struct Visit<'a> {
     pub referer: Option<&'a str>,
     pub peer: &'a str,
     pub forwarded_for: Option<&'a str>,
+    /// Header lines sent as raw bytes (not necessarily text), after the others.
+    pub raw_headers: Vec<(&'a str, &'a [u8])>,
 }
 
 impl Default for Visit<'_> {
@@ -70,6 +72,7 @@ impl Default for Visit<'_> {
             referer: None,
             peer: "203.0.113.7",
             forwarded_for: None,
+            raw_headers: Vec::new(),
         }
     }
 }
@@ -98,6 +101,12 @@ impl<'a> Visit<'a> {
     }
     pub fn peer(self, peer: &'a str) -> Self {
         Self { peer, ..self }
+    }
+    /// Sends `name: value` with `value`'s bytes as they are (e.g. non-UTF-8);
+    /// pair it with `no_user_agent` to send a raw `User-Agent` alone.
+    pub fn raw_header(mut self, name: &'a str, value: &'a [u8]) -> Self {
+        self.raw_headers.push((name, value));
+        self
     }
     pub fn forwarded_for(self, xff: &'a str) -> Self {
         Self {
@@ -236,6 +245,10 @@ impl TestApp {
         }
         if let Some(x) = visit.forwarded_for {
             builder = builder.header("x-forwarded-for", x);
+        }
+        for (name, value) in &visit.raw_headers {
+            let value = axum::http::HeaderValue::from_bytes(value).expect("a header's bytes");
+            builder = builder.header(*name, value);
         }
         let mut request = builder.body(Body::empty()).unwrap();
         let peer: IpAddr = visit.peer.parse().unwrap();

@@ -4,7 +4,7 @@ use shortener::config::names;
 use shortener::storage::SqlValue;
 use time::macros::datetime;
 
-use crate::helpers::{GOOGLEBOT, TestApp, Visit};
+use crate::helpers::{CHROME, GOOGLEBOT, TestApp, Visit};
 
 #[tokio::test]
 async fn following_a_link_redirects_with_302_and_records_one_click() {
@@ -168,4 +168,103 @@ async fn a_failing_key_value_store_is_a_503_for_redirects_and_a_500_for_creates(
     app.kv.set_failing(false);
     // The failed create released its slug claim: nothing half-written.
     assert_eq!(app.count("SELECT count(*) FROM links", vec![]), 1);
+}
+
+#[tokio::test]
+async fn every_slug_answer_is_no_store_404_410_and_503_included() {
+    let app = TestApp::spawn().await;
+    let r = app
+        .create(
+            json!({"url": "https://e.com", "slug": "brief", "expires_at": "2030-01-16T00:00:00Z"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let mut answers = vec![app.follow("brief").await, app.follow("nope").await];
+    answers.push(app.follow("a.b").await);
+    app.set_now(datetime!(2030-01-16 00:00 UTC));
+    answers.push(app.follow("brief").await);
+    answers.push(
+        app.visit("brief", Visit::default().method(Method::HEAD))
+            .await,
+    );
+    answers.push(
+        app.visit("brief", Visit::default().method(Method::POST))
+            .await,
+    );
+    app.kv.set_failing(true);
+    answers.push(app.follow("brief").await);
+    app.kv.set_failing(false);
+    let statuses: Vec<u16> = answers.iter().map(|r| r.status.as_u16()).collect();
+    assert_eq!(statuses, [302, 404, 404, 410, 410, 405, 503]);
+    for r in &answers {
+        let cache = r.header("cache-control").unwrap_or_default();
+        assert!(
+            cache.split(',').any(|d| d.trim() == "no-store"),
+            "{}: cache-control {cache:?}",
+            r.status
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_user_agent_or_referer_with_non_ascii_bytes_is_read_lossily_not_dropped() {
+    let app = TestApp::spawn().await;
+    let slug = app.create_ok("https://e.com", None).await;
+    // UTF-8 (a device name in an app's agent) and a lone Latin-1 byte.
+    let utf8 = format!("{CHROME} Gerät/1.0");
+    let latin1 = [CHROME.as_bytes(), b" Ger\xe4t/1.0"].concat();
+    for ua in [utf8.as_bytes(), &latin1] {
+        let visit = Visit::default()
+            .no_user_agent()
+            .raw_header("user-agent", ua)
+            .raw_header("referer", b"https://news.example.org/caf\xc3\xa9?q=\xe9");
+        assert_eq!(app.visit(&slug, visit).await.status, StatusCode::FOUND);
+    }
+    let rows = app.query(
+        "SELECT browser, os, is_bot, referrer_host FROM clicks ORDER BY id",
+        vec![],
+    );
+    assert_eq!(rows.len(), 2);
+    for row in rows {
+        assert_eq!(row[0], SqlValue::Text("Chrome".into()));
+        assert_eq!(row[1], SqlValue::Text("Windows 10".into()));
+        assert_eq!(row[2], SqlValue::Integer(0), "a browser, not a bot");
+        assert_eq!(row[3], SqlValue::Text("news.example.org".into()));
+    }
+}
+
+#[tokio::test]
+async fn only_the_first_1024_bytes_of_a_128_kb_user_agent_and_2048_of_a_referer_are_read() {
+    use shortener::clicks::{MAX_REFERER_BYTES, MAX_USER_AGENT_BYTES};
+    assert_eq!((MAX_USER_AGENT_BYTES, MAX_REFERER_BYTES), (1024, 2048));
+    let app = TestApp::spawn().await;
+    let slug = app.create_ok("https://e.com", None).await;
+    // A browser's agent padded to 128 kB: past the cap, a bot's name and
+    // "Windows " × n (quadratic in the old matcher) are never read.
+    let padded = format!("{CHROME} {}", "x".repeat(1024));
+    let hostile = [
+        format!("{padded} Googlebot/2.1 {}", "Windows ".repeat(16 * 1024)),
+        format!("{padded} curl/8.5.0 {}", "1.".repeat(64 * 1024)),
+    ];
+    let referer = format!("https://news.example.org/{}", "a/".repeat(64 * 1024));
+    for ua in &hostile {
+        assert!(ua.len() >= 128 * 1024);
+        let visit = Visit::default().user_agent(ua).referer(&referer);
+        assert_eq!(app.visit(&slug, visit).await.status, StatusCode::FOUND);
+    }
+    let rows = app.query(
+        "SELECT browser, is_bot, referrer_host FROM clicks ORDER BY id",
+        vec![],
+    );
+    for row in &rows {
+        assert_eq!(row[0], SqlValue::Text("Chrome".into()));
+        assert_eq!(
+            row[1],
+            SqlValue::Integer(0),
+            "the bot's name is past the cap"
+        );
+        assert_eq!(row[2], SqlValue::Text("news.example.org".into()));
+    }
+    // Equal first 1024 bytes, same peer, same day: one visitor.
+    assert_eq!(app.stats(&slug, "").await.json()["unique_visitors"], 1);
 }

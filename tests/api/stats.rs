@@ -224,6 +224,7 @@ async fn rollups_equal_the_raw_click_rows_after_a_mixed_workload() {
             referer: referers[next(referers.len())],
             peer: peers[next(peers.len())],
             forwarded_for: None,
+            raw_headers: Vec::new(),
         };
         app.visit(slug, visit).await;
         if next(20) == 0 {

@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::ensure;
-use crate::harness::{CHROME, GOOGLEBOT, Reply, SpinApp, SpinBuilder, TOKEN, trial};
+use crate::harness::{CHROME, GOOGLEBOT, Reply, SpinApp, SpinBuilder, TOKEN, raw_request, trial};
 
 pub fn trials() -> Vec<Trial> {
     vec![
@@ -33,6 +33,10 @@ pub fn trials() -> Vec<Trial> {
         trial(
             "contract::an_expired_link_answers_410_and_records_no_click",
             an_expired_link_answers_410_and_records_no_click,
+        ),
+        trial(
+            "contract::a_128_kb_user_agent_is_answered_and_counted_as_the_browser_its_first_kilobyte_names",
+            a_128_kb_user_agent_is_answered_and_counted_as_the_browser_its_first_kilobyte_names,
         ),
         trial(
             "contract::auth_refusals_are_401_with_their_codes",
@@ -488,6 +492,12 @@ fn an_expired_link_answers_410_and_records_no_click() -> Result<(), Failed> {
             gone.status,
             gone.body
         );
+        // Not cacheable: the expiry may be cleared.
+        ensure!(
+            gone.header("cache-control") == Some("private, no-store"),
+            "{method} 410: cache-control {:?}",
+            gone.header("cache-control")
+        );
     }
     let gone = spin.get("/soon-gone");
     ensure!(code(&gone) == "link_expired", "{}", gone.body);
@@ -497,6 +507,55 @@ fn an_expired_link_answers_410_and_records_no_click() -> Result<(), Failed> {
         "{}",
         link.body
     );
+    Ok(())
+}
+
+/// Issue 22's hostile agent (`"Windows " × n`, quadratic in the old matcher:
+/// 1.9 s of CPU at 128 kB) after a browser's agent: only the first
+/// 1024 bytes are read, so every visit is a human Chrome on Windows 10.
+/// The time of each request is printed (a figure, not an assertion).
+fn a_128_kb_user_agent_is_answered_and_counted_as_the_browser_its_first_kilobyte_names()
+-> Result<(), Failed> {
+    let spin = SpinApp::up();
+    let r = spin.api(
+        "POST",
+        "/api/links",
+        Some(json!({"url": "https://e.com/", "slug": "long-agent"})),
+    );
+    ensure!(r.status == 201, "{}", r.body);
+    let sizes_kb = [8usize, 32, 64, 128];
+    for kb in sizes_kb {
+        for (kind, agent) in [
+            ("windows", "Windows ".repeat(kb * 1024 / 8)),
+            (
+                "chrome+windows",
+                format!("{CHROME} {}", "Windows ".repeat(kb * 1024 / 8)),
+            ),
+        ] {
+            let started = std::time::Instant::now();
+            // Raw HTTP: ureq's buffers hold no 128 kB header.
+            let r = raw_request(spin.port, "GET", "/long-agent", &[("User-Agent", &agent)]);
+            eprintln!(
+                "{kb:>4} kB {kind:<15} {} in {:.3} s",
+                r.status,
+                started.elapsed().as_secs_f64()
+            );
+            ensure!(r.status == 302, "{kb} kB {kind}: {} {}", r.status, r.body);
+        }
+    }
+    let stats = spin.api("GET", "/api/links/long-agent/stats", None).json();
+    let clicks = 2 * sizes_kb.len();
+    ensure!(stats["total"] == clicks, "{stats}");
+    ensure!(
+        stats["humans"] == clicks,
+        "no hostile agent is a bot: {stats}"
+    );
+    let browsers = &stats["browsers"];
+    let chrome = browsers
+        .as_array()
+        .and_then(|b| b.iter().find(|e| e["name"] == "Chrome"))
+        .map(|e| e["clicks"].clone());
+    ensure!(chrome == Some(json!(sizes_kb.len())), "{browsers}");
     Ok(())
 }
 

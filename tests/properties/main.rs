@@ -5,6 +5,9 @@
 //!
 //! * [`app`]: `Harness`, the whole app over in-memory key-value and a real
 //!   SQLite file, driven through the router with a test clock.
+//! * [`agents`]: the click classifiers on hostile agents and referrers up
+//!   to 256 kB: only the capped prefix is read; within it, woothee's and
+//!   isbot's answers.
 //! * [`slugs`]: `Slug` (unit) and random slugs through the router.
 //! * [`targets`]: `TargetUrl` through the router: nothing accepted points
 //!   back at this shortener, however its host is spelled.
@@ -24,6 +27,7 @@
 //! `SHORTENER_PROPERTY_TOTAL` cases (default 1,000,000), printing how many
 //! ran and how long each took.
 
+mod agents;
 mod app;
 mod bodies;
 mod days;
@@ -56,6 +60,7 @@ pub fn all() -> Vec<Property> {
     all.extend(slugs::properties());
     all.extend(targets::properties());
     all.extend(forwarded::properties());
+    all.extend(agents::properties());
     all.extend(days::properties());
     all.extend(timestamps::properties());
     all.extend(bodies::properties());

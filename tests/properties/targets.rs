@@ -1,5 +1,5 @@
 //! `TargetUrl` through the router: a URL accepted is never one that resolves
-//! to this shortener, whatever spelling of its host, and every other
+//! to this shortener, whatever spelling of its host or base path, and every other
 //! absolute http(s) URL is accepted as the WHATWG parser normalises it.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -127,12 +127,52 @@ fn host_key(url: &Url) -> Option<String> {
 /// host (by [`host_key`]) and port of one of our origins, under the base's
 /// path.
 fn points_at(url: &Url, ours: &Ours) -> bool {
-    let prefix = ours.prefix.as_str();
+    let prefix = folded(&ours.prefix);
+    let path = folded(url.path());
     let origin = (host_key(url), url.port_or_known_default());
     ours.origins.contains(&origin)
-        && (prefix.is_empty()
-            || url.path() == prefix
-            || url.path().starts_with(&format!("{prefix}/")))
+        && (prefix.is_empty() || path == prefix || path.starts_with(&format!("{prefix}/")))
+}
+
+/// A path with its escapes of unreserved characters decoded and its letters
+/// lower-cased: two paths that reach the same route of ours fold alike.
+fn folded(path: &str) -> String {
+    let mut out = String::new();
+    let mut rest = path;
+    while let Some(c) = rest.chars().next() {
+        let unescaped = rest
+            .strip_prefix('%')
+            .and_then(|r| r.get(..2))
+            .filter(|hex| hex.bytes().all(|b| b.is_ascii_hexdigit()))
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+            .map(char::from)
+            .filter(|c| c.is_ascii_alphanumeric() || "-._~".contains(*c));
+        match unescaped {
+            Some(u) => {
+                out.push(u.to_ascii_lowercase());
+                rest = &rest[3..];
+            }
+            None => {
+                out.push(c.to_ascii_lowercase());
+                rest = &rest[c.len_utf8()..];
+            }
+        }
+    }
+    out
+}
+
+/// `path` with each character percent-escaped or its case flipped, as the
+/// bits of `how` say (two bits a character, cycling).
+fn respelled(path: &str, how: u64) -> String {
+    path.chars()
+        .enumerate()
+        .map(|(i, c)| match (how >> ((2 * i) % 64)) & 3 {
+            1 if c != '/' => format!("%{:02X}", c as u32),
+            2 if c != '/' => format!("%{:02x}", c as u32),
+            3 => flip_case(&c.to_string(), 1),
+            _ => c.to_string(),
+        })
+        .collect()
 }
 
 /// Spellings of our hosts.
@@ -187,7 +227,13 @@ fn url_from(ours: &Ours, host: impl Strategy<Value = String>) -> impl Strategy<V
     let path = prop_oneof![
         Just(String::new()),
         Just(prefix.clone()),
-        "[A-Za-z0-9_-]{3,10}".prop_map(move |s| format!("{prefix}/{s}")),
+        "[A-Za-z0-9_-]{3,10}".prop_map({
+            let prefix = prefix.clone();
+            move |s| format!("{prefix}/{s}")
+        }),
+        // The base path escaped or in another case, then a slug or nothing.
+        (any::<u64>(), "(/[A-Za-z0-9_-]{3,10})?")
+            .prop_map(move |(how, s)| format!("{}{s}", respelled(&prefix, how))),
         "(/[A-Za-z0-9._~%-]{0,8}){0,3}",
     ];
     let tail = prop_oneof![Just(""), Just("?a=b"), Just("#x"), Just("?utm=1#top")];
