@@ -68,6 +68,7 @@ impl KvStore for MemoryKv {
 pub struct SqliteStore {
     conn: Mutex<rusqlite::Connection>,
     failing: std::sync::atomic::AtomicBool,
+    losing_answers: std::sync::atomic::AtomicBool,
 }
 
 impl SqliteStore {
@@ -79,6 +80,7 @@ impl SqliteStore {
         Ok(Self {
             conn: Mutex::new(conn),
             failing: std::sync::atomic::AtomicBool::new(false),
+            losing_answers: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -86,6 +88,14 @@ impl SqliteStore {
     pub fn set_failing(&self, failing: bool) {
         self.failing
             .store(failing, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Makes every later statement run (and commit) and then fail as if its
+    /// answer were lost on the way back, as a remote database's transport
+    /// can fail after the commit (libSQL over HTTP), or work normally again.
+    pub fn set_losing_answers(&self, losing: bool) {
+        self.losing_answers
+            .store(losing, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Runs `statement` synchronously.
@@ -118,6 +128,12 @@ impl SqliteStore {
                 values.push(from_sql(v));
             }
             out.rows.push(values);
+        }
+        if self
+            .losing_answers
+            .load(std::sync::atomic::Ordering::SeqCst)
+        {
+            return Err(StoreError::new("transport", "the answer was lost (test)"));
         }
         Ok(out)
     }

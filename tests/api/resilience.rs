@@ -66,6 +66,30 @@ async fn clicks_the_click_store_refuses_are_served_and_counted_as_unrecorded_by_
 }
 
 #[tokio::test]
+async fn a_click_whose_answer_is_lost_after_its_commit_is_counted_twice_and_the_excess_is_the_unrecorded_count()
+ {
+    // A remote click database (libSQL over HTTP) can commit a click and
+    // then lose the answer. The redirect cannot tell that from a refused
+    // write, so it tallies the click too: the click counts twice, and the
+    // excess is bounded by, and visible as, the unrecorded count.
+    let app = TestApp::spawn().await;
+    let slug = app.create_ok("https://e.com/x", None).await;
+    app.sql.set_losing_answers(true);
+    for _ in 0..4 {
+        assert_eq!(app.follow(&slug).await.status, StatusCode::FOUND);
+    }
+    app.sql.set_losing_answers(false);
+    assert_eq!(app.follow(&slug).await.status, StatusCode::FOUND);
+
+    // 5 served: 5 recorded (each committed) and the 4 lost answers tallied
+    // as well, so recorded + unrecorded exceeds served by exactly the
+    // unrecorded count.
+    let link = app.link(&slug).await;
+    assert_eq!(link["clicks"], 5, "every commit is a recorded click");
+    assert_eq!(link["unrecorded_clicks"], json!({"human": 4, "bot": 0}));
+}
+
+#[tokio::test]
 async fn when_the_tally_fails_too_the_redirect_is_refused_so_no_served_click_goes_uncounted() {
     let app = TestApp::spawn().await;
     let slug = app.create_ok("https://e.com", None).await;
