@@ -13,7 +13,7 @@ use shortener::links::SEARCH_SCAN_LIMIT;
 use shortener::qr;
 use time::macros::datetime;
 
-use crate::helpers::{BASE, TOKEN, TestApp, TestResponse};
+use crate::helpers::{BASE, TOKEN, TestApp, TestResponse, slugs_of};
 
 async fn get(app: &TestApp, path: &str) -> TestResponse {
     app.send(Request::get(path).body(Body::empty()).unwrap())
@@ -429,15 +429,6 @@ async fn list(app: &TestApp, query: &str) -> serde_json::Value {
     r.json()
 }
 
-fn slugs(page: &serde_json::Value) -> Vec<String> {
-    page["links"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["slug"].as_str().unwrap().to_owned())
-        .collect()
-}
-
 #[tokio::test]
 async fn q_matches_a_slug_or_target_url_substring_ignoring_case() {
     let app = TestApp::spawn().await;
@@ -447,18 +438,18 @@ async fn q_matches_a_slug_or_target_url_substring_ignoring_case() {
         .await;
     app.create_ok("https://blog.example/", Some("blog")).await;
     let page = list(&app, "q=launch").await;
-    assert_eq!(slugs(&page), ["Launch-Day", "sale"]);
+    assert_eq!(slugs_of(&page), ["Launch-Day", "sale"]);
     assert!(page["next_cursor"].is_null());
     assert_eq!(
-        slugs(&list(&app, "q=EXAMPLE%2Fguide").await),
+        slugs_of(&list(&app, "q=EXAMPLE%2Fguide").await),
         ["Launch-Day"]
     );
     assert_eq!(
-        slugs(&list(&app, "q=nothing-like-it").await),
+        slugs_of(&list(&app, "q=nothing-like-it").await),
         Vec::<String>::new()
     );
     // An empty q is no filter.
-    assert_eq!(slugs(&list(&app, "q=").await).len(), 3);
+    assert_eq!(slugs_of(&list(&app, "q=").await).len(), 3);
 }
 
 #[tokio::test]
@@ -481,7 +472,7 @@ async fn search_pages_return_every_match_once_in_slug_order() {
     let mut pages = 0;
     loop {
         let page = list(&app, &format!("q=match&limit=4&cursor={cursor}")).await;
-        let got = slugs(&page);
+        let got = slugs_of(&page);
         assert!(got.len() <= 4);
         seen.extend(got);
         pages += 1;
@@ -512,16 +503,19 @@ async fn a_search_reading_its_whole_budget_continues_from_its_cursor() {
         .await;
     }
     let first = list(&app, "q=needle&limit=10").await;
-    assert_eq!(slugs(&first), ["k00000", "k00001"]);
+    assert_eq!(slugs_of(&first), ["k00000", "k00001"]);
     let cursor = first["next_cursor"].as_str().expect("more to read");
     assert_eq!(cursor, format!("k{:05}", SEARCH_SCAN_LIMIT - 1));
     let second = list(&app, &format!("q=needle&limit=10&cursor={cursor}")).await;
     assert_eq!(
-        slugs(&second),
+        slugs_of(&second),
         [format!("k{:05}", total - 2), format!("k{:05}", total - 1)]
     );
     assert!(second["next_cursor"].is_null());
-    let all: HashSet<String> = slugs(&first).into_iter().chain(slugs(&second)).collect();
+    let all: HashSet<String> = slugs_of(&first)
+        .into_iter()
+        .chain(slugs_of(&second))
+        .collect();
     assert_eq!(all.len(), 4);
 }
 

@@ -7,7 +7,7 @@ use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use shortener::storage::{KvStore, SqlValue, Statement};
 
-use crate::helpers::TestApp;
+use crate::helpers::{TestApp, slugs_of};
 
 /// Overwrites the record of `slug` with bytes that are no link.
 async fn corrupt(app: &TestApp, slug: &str) {
@@ -15,15 +15,6 @@ async fn corrupt(app: &TestApp, slug: &str) {
         .set(&format!("link:{slug}"), b"\x00not json{")
         .await
         .unwrap();
-}
-
-fn slugs_of(page: &serde_json::Value) -> Vec<String> {
-    page["links"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["slug"].as_str().unwrap().to_owned())
-        .collect()
 }
 
 async fn metrics(app: &TestApp) -> String {

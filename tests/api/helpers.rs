@@ -306,3 +306,13 @@ impl TestApp {
         self.query(sql, params)[0][0].as_i64().unwrap()
     }
 }
+
+/// The slugs of a `GET /api/links` page, in order.
+pub fn slugs_of(page: &Value) -> Vec<String> {
+    page["links"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["slug"].as_str().unwrap().to_owned())
+        .collect()
+}

@@ -58,12 +58,7 @@ async fn an_unknown_slug_is_404_and_records_nothing() {
 #[tokio::test]
 async fn an_expired_link_is_410_and_records_nothing() {
     let app = TestApp::spawn().await;
-    let r = app
-        .create(
-            json!({"url": "https://e.com", "slug": "brief", "expires_at": "2030-01-16T00:00:00Z"}),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED);
+    create_brief(&app).await;
     assert_eq!(app.follow("brief").await.status, StatusCode::FOUND);
     app.set_now(datetime!(2030-01-16 00:00 UTC));
     let r = app.follow("brief").await;
@@ -173,12 +168,7 @@ async fn a_failing_key_value_store_is_a_503_for_redirects_and_a_500_for_creates(
 #[tokio::test]
 async fn every_slug_answer_is_no_store_404_410_and_503_included() {
     let app = TestApp::spawn().await;
-    let r = app
-        .create(
-            json!({"url": "https://e.com", "slug": "brief", "expires_at": "2030-01-16T00:00:00Z"}),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED);
+    create_brief(&app).await;
     let mut answers = vec![app.follow("brief").await, app.follow("nope").await];
     answers.push(app.follow("a.b").await);
     app.set_now(datetime!(2030-01-16 00:00 UTC));
@@ -267,4 +257,14 @@ async fn only_the_first_1024_bytes_of_a_128_kb_user_agent_and_2048_of_a_referer_
     }
     // Equal first 1024 bytes, same peer, same day: one visitor.
     assert_eq!(app.stats(&slug, "").await.json()["unique_visitors"], 1);
+}
+
+/// A link `brief` to `https://e.com` that expires a day after the clock.
+async fn create_brief(app: &TestApp) {
+    let r = app
+        .create(
+            json!({"url": "https://e.com", "slug": "brief", "expires_at": "2030-01-16T00:00:00Z"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
 }

@@ -51,14 +51,8 @@ fn wait_answering(spin: &SpinApp) -> Result<(), Failed> {
     Err(format!("spin up never answered\n{}", spin.log_text()).into())
 }
 
-fn create(spin: &SpinApp, slug: &str) -> Result<(), Failed> {
-    let r = spin.api(
-        "POST",
-        "/api/links",
-        Some(json!({"url": format!("https://example.com/{slug}"), "slug": slug})),
-    );
-    ensure!(r.status == 201, "create {slug}: {} {}", r.status, r.body);
-    Ok(())
+fn create(spin: &SpinApp, slug: &str) -> Result<String, Failed> {
+    spin.create(json!({"url": format!("https://example.com/{slug}"), "slug": slug}))
 }
 
 /// Overwrites the value of `key` in Spin's key-value file (its
