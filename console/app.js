@@ -16,6 +16,9 @@
   // A sentence for every error code the API (or the network) can produce.
   const MESSAGES = {
     unauthorized: "The admin token was refused. Check it and sign in again.",
+    forbidden: "This key's role cannot do that; ask an admin for a key with more rights.",
+    invalid_name: "A key name must be 1 to 64 printable characters.",
+    invalid_role: "A key's role must be viewer, editor or admin.",
     api_disabled: "The API is switched off on this server: its admin_token is missing or refused; the server's log says why.",
     invalid_url: "That target URL is not accepted.",
     self_referencing_url: "That URL points back at this shortener; a short link cannot lead to a short link.",

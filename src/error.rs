@@ -76,10 +76,16 @@ error_codes! {
     InvalidDateRange => "invalid_date_range",
     /// 400: a PATCH that changes nothing.
     EmptyPatch => "empty_patch",
+    /// 400: a key name that is empty, too long or not printable.
+    InvalidName => "invalid_name",
+    /// 400: a role other than `viewer`, `editor`, `admin`.
+    InvalidRole => "invalid_role",
     /// 401: no or a wrong bearer token.
     Unauthorized => "unauthorized",
     /// 401: the API is disabled (no usable `admin_token`).
     ApiDisabled => "api_disabled",
+    /// 403: the key's role cannot do this.
+    Forbidden => "forbidden",
     /// 404: no such link or route.
     NotFound => "not_found",
     /// 405: the route does not answer this method.
@@ -151,6 +157,8 @@ pub enum Store {
     Clicks,
     /// The SQLite tally of unrecorded clicks.
     Tally,
+    /// The API keys (in the click database).
+    Keys,
 }
 
 impl std::fmt::Display for Store {
@@ -159,6 +167,7 @@ impl std::fmt::Display for Store {
             Store::Links => "link store (key-value)",
             Store::Clicks => "click store (SQLite)",
             Store::Tally => "unrecorded-clicks tally (SQLite)",
+            Store::Keys => "key store (SQLite)",
         })
     }
 }
@@ -182,9 +191,20 @@ pub enum AppError {
         /// A human sentence.
         message: &'static str,
     },
+    /// The key's role cannot do this (403).
+    #[error("This needs the {} role; this key is {}.", .needed.as_str(), .has.as_str())]
+    Forbidden {
+        /// The lowest role that may.
+        needed: crate::keys::Role,
+        /// The caller's.
+        has: crate::keys::Role,
+    },
     /// No link under that slug, or the slug is not one (404).
     #[error("No link has that slug.")]
     NoLink,
+    /// No API key with that id (404).
+    #[error("No key has that id.")]
+    NoKey,
     /// No route matches the path (404).
     #[error("No such route.")]
     NoRoute,
@@ -258,7 +278,10 @@ impl AppError {
         match self {
             AppError::Validation { code, .. } => (StatusCode::BAD_REQUEST, *code),
             AppError::Unauthorized { code, .. } => (StatusCode::UNAUTHORIZED, *code),
-            AppError::NoLink | AppError::NoRoute => (StatusCode::NOT_FOUND, C::NotFound),
+            AppError::Forbidden { .. } => (StatusCode::FORBIDDEN, C::Forbidden),
+            AppError::NoLink | AppError::NoKey | AppError::NoRoute => {
+                (StatusCode::NOT_FOUND, C::NotFound)
+            }
             AppError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, C::MethodNotAllowed),
             AppError::Conflict(_) => (StatusCode::CONFLICT, C::SlugTaken),
             AppError::Gone => (StatusCode::GONE, C::LinkExpired),
@@ -289,6 +312,17 @@ impl From<LinkError> for AppError {
             LinkError::Store(store) => store.into(),
             LinkError::CorruptRecord { .. } => AppError::CorruptRecord,
             LinkError::NoFreeSlug { .. } => AppError::internal(e),
+            invalid => AppError::validation(invalid.code(), invalid.to_string()),
+        }
+    }
+}
+
+impl From<crate::keys::KeyError> for AppError {
+    fn from(e: crate::keys::KeyError) -> Self {
+        use crate::keys::KeyError;
+        match e {
+            KeyError::Store(store) => store.into(),
+            KeyError::Expiry(link) => link.into(),
             invalid => AppError::validation(invalid.code(), invalid.to_string()),
         }
     }
@@ -501,7 +535,15 @@ mod tests {
                 },
                 401,
             ),
+            (
+                AppError::Forbidden {
+                    needed: crate::keys::Role::Editor,
+                    has: crate::keys::Role::Viewer,
+                },
+                403,
+            ),
             (AppError::NoLink, 404),
+            (AppError::NoKey, 404),
             (AppError::NoRoute, 404),
             (AppError::MethodNotAllowed, 405),
             (AppError::Conflict("m".into()), 409),

@@ -11,6 +11,7 @@
 //!   assembles it.
 //! * [`redirect`]: what `GET`/`HEAD /{slug}` decides (record the click,
 //!   then answer; fall back to the tally; HEAD; expiry), as an `Outcome`.
+//! * [`keys`]: API keys with roles (viewer, editor, admin).
 //! * [`links`]: `Slug`, `TargetUrl`, `Link`, and link storage (records in
 //!   key-value, the slug registry in SQLite).
 //! * [`clicks`]: who followed a link (browser, OS, bot, referrer, client IP,
@@ -56,6 +57,7 @@ pub mod gzipped;
 pub mod health;
 pub mod host;
 pub mod http;
+pub mod keys;
 pub mod links;
 pub mod metrics;
 pub mod migrations;

@@ -157,6 +157,19 @@ pub const MIGRATIONS: &[Migration] = &[
             ),
         ],
     },
+    Migration {
+        version: 4,
+        statements: &[
+            // API keys (`keys`): only the SHA-256 of each key; a revoked key's
+            // row is deleted. Times are Unix seconds.
+            ddl(
+                "CREATE TABLE IF NOT EXISTS api_keys (id TEXT PRIMARY KEY, name TEXT NOT NULL, \
+                 role TEXT NOT NULL CHECK (role IN ('viewer', 'editor', 'admin')), \
+                 key_hash TEXT NOT NULL, created_at INTEGER NOT NULL, expires_at INTEGER, \
+                 last_used_at INTEGER) WITHOUT ROWID",
+            ),
+        ],
+    },
 ];
 
 /// What a connection finds on arrival: the schema version and the journal

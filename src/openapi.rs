@@ -51,8 +51,11 @@ pub const DESCRIPTION: &str = include_str!("../openapi.json");
 #[openapi(
     info(
         title = "shortener",
-        description = "A self-hosted, instrumented URL shortener. Every `/api/links` route needs \
-                       `Authorization: Bearer <admin_token>`. Every error answer is \
+        description = "A self-hosted, instrumented URL shortener. Every `/api/links` and \
+                       `/api/keys` route needs `Authorization: Bearer <key>`: an API key \
+                       (`viewer`: every GET; `editor`: also link writes; `admin`: also keys) \
+                       or the `admin_token` (an admin key). A role that is not enough is a \
+                       403 `forbidden`. Every error answer is \
                        `{\"error\": {\"code\", \"message\"}}`."
     ),
     paths(
@@ -63,6 +66,9 @@ pub const DESCRIPTION: &str = include_str!("../openapi.json");
         crate::http::links_api::delete_link,
         crate::http::links_api::link_stats,
         crate::http::links_api::link_qr,
+        crate::http::keys_api::create_key,
+        crate::http::keys_api::list_keys,
+        crate::http::keys_api::revoke_key,
         crate::http::redirect,
         crate::http::ops::health,
         crate::http::ops::metrics_endpoint,
@@ -72,6 +78,7 @@ pub const DESCRIPTION: &str = include_str!("../openapi.json");
     modifiers(&BearerAuth),
     tags(
         (name = "links", description = "Create, list, read, change and delete links; their stats and QR codes."),
+        (name = "keys", description = "API keys with roles (admin only)."),
         (name = "redirect", description = "The short links themselves."),
         (name = "operations", description = "Health, metrics and this description."),
     )
@@ -91,7 +98,7 @@ impl Modify for BearerAuth {
             SecurityScheme::Http(
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
-                    .description(Some("The `admin_token` Spin variable."))
+                    .description(Some("An API key (`shk_...`, from `POST /api/keys`) or the `admin_token` Spin variable."))
                     .build(),
             ),
         );
@@ -254,7 +261,7 @@ mod tests {
                 let secured = op["security"]
                     .as_array()
                     .is_some_and(|s| s.iter().any(|r| r.get("bearer").is_some()));
-                let public = !path.starts_with("/api/links");
+                let public = !path.starts_with("/api/links") && !path.starts_with("/api/keys");
                 assert_eq!(secured, !public, "{method} {path}");
             }
         }

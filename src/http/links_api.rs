@@ -10,7 +10,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use super::extract::{Admin, JsonBody, RegisteredSlugPath, SlugPath, ValidQuery};
+use super::extract::{Editor, JsonBody, Key, RegisteredSlugPath, SlugPath, ValidQuery, Viewer};
 use crate::analytics::{self, DayRange};
 use crate::app::App;
 use crate::config::Settings;
@@ -117,7 +117,7 @@ impl LinkView {
 ))]
 pub(crate) async fn create_link(
     State(app): State<App>,
-    _: Admin,
+    _: Key<Editor>,
     JsonBody(body): JsonBody<CreateRequest>,
 ) -> Result<Response, AppError> {
     let now = (app.clock)();
@@ -196,7 +196,7 @@ pub(crate) struct LinkPage {
 ))]
 pub(crate) async fn list_links(
     State(app): State<App>,
-    _: Admin,
+    _: Key<Viewer>,
     ValidQuery(q): ValidQuery<ListQuery>,
 ) -> Result<Json<LinkPage>, AppError> {
     let limit = match q.limit.as_deref() {
@@ -256,7 +256,7 @@ pub(crate) async fn list_links(
 ))]
 pub(crate) async fn get_link(
     State(app): State<App>,
-    _: Admin,
+    _: Key<Viewer>,
     SlugPath(slug): SlugPath,
 ) -> Result<Json<LinkView>, AppError> {
     let link = app.links().get(&slug).await?.ok_or(AppError::NoLink)?;
@@ -288,7 +288,7 @@ pub(crate) async fn get_link(
 ))]
 pub(crate) async fn delete_link(
     State(app): State<App>,
-    _: Admin,
+    _: Key<Editor>,
     RegisteredSlugPath(slug): RegisteredSlugPath,
 ) -> Result<StatusCode, AppError> {
     if app.links().delete(&slug).await? {
@@ -346,7 +346,7 @@ where
 ))]
 pub(crate) async fn update_link(
     State(app): State<App>,
-    _: Admin,
+    _: Key<Editor>,
     SlugPath(slug): SlugPath,
     JsonBody(body): JsonBody<PatchRequest>,
 ) -> Result<Json<LinkView>, AppError> {
@@ -394,7 +394,7 @@ pub(crate) async fn update_link(
 ))]
 pub(crate) async fn link_qr(
     State(app): State<App>,
-    _: Admin,
+    _: Key<Viewer>,
     SlugPath(slug): SlugPath,
 ) -> Result<Response, AppError> {
     if app.links().get(&slug).await?.is_none() {
@@ -444,7 +444,7 @@ pub(crate) struct StatsQuery {
 ))]
 pub(crate) async fn link_stats(
     State(app): State<App>,
-    _: Admin,
+    _: Key<Viewer>,
     SlugPath(slug): SlugPath,
     ValidQuery(q): ValidQuery<StatsQuery>,
 ) -> Result<Json<analytics::Stats>, AppError> {

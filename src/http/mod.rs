@@ -4,11 +4,13 @@
 //!
 //! * [`extract`]: `Admin`, `JsonBody`, `ValidQuery`, `SlugPath`.
 //! * [`links_api`]: the `/api/links` handlers and their wire types.
+//! * [`keys_api`]: `/api/keys` (admin only).
 //! * [`ops`]: `/health` and `/metrics`.
 //! * here: `GET`/`HEAD /{slug}`, which reads the request into a
 //!   [`redirect::Visit`] and writes the core's [`redirect::Outcome`].
 
 pub mod extract;
+pub mod keys_api;
 pub mod links_api;
 pub mod ops;
 
@@ -40,6 +42,7 @@ pub fn routes() -> Router<App> {
                 .layer(axum::middleware::map_response(no_store)),
         )
         .merge(links_api::routes())
+        .merge(keys_api::routes())
         .merge(ops::routes())
 }
 

@@ -49,6 +49,9 @@ pub mod attr {
     /// Whether a served redirect's click was written: `recorded`, or
     /// `unrecorded` (the click store failed; the click was tallied apart).
     pub const CLICK_OUTCOME: &str = "shortener.click.outcome";
+    /// The id of the API key that called (`admin_token` for the bootstrap
+    /// token); never the key's secret.
+    pub const API_KEY_ID: &str = "shortener.api_key.id";
     /// [`CLICK_OUTCOME`] of a click written to the click database.
     pub const CLICK_RECORDED: &str = "recorded";
     /// [`CLICK_OUTCOME`] of a click the click database refused.
@@ -122,6 +125,7 @@ pub fn request_span(method: &str, route: Option<&str>, headers: &http::HeaderMap
         { attr::REDIRECT_OUTCOME } = tracing::field::Empty,
         { attr::VISITOR_KIND } = tracing::field::Empty,
         { attr::CLICK_OUTCOME } = tracing::field::Empty,
+        { attr::API_KEY_ID } = tracing::field::Empty,
         { attr::ERROR_TYPE } = tracing::field::Empty,
         otel.status_code = tracing::field::Empty,
         otel.status_description = tracing::field::Empty,

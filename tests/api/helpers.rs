@@ -204,10 +204,22 @@ impl TestApp {
 
     /// An authorised API call with an optional JSON body.
     pub async fn api(&self, method: Method, path: &str, body: Option<Value>) -> TestResponse {
+        self.api_as(TOKEN, method, path, body).await
+    }
+
+    /// An API call with `Authorization: Bearer <bearer>` (an API key or a
+    /// token) and an optional JSON body.
+    pub async fn api_as(
+        &self,
+        bearer: &str,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> TestResponse {
         let mut builder = Request::builder()
             .method(method)
             .uri(path)
-            .header("authorization", format!("Bearer {TOKEN}"));
+            .header("authorization", format!("Bearer {bearer}"));
         let body = match body {
             Some(v) => {
                 builder = builder.header("content-type", "application/json");
@@ -216,6 +228,19 @@ impl TestApp {
             None => Body::empty(),
         };
         self.send(builder.body(body).unwrap()).await
+    }
+
+    /// Makes an API key with `role` (through the admin token) and returns it.
+    pub async fn key(&self, role: &str) -> String {
+        let r = self
+            .api(
+                Method::POST,
+                "/api/keys",
+                Some(json!({"name": format!("{role} key"), "role": role})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+        r.json()["key"].as_str().unwrap().to_owned()
     }
 
     pub async fn create(&self, body: Value) -> TestResponse {

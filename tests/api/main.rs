@@ -6,6 +6,7 @@ mod console;
 mod corrupt;
 mod health_metrics;
 mod helpers;
+mod keys;
 mod links;
 mod redirect;
 mod refusals;

@@ -353,6 +353,36 @@ async fn each_route_makes_exactly_its_storage_spans() {
 }
 
 #[tokio::test]
+async fn an_api_call_carries_its_keys_id_on_the_request_span_and_never_the_key() {
+    let app = TestApp::spawn().await;
+    app.warm_tally().await;
+    let key = app.key("viewer").await;
+    let id = key.split('_').nth(1).unwrap().to_owned();
+    let capture = Capture::start();
+    let r = app.api_as(&key, Method::GET, "/api/links", None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = app.api(Method::GET, "/api/links", None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let spans = capture.take();
+    let servers: Vec<_> = spans
+        .iter()
+        .filter(|s| s.span_kind == SpanKind::Server)
+        .collect();
+    assert_eq!(servers.len(), 2);
+    assert_eq!(
+        attr_str(servers[0], "shortener.api_key.id").as_deref(),
+        Some(id.as_str())
+    );
+    assert_eq!(
+        attr_str(servers[1], "shortener.api_key.id").as_deref(),
+        Some("admin_token")
+    );
+    let everything = format!("{spans:?}");
+    assert!(!everything.contains(&key), "the key is in a span");
+    assert!(!everything.contains(TOKEN), "the token is in a span");
+}
+
+#[tokio::test]
 async fn the_tally_database_is_set_up_by_its_first_statement_only() {
     let app = TestApp::spawn().await;
     let capture = Capture::start();
