@@ -55,6 +55,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import sqlite3
 import sys
 
@@ -197,6 +198,11 @@ def holders(path):
     named = (" (process %s)" % ", ".join(map(str, pids))) if pids else ""
     # The kernel grants a write lease only when no other descriptor of the
     # file is open anywhere, also in another container sharing the volume.
+    # Someone opening the file while the lease is held makes the kernel
+    # signal the holder (SIGIO, fatal by default): ignore it, the lease is
+    # let go at once anyway.
+    if hasattr(signal, "SIGIO"):
+        signal.signal(signal.SIGIO, signal.SIG_IGN)
     fd = os.open(path, os.O_RDWR)
     try:
         fcntl.fcntl(fd, F_SETLEASE, fcntl.F_WRLCK)

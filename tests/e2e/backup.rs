@@ -465,6 +465,22 @@ fn restore_with_force_refuses_while_the_app_runs_and_leaves_its_files_alone() ->
         });
         if busy {
             std::thread::sleep(std::time::Duration::from_millis(200));
+        } else {
+            // Idle: once Spin dropped its instances, clicks.db is closed
+            // (its WAL checkpointed away) and only kv.db stays open.
+            let wal = live.path().join("clicks.db-wal");
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+            while wal.exists() && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            eprintln!(
+                "backup: {case}: clicks.db {}",
+                if wal.exists() {
+                    "still open"
+                } else {
+                    "closed by Spin"
+                }
+            );
         }
         let mut args = restore_args(&backup, live.path());
         args.push("--force".into());
