@@ -364,7 +364,7 @@ fn links_created_or_deleted_between_the_copies_are_restored_whole_or_not_at_all(
 -> Result<(), Failed> {
     let live = tempfile::tempdir()?;
     let app = app_on(live.path());
-    for slug in ["keep", "gone"] {
+    for slug in ["keep", "gone", "again"] {
         create_link(&app, slug)?;
         visit(&app, slug, 2)?;
     }
@@ -376,12 +376,31 @@ fn links_created_or_deleted_between_the_copies_are_restored_whole_or_not_at_all(
     );
     create_link(&app, "late")?;
     visit(&app, "late", 1)?;
+    // Deleted and re-created under the same slug, in a later second (to
+    // another URL): each copy holds another generation of it.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    ensure!(
+        app.api("DELETE", "/api/links/again", None).status == 204,
+        "delete again"
+    );
+    let recreated = app.api(
+        "POST",
+        "/api/links",
+        Some(json!({"url": "https://example.org/again-2", "slug": "again"})),
+    );
+    ensure!(
+        recreated.status == 201,
+        "re-create again: {}",
+        recreated.body
+    );
+    visit(&app, "again", 1)?;
     let second = live.path().join("second");
     backup_of(live.path(), &second)?;
     drop(app);
 
-    // Each store copied at one of the two instants: the delete of `gone` and
-    // the create of `late` fall between the copies, in both orders.
+    // Each store copied at one of the two instants: the delete of `gone`,
+    // the create of `late` and the re-create of `again` fall between the
+    // copies, in both orders.
     for (name, kv_from, registry_from) in [
         ("records first", &first, &second),
         ("registry first", &second, &first),
@@ -404,7 +423,7 @@ fn links_created_or_deleted_between_the_copies_are_restored_whole_or_not_at_all(
             listed.keys().eq(["keep"].iter()) && listed["keep"].1 == 2,
             "{name}: restored {listed:?} ({said})"
         );
-        for slug in ["gone", "late"] {
+        for slug in ["gone", "late", "again"] {
             let got = app.api("GET", &format!("/api/links/{slug}"), None);
             ensure!(
                 got.status == 404,
