@@ -71,8 +71,8 @@ step "docker compose config (scale profile)" compose_checked scale --profile sca
 # image has): each Caddyfile is adapted with its tracing block removed.
 caddy_adapt() {
   local f
-  cp deploy/caddy/replicas.caddy "$rendered/"  # Caddyfile.scale imports it
-  for f in deploy/caddy/Caddyfile deploy/caddy/Caddyfile.scale deploy/caddy/Caddyfile.https; do
+  cp deploy/caddy/replicas.caddy "$rendered/"  # Caddyfile.scale and Caddyfile.replicas import it
+  for f in deploy/caddy/Caddyfile deploy/caddy/Caddyfile.scale deploy/caddy/Caddyfile.https deploy/caddy/Caddyfile.replicas; do
     sed '/^\ttracing {/,/^\t}/d' "$f" >"$rendered/$(basename "$f")"
     SHORTENER_DOMAIN=sho.example ACME_EMAIL=ops@sho.example \
       caddy adapt --config "$rendered/$(basename "$f")" --adapter caddyfile >/dev/null || { echo "caddy adapt: $f"; return 1; }

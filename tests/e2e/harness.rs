@@ -81,6 +81,7 @@ pub struct SpinBuilder {
     args: Vec<String>,
     runtime_config: Option<PathBuf>,
     state_dir: Option<PathBuf>,
+    host: Option<String>,
     port: Option<u16>,
     otel: bool,
 }
@@ -97,6 +98,7 @@ impl Default for SpinBuilder {
             args: Vec::new(),
             runtime_config: None,
             state_dir: None,
+            host: None,
             port: None,
             otel: !no_otel(),
         }
@@ -129,6 +131,13 @@ impl SpinBuilder {
         self.state_dir = Some(path.into());
         self
     }
+    /// Listens on this loopback address (default 127.0.0.1; Linux routes
+    /// all of 127/8 to lo).
+    pub fn host(mut self, host: &str) -> Self {
+        assert!(host.starts_with("127."), "loopback only");
+        self.host = Some(host.into());
+        self
+    }
     /// Listens on this port.
     pub fn port(mut self, port: u16) -> Self {
         self.port = Some(port);
@@ -155,6 +164,7 @@ impl SpinBuilder {
             .clone()
             .unwrap_or_else(|| workdir.path().join("state"));
         let port = self.port.unwrap_or_else(free_port);
+        let host = self.host.clone().unwrap_or_else(|| "127.0.0.1".into());
         let log = workdir.path().join("spin.log");
         let mut cmd = Command::new("spin");
         cmd.current_dir(workdir.path())
@@ -162,7 +172,7 @@ impl SpinBuilder {
             .arg("--from")
             .arg(root().join("spin.toml"))
             .arg("--listen")
-            .arg(format!("127.0.0.1:{port}"))
+            .arg(format!("{host}:{port}"))
             .arg("--state-dir")
             .arg(&state_dir);
         // Spin provides the `default` stores itself; the app's second
@@ -194,6 +204,7 @@ impl SpinBuilder {
         let child = cmd.spawn().expect("spin up starts");
         SpinApp {
             child: Some(child),
+            host,
             port,
             state_dir,
             log,
@@ -205,7 +216,9 @@ impl SpinBuilder {
 /// A running `spin up`; killed on drop.
 pub struct SpinApp {
     child: Option<Child>,
-    /// Its port on 127.0.0.1.
+    /// Its loopback address (127.0.0.1 unless [`SpinBuilder::host`]).
+    pub host: String,
+    /// Its port on [`Self::host`].
     pub port: u16,
     /// Its state dir.
     pub state_dir: PathBuf,
@@ -228,9 +241,9 @@ impl SpinApp {
         SpinBuilder::default().start()
     }
 
-    /// `http://127.0.0.1:<port>`.
+    /// `http://<host>:<port>`.
     pub fn base(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        format!("http://{}:{}", self.host, self.port)
     }
 
     /// What Spin and the component printed so far.

@@ -1,7 +1,9 @@
 //! Scale out on one host: several `spin up` processes on
 //! `deploy/app/runtime.scale.toml` (links in one Redis, clicks in one SQLite
 //! file) behind a real Caddy that load-balances them round robin with active
-//! health checks on `/health`.
+//! health checks on `/health`; and the rolling restart of
+//! `deploy/README.md` (`deploy/drain.py` through the health gate of the
+//! committed `deploy/caddy/Caddyfile.replicas`, replicas on 127.0.0.1–3).
 //!
 //! The runtime config is the committed file with only its Redis `url` and
 //! SQLite `path` replaced, so these trials track what operators run.
@@ -30,6 +32,14 @@ pub fn trials() -> Vec<Trial> {
         trial(
             "killing_a_replica_under_load_loses_no_acknowledged_click_and_caddy_routes_around_it",
             killing_a_replica_under_load_loses_no_acknowledged_click_and_caddy_routes_around_it,
+        ),
+        trial(
+            "a_rolling_restart_of_three_replicas_drained_through_caddys_health_gate_under_load_answers_every_request_302_and_counts_every_click",
+            a_rolling_restart_of_three_replicas_drained_through_caddys_health_gate_under_load_answers_every_request_302_and_counts_every_click,
+        ),
+        trial(
+            "a_rolling_restart_without_draining_loses_no_acknowledged_click_and_its_failures_are_printed",
+            a_rolling_restart_without_draining_loses_no_acknowledged_click_and_its_failures_are_printed,
         ),
         trial(
             "throughput_of_one_two_and_three_replicas_is_printed",
@@ -78,7 +88,7 @@ fn scale_runtime_config(dir: &Path, redis_url: &str, db: &Path) -> PathBuf {
 /// The pids of the `spin trigger http` process serving `port` (what `spin up`
 /// starts as its child; killing `spin up` alone would leave it serving).
 fn server_pids(port: u16) -> Vec<u32> {
-    let listen = format!("127.0.0.1:{port}");
+    let listen = format!(":{port}");
     let mut pids = Vec::new();
     for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
@@ -91,7 +101,11 @@ fn server_pids(port: u16) -> Vec<u32> {
             .split(|b| *b == 0)
             .map(|a| String::from_utf8_lossy(a).into_owned())
             .collect();
-        if args.iter().any(|a| a == "trigger") && args.contains(&listen) {
+        if args.iter().any(|a| a == "trigger")
+            && args
+                .iter()
+                .any(|a| a.starts_with("127.") && a.ends_with(&listen))
+        {
             pids.push(pid);
         }
     }
@@ -112,9 +126,13 @@ struct Cluster {
     caddy: Option<Caddy>,
     /// Caddy's port on 127.0.0.1.
     proxy_port: u16,
+    /// The health gate of `Caddyfile.replicas`, when that is Caddy's config.
+    gate: Option<Gate>,
     redis: Redis,
     db: PathBuf,
-    _dir: tempfile::TempDir,
+    /// The replicas' runtime config.
+    config: PathBuf,
+    dir: tempfile::TempDir,
 }
 
 impl Drop for Cluster {
@@ -150,21 +168,95 @@ fn caddyfile(listen: u16, ports: &[u16]) -> String {
     )
 }
 
+/// Where the rolling-restart cluster's Caddy listens besides the proxy.
+struct Gate {
+    /// The health gate's port (`health_port`).
+    port: u16,
+    /// Caddy's admin API on 127.0.0.1.
+    admin: u16,
+    /// The gate's drain directory.
+    drain_dir: PathBuf,
+}
+
+/// The committed `deploy/caddy/Caddyfile.replicas` with only its addresses,
+/// ports and paths replaced (and a 200 ms health interval): the replicas at
+/// `addresses` (127.0.0.1, 127.0.0.2, 127.0.0.3).
+fn gated_caddyfile(listen: u16, addresses: &[String], gate: &Gate) -> String {
+    let text = std::fs::read_to_string(root().join("deploy/caddy/Caddyfile.replicas"))
+        .expect("deploy/caddy/Caddyfile.replicas");
+    let committed = [
+        "127.0.0.1:3001".to_owned(),
+        "127.0.0.2:3002".into(),
+        "127.0.0.3:3003".into(),
+    ];
+    assert_eq!(addresses.len(), 3, "Caddyfile.replicas has three replicas");
+    let mut out = text.clone();
+    let mut replace = |from: &str, to: &str| {
+        assert!(
+            out.contains(from),
+            "Caddyfile.replicas has no `{from}`: update gated_caddyfile"
+        );
+        out = out.replace(from, to);
+    };
+    replace(
+        "admin 127.0.0.1:2019",
+        &format!("admin 127.0.0.1:{}", gate.admin),
+    );
+    replace("\n:8080 {", &format!("\nhttp://127.0.0.1:{listen} {{"));
+    replace(
+        "import replicas.caddy",
+        &format!(
+            "import {}",
+            root().join("deploy/caddy/replicas.caddy").display()
+        ),
+    );
+    replace("health_port 3999", &format!("health_port {}", gate.port));
+    replace("http://:3999 {", &format!("http://:{} {{", gate.port));
+    replace(
+        "health_interval 1s",
+        &format!("health_interval {CADDY_HEALTH_INTERVAL}"),
+    );
+    replace(
+        "root /var/lib/shortener/drain",
+        &format!("root {}", gate.drain_dir.display()),
+    );
+    for (from, to) in committed.iter().zip(addresses) {
+        replace(from, to);
+    }
+    out
+}
+
+/// How replica `i` of a cluster is started (its state dir under `dir`).
+fn replica_builder(config: &Path, dir: &Path, i: usize) -> SpinBuilder {
+    SpinBuilder::default()
+        .runtime_config(config)
+        .state_dir(dir.join(format!("state-{i}")))
+        .variable("trusted_proxy_hops", "1")
+}
+
 impl Cluster {
     /// Starts `n` replicas at once on an empty database, waits until all are
     /// healthy (their first requests race through the migrations), then Caddy.
     fn start(n: usize) -> Cluster {
+        Cluster::start_with(n, false)
+    }
+
+    /// The same; with `gated`, three replicas on 127.0.0.1, 127.0.0.2 and
+    /// 127.0.0.3 behind `deploy/caddy/Caddyfile.replicas` (its health gate,
+    /// its admin API on loopback).
+    fn start_with(n: usize, gated: bool) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let redis = Redis::start();
         let db = dir.path().join("clicks.db");
         let config = scale_runtime_config(dir.path(), &redis.url(), &db);
         let replicas: Vec<SpinApp> = (0..n)
             .map(|i| {
-                SpinBuilder::default()
-                    .runtime_config(&config)
-                    .state_dir(dir.path().join(format!("state-{i}")))
-                    .variable("trusted_proxy_hops", "1")
-                    .spawn()
+                let builder = replica_builder(&config, dir.path(), i);
+                if gated {
+                    builder.host(&format!("127.0.0.{}", i + 1)).spawn()
+                } else {
+                    builder.spawn()
+                }
             })
             .collect();
         // Every replica's first /health builds its router and runs the
@@ -176,14 +268,31 @@ impl Cluster {
         });
         let proxy_port = free_port();
         let ports: Vec<u16> = replicas.iter().map(|r| r.port).collect();
-        let caddy = Caddy::start(&caddyfile(proxy_port, &ports), proxy_port);
+        let gate = gated.then(|| Gate {
+            port: free_port(),
+            admin: free_port(),
+            drain_dir: dir.path().join("drain"),
+        });
+        let caddyfile = match &gate {
+            Some(gate) => {
+                let addresses: Vec<String> = replicas
+                    .iter()
+                    .map(|r| format!("{}:{}", r.host, r.port))
+                    .collect();
+                gated_caddyfile(proxy_port, &addresses, gate)
+            }
+            None => caddyfile(proxy_port, &ports),
+        };
+        let caddy = Caddy::start(&caddyfile, proxy_port);
         let cluster = Cluster {
             replicas,
             caddy: Some(caddy),
             proxy_port,
+            gate,
             redis,
             db,
-            _dir: dir,
+            config,
+            dir,
         };
         // Wait until Caddy's first health checks passed for every upstream.
         thread::sleep(Duration::from_millis(500));
@@ -426,6 +535,195 @@ fn killing_a_replica_under_load_loses_no_acknowledged_click_and_caddy_routes_aro
     ensure!(
         after == recorded + 30,
         "{after} clicks after 30 more redirects on {recorded}"
+    );
+    Ok(())
+}
+
+/// `python3 deploy/drain.py <command> --replica <replica>` with the gate's
+/// settings; its stdout, or the failure.
+fn drain_script(command: &str, replica: &str, gate: &Gate) -> Result<String, Failed> {
+    let out = Command::new("python3")
+        .arg(root().join("deploy/drain.py"))
+        .args([command, "--replica", replica])
+        .arg("--drain-dir")
+        .arg(&gate.drain_dir)
+        .args(["--gate-port", &gate.port.to_string()])
+        .args(["--admin", &format!("http://127.0.0.1:{}", gate.admin)])
+        .args(["--interval", "0.2"])
+        .output()
+        .map_err(|e| format!("python3 deploy/drain.py: {e}"))?;
+    ensure!(
+        out.status.success(),
+        "drain.py {command} {replica}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+fn a_rolling_restart_of_three_replicas_drained_through_caddys_health_gate_under_load_answers_every_request_302_and_counts_every_click()
+-> Result<(), Failed> {
+    rolling_restart(true)
+}
+
+/// The same restarts without the drain (SIGTERM, start, next): what the
+/// procedure avoids. Prints the failures; asserts only that no acknowledged
+/// click was lost and that every extra click belongs to a failed request.
+fn a_rolling_restart_without_draining_loses_no_acknowledged_click_and_its_failures_are_printed()
+-> Result<(), Failed> {
+    rolling_restart(false)
+}
+
+/// Restarts each replica of a gated 3-replica cluster in turn under load,
+/// draining it through the health gate first when `drain`.
+fn rolling_restart(drain: bool) -> Result<(), Failed> {
+    // The load: back-to-back oha runs of a fixed count until the restarts
+    // are done (at most MAX_RUNS of them), so it spans the whole procedure
+    // whatever this machine's speed, and stays bounded.
+    const RUN: u64 = 1000;
+    const MAX_RUNS: usize = 60;
+    let mut cluster = Cluster::start_with(3, true);
+    create(&cluster.proxy(), "scale-roll")?;
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let loader = {
+        let url = cluster.proxy_url("/scale-roll");
+        let done = done.clone();
+        thread::spawn(move || {
+            let mut runs = Vec::new();
+            while !done.load(std::sync::atomic::Ordering::SeqCst) && runs.len() < MAX_RUNS {
+                runs.push(run_load(&url, RUN, 16));
+            }
+            runs
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while clicks(&cluster.proxy(), "scale-roll")? < RUN / 2 {
+        ensure!(Instant::now() < deadline, "the load did not get going");
+        thread::sleep(Duration::from_millis(20));
+    }
+
+    let mut steps = Vec::new();
+    for i in 0..cluster.replicas.len() {
+        let (host, port) = (cluster.replicas[i].host.clone(), cluster.replicas[i].port);
+        let replica = format!("{host}:{port}");
+        let gate = cluster.gate.as_ref().expect("a gated cluster");
+        // Read from another replica directly: no restart is in its way.
+        let other = cluster.replicas[(i + 1) % 3].base();
+        let at = clicks(&other, "scale-roll")?;
+        // 1. Out through the health gate; wait for its in-flight requests.
+        let started = Instant::now();
+        if drain {
+            drain_script("out", &replica, gate)?;
+        }
+        let drained = started.elapsed();
+        // 2. Stop it as a supervisor does (SIGTERM), 3. start it again.
+        cluster.replicas[i].stop_with("TERM");
+        ensure!(server_pids(port).is_empty(), "replica {replica} still runs");
+        let stopped = started.elapsed();
+        cluster.replicas[i] = replica_builder(&cluster.config, cluster.dir.path(), i)
+            .host(&host)
+            .port(port)
+            .spawn();
+        // 4. Back in once its /health answers 200.
+        let gate = cluster.gate.as_ref().expect("a gated cluster");
+        if drain {
+            drain_script("in", &replica, gate)?;
+        } else {
+            cluster.replicas[i].wait_healthy(Duration::from_secs(60));
+            thread::sleep(Duration::from_millis(400)); // two health intervals
+        }
+        let back = started.elapsed();
+        ensure!(
+            !loader.is_finished(),
+            "the load ended during the restart of {replica}: raise MAX_RUNS"
+        );
+        steps.push(format!(
+            "{replica} (at ~{at} clicks): drained {:.2}s, stopped {:.2}s, back in {:.2}s",
+            drained.as_secs_f64(),
+            stopped.as_secs_f64(),
+            back.as_secs_f64()
+        ));
+    }
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let runs = loader.join().expect("the load thread");
+
+    let served: u64 = runs.iter().map(|r| r.total(302)).sum();
+    let failed: u64 = runs.iter().map(|r| r.not(302)).sum();
+    let mut statuses = std::collections::BTreeMap::new();
+    let mut errors = std::collections::BTreeMap::new();
+    for run in &runs {
+        for (status, n) in &run.statuses {
+            *statuses.entry(*status).or_insert(0) += n;
+        }
+        for (error, n) in &run.errors {
+            *errors.entry(error.clone()).or_insert(0) += n;
+        }
+    }
+    let recorded = clicks(&cluster.replicas[0].base(), "scale-roll")?;
+    let slowest = runs.iter().map(|r| r.slowest_ms).fold(0.0, f64::max);
+    eprintln!(
+        "scale: rolling restart of 3 replicas under load ({}): {} requests in {} runs of {RUN} at c=16, \
+         {served} 302s, {failed} others ({statuses:?}, errors {errors:?}), {recorded} clicks recorded, \
+         slowest answer {slowest:.0} ms\n  {}",
+        if drain {
+            "each drained first"
+        } else {
+            "no drain"
+        },
+        served + failed,
+        runs.len(),
+        steps.join("\n  ")
+    );
+    if !drain {
+        ensure!(
+            recorded >= served && recorded - served <= failed,
+            "{recorded} clicks recorded for {served} 302s and {failed} failed requests"
+        );
+        return Ok(());
+    }
+    ensure!(
+        failed == 0,
+        "{failed} requests not answered 302 during the rolling restart: {statuses:?}, errors {errors:?}; \
+         component errors: {:#?}",
+        cluster.component_errors()
+    );
+    ensure!(
+        recorded == served,
+        "{recorded} clicks recorded, {served} redirects served"
+    );
+    // Every replica serves again, and Caddy sends it requests.
+    let gate = cluster.gate.as_ref().expect("a gated cluster");
+    let pool = try_request(
+        &format!("http://127.0.0.1:{}", gate.admin),
+        "GET",
+        "/reverse_proxy/upstreams",
+        &[],
+        None,
+    )?
+    .json();
+    for replica in &cluster.replicas {
+        ensure!(
+            redirect_status(&replica.base(), "scale-roll")? == 302,
+            "{} does not redirect after its restart",
+            replica.base()
+        );
+        let address = format!("{}:{}", replica.host, replica.port);
+        ensure!(
+            pool.as_array()
+                .is_some_and(|hosts| hosts.iter().any(|h| h["address"] == address.as_str())),
+            "{address} is not in Caddy's pool: {pool}"
+        );
+    }
+    let before = clicks(&cluster.proxy(), "scale-roll")?;
+    let after_restart = run_load(&cluster.proxy_url("/scale-roll"), 300, 3);
+    ensure!(
+        after_restart.total(302) == 300,
+        "after the restart: {:?}",
+        after_restart.statuses
+    );
+    ensure!(
+        clicks(&cluster.proxy(), "scale-roll")? == before + 300,
+        "clicks after the restart"
     );
     Ok(())
 }
