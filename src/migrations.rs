@@ -230,6 +230,23 @@ pub const MIGRATIONS: &[Migration] = &[
             },
         ],
     },
+    Migration {
+        version: 5,
+        statements: &[
+            // The registry row's copy of the link's record (`links::store`:
+            // the arbiter of what key-value must hold, so that admin races
+            // leave no record behind its row; finding 3 of issue 22). `NULL`
+            // on rows written before: key-value holds their record.
+            // SQLite has no `ADD COLUMN IF NOT EXISTS`: when a concurrent
+            // instance added it first, the "duplicate column" answer counts
+            // as done (see `apply`).
+            Statement {
+                sql: "ALTER TABLE links ADD COLUMN record TEXT",
+                operation: "ALTER",
+                table: "links",
+            },
+        ],
+    },
 ];
 
 /// What a connection finds on arrival: the schema version and the journal
@@ -278,7 +295,7 @@ pub async fn run(db: &dyn SqlStore, now_unix: i64) -> Result<i64, StoreError> {
     let mut version = applied;
     for migration in MIGRATIONS.iter().filter(|m| m.version > applied) {
         for statement in migration.statements {
-            if let Err(e) = db.execute(statement, vec![]).await {
+            if let Err(e) = apply(db, statement).await {
                 // A migration that opened a transaction must not leave it
                 // open on the connection (no error when none is open).
                 let _ = db.execute(&ROLLBACK, vec![]).await;
@@ -296,6 +313,18 @@ pub async fn run(db: &dyn SqlStore, now_unix: i64) -> Result<i64, StoreError> {
         version = migration.version;
     }
     Ok(version)
+}
+
+/// Runs one migration statement. An `ALTER TABLE … ADD COLUMN` is made
+/// idempotent here: the column being there already (another instance, or an
+/// earlier run, added it) is success.
+pub async fn apply(db: &dyn SqlStore, statement: &Statement) -> Result<(), StoreError> {
+    match db.execute(statement, vec![]).await {
+        Err(e) if statement.operation == "ALTER" && e.message.contains("duplicate column name") => {
+            Ok(())
+        }
+        other => other.map(drop),
+    }
 }
 
 /// The newest schema version this build knows.
@@ -525,7 +554,7 @@ mod tests {
         // Another instance that started from scratch replays every migration.
         for migration in MIGRATIONS {
             for statement in migration.statements {
-                second.execute(statement, vec![]).await.unwrap();
+                apply(&second, statement).await.unwrap();
             }
         }
         let triggers = first.execute(&TRIGGERS_ON_CLICKS, vec![]).await.unwrap();
