@@ -169,6 +169,11 @@ impl Links<'_> {
             if let Err(r) = release {
                 tracing::error!(error = %r, "could not release a claimed slug");
             }
+            // The failed write may have landed: remove it unless the claim
+            // still stands (best effort, the store just failed).
+            if let Err(r) = self.converge(&link.slug, Some(&record)).await {
+                tracing::error!(error = %r, "could not check a released claim's record");
+            }
             return Err(e.into());
         }
         self.converge(&link.slug, Some(&record)).await?;
