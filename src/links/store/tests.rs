@@ -408,3 +408,38 @@ async fn a_link_registered_by_an_older_version_is_adopted_by_its_first_edit() {
     assert!(f.links().delete(&slug).await.unwrap());
     assert_eq!(f.seen("older").await, (false, None));
 }
+
+#[tokio::test]
+async fn two_edits_racing_on_one_link_both_take_effect() {
+    let f = Fixture::new().await;
+    f.links()
+        .create(new_link("both", "https://e.com/"), 7, T0)
+        .await
+        .unwrap();
+    let later = T0 + time::Duration::days(1);
+    // The first edit (the URL) stops before its write while a second edit
+    // (the expiry) runs whole.
+    let kv = f.paused(Point::BeforeSet, move |links| {
+        Box::pin(async move {
+            let expiry = LinkPatch {
+                url: None,
+                expires_at: Some(Some(later)),
+            };
+            let slug = Slug::parse("both").unwrap();
+            links.update(&slug, expiry).await.unwrap().unwrap();
+        })
+    });
+    let slug = Slug::parse("both").unwrap();
+    f.over(&kv)
+        .update(&slug, retarget("https://f.com/"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(kv.ran());
+    let link = f.seen("both").await.1.unwrap();
+    assert_eq!(
+        (link.url.as_str(), link.expires_at),
+        ("https://f.com/", Some(later)),
+        "no lost update"
+    );
+}
