@@ -13,6 +13,13 @@ use crate::storage::{Rows, SqlStore, SqlValue, Statement, StoreError};
 /// the most clicked first; the rest are summed into one last row marked
 /// `"other": true` (named [`OTHER`]). Referrer hosts come from anonymous
 /// visitors, so a breakdown would otherwise grow with every host anyone sends.
+///
+/// It is also the write-time cap (the `clicks_rollup` trigger of migration
+/// 4, which spells it as the literal 100): per link and dimension the first
+/// `MAX_BREAKDOWN` distinct values are rolled up by name, later new ones
+/// under [`OTHER`], and "no referrer" always by name. So a link's rollups
+/// hold at most `MAX_BREAKDOWN + 2` values per dimension and day, and a
+/// stats read sorts at most that many per dimension.
 pub const MAX_BREAKDOWN: usize = 100;
 
 /// The name of the row that sums a breakdown beyond [`MAX_BREAKDOWN`]
@@ -30,10 +37,13 @@ const DAILY: Statement = Statement {
     table: "daily_clicks",
 };
 /// Both breakdown reads answer at most `?4` rows per dimension, most clicks
-/// first, and one more (`other` = 1) summing the rest.
+/// first, and one more (`other` = 1) summing the rest: the values ranked
+/// beyond the top (rows written before the write-time cap) and the clicks
+/// the rollup trigger already counted under [`OTHER`] (migration 4).
 const BREAKDOWN: Statement = Statement {
     sql: "WITH ranked AS (SELECT dimension, value, n, \
-              row_number() OVER (PARTITION BY dimension ORDER BY n DESC, value) AS rank \
+              CASE WHEN value = '(other)' THEN ?4 + 1 \
+                   ELSE row_number() OVER (PARTITION BY dimension ORDER BY value = '(other)', n DESC, value) END AS rank \
               FROM (SELECT dimension, value, sum(clicks) AS n FROM daily_dimensions \
                     WHERE slug = ?1 AND day >= ?2 AND day <= ?3 GROUP BY dimension, value)) \
           SELECT dimension, value, n, 0 AS other FROM ranked WHERE rank <= ?4 \
@@ -44,7 +54,8 @@ const BREAKDOWN: Statement = Statement {
 };
 const ALL_TIME_BREAKDOWN: Statement = Statement {
     sql: "WITH ranked AS (SELECT dimension, value, clicks AS n, \
-              row_number() OVER (PARTITION BY dimension ORDER BY clicks DESC, value) AS rank \
+              CASE WHEN value = '(other)' THEN ?2 + 1 \
+                   ELSE row_number() OVER (PARTITION BY dimension ORDER BY value = '(other)', clicks DESC, value) END AS rank \
               FROM link_dimensions WHERE slug = ?1) \
           SELECT dimension, value, n, 0 AS other FROM ranked WHERE rank <= ?2 \
           UNION ALL SELECT dimension, '', sum(n), 1 FROM ranked WHERE rank > ?2 GROUP BY dimension \

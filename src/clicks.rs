@@ -51,7 +51,7 @@ const MAX_HOST_LEN: usize = 253;
 /// `tests/classifier_corpus.rs`, which checks it) is 681 bytes, only one is
 /// over 512 and 99.99 % are at most 330, so no real agent is cut; a hostile
 /// one (`"Windows " × 16384`, 128 kB, cost 1.9 s of CPU on Spin before the
-/// cap: issue 22) costs what its first kilobyte costs.
+/// cap) costs what its first kilobyte costs.
 pub const MAX_USER_AGENT_BYTES: usize = 1024;
 
 /// The most of a `Referer` that is read, in bytes, cut like the agent before

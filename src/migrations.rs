@@ -46,6 +46,12 @@ const RECORD_VERSION: Statement = Statement {
     table: "schema_migrations",
 };
 
+const ROLLBACK: Statement = Statement {
+    sql: "ROLLBACK",
+    operation: "ROLLBACK",
+    table: "",
+};
+
 /// One schema version.
 pub struct Migration {
     /// Its number; applied in increasing order.
@@ -159,6 +165,90 @@ pub const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 4,
+        // The rollup trigger again, with the breakdowns capped at write
+        // time: per link and dimension, the first
+        // `analytics::MAX_BREAKDOWN` (100) distinct values are kept by name,
+        // and a click with a value not yet kept once the cap is reached
+        // counts under `analytics::OTHER` ("(other)"). "No referrer" ('') is
+        // never capped: visitors cannot choose it. So a link's breakdowns hold
+        // at most 102 values per dimension, however many hosts anyone sends.
+        //
+        // Per click, on top of the old upserts: one primary-key lookup per
+        // dimension in `link_dimensions` (is the value kept?), and for a new
+        // value one more (is "(other)" there yet?), and only while under the
+        // cap a count of at most 100 index entries of that link's dimension.
+        // The daily breakdown then asks the all-time one (one lookup) so both
+        // always agree on the value.
+        //
+        // The old trigger is replaced by name inside one transaction
+        // (BEGIN IMMEDIATE: this one-off migration holds the write lock for
+        // two DDL statements, never on the click path), so every click is
+        // counted by exactly one trigger, and migration 1's `IF NOT EXISTS`,
+        // replayed by a concurrent instance, never brings the old body back.
+        // Replaying this migration replaces the trigger with itself. Rows
+        // written before it stay as they were: a link that already has more
+        // values reads as before, and its new values go to "(other)".
+        statements: &[
+            Statement {
+                sql: "BEGIN IMMEDIATE",
+                operation: "BEGIN",
+                table: "",
+            },
+            Statement {
+                sql: "DROP TRIGGER IF EXISTS clicks_rollup",
+                operation: "DROP",
+                table: "",
+            },
+            ddl("CREATE TRIGGER clicks_rollup AFTER INSERT ON clicks BEGIN \
+             INSERT INTO daily_clicks (slug, day, clicks, humans, bots, visitors) \
+             VALUES (NEW.slug, NEW.day, 1, 1 - NEW.is_bot, NEW.is_bot, \
+                     NOT EXISTS (SELECT 1 FROM clicks WHERE slug = NEW.slug AND day = NEW.day AND visitor = NEW.visitor AND id <> NEW.id)) \
+             ON CONFLICT (slug, day) DO UPDATE SET clicks = clicks + 1, humans = humans + excluded.humans, \
+                bots = bots + excluded.bots, visitors = visitors + excluded.visitors; \
+             INSERT INTO link_dimensions (slug, dimension, value, clicks) \
+             SELECT NEW.slug, d.dimension, \
+                    CASE WHEN d.value = '' THEN '' \
+                         WHEN EXISTS (SELECT 1 FROM link_dimensions WHERE slug = NEW.slug AND dimension = d.dimension AND value = d.value) THEN d.value \
+                         WHEN EXISTS (SELECT 1 FROM link_dimensions WHERE slug = NEW.slug AND dimension = d.dimension AND value = '(other)') THEN '(other)' \
+                         WHEN (SELECT count(*) FROM (SELECT 1 FROM link_dimensions WHERE slug = NEW.slug AND dimension = d.dimension AND value <> '' LIMIT 100)) < 100 THEN d.value \
+                         ELSE '(other)' END, 1 \
+             FROM (SELECT 'referrer' AS dimension, coalesce(NEW.referrer_host, '') AS value \
+                   UNION ALL SELECT 'browser', NEW.browser UNION ALL SELECT 'os', NEW.os) AS d WHERE true \
+             ON CONFLICT (slug, dimension, value) DO UPDATE SET clicks = clicks + 1; \
+             INSERT INTO daily_dimensions (slug, day, dimension, value, clicks) \
+             SELECT NEW.slug, NEW.day, d.dimension, \
+                    CASE WHEN EXISTS (SELECT 1 FROM link_dimensions WHERE slug = NEW.slug AND dimension = d.dimension AND value = d.value) THEN d.value \
+                         ELSE '(other)' END, 1 \
+             FROM (SELECT 'referrer' AS dimension, coalesce(NEW.referrer_host, '') AS value \
+                   UNION ALL SELECT 'browser', NEW.browser UNION ALL SELECT 'os', NEW.os) AS d WHERE true \
+             ON CONFLICT (slug, day, dimension, value) DO UPDATE SET clicks = clicks + 1; \
+             END"),
+            Statement {
+                sql: "COMMIT",
+                operation: "COMMIT",
+                table: "",
+            },
+        ],
+    },
+    Migration {
+        version: 5,
+        statements: &[
+            // The registry row's copy of the link's record (`links::store`:
+            // the arbiter of what key-value must hold, so that admin races
+            // leave no record behind its row). `NULL`
+            // on rows written before: key-value holds their record.
+            // SQLite has no `ADD COLUMN IF NOT EXISTS`: when a concurrent
+            // instance added it first, the "duplicate column" answer counts
+            // as done (see `apply`).
+            Statement {
+                sql: "ALTER TABLE links ADD COLUMN record TEXT",
+                operation: "ALTER",
+                table: "links",
+            },
+        ],
+    },
+    Migration {
+        version: 6,
         statements: &[
             // API keys (`keys`): only the SHA-256 of each key; a revoked key's
             // row is deleted. Times are Unix seconds.
@@ -218,7 +308,12 @@ pub async fn run(db: &dyn SqlStore, now_unix: i64) -> Result<i64, StoreError> {
     let mut version = applied;
     for migration in MIGRATIONS.iter().filter(|m| m.version > applied) {
         for statement in migration.statements {
-            db.execute(statement, vec![]).await?;
+            if let Err(e) = apply(db, statement).await {
+                // A migration that opened a transaction must not leave it
+                // open on the connection (no error when none is open).
+                let _ = db.execute(&ROLLBACK, vec![]).await;
+                return Err(e);
+            }
         }
         db.execute(
             &RECORD_VERSION,
@@ -231,6 +326,18 @@ pub async fn run(db: &dyn SqlStore, now_unix: i64) -> Result<i64, StoreError> {
         version = migration.version;
     }
     Ok(version)
+}
+
+/// Runs one migration statement. An `ALTER TABLE … ADD COLUMN` is made
+/// idempotent here: the column being there already (another instance, or an
+/// earlier run, added it) is success.
+pub async fn apply(db: &dyn SqlStore, statement: &Statement) -> Result<(), StoreError> {
+    match db.execute(statement, vec![]).await {
+        Err(e) if statement.operation == "ALTER" && e.message.contains("duplicate column name") => {
+            Ok(())
+        }
+        other => other.map(drop),
+    }
 }
 
 /// The newest schema version this build knows.
@@ -346,5 +453,136 @@ mod tests {
         assert_eq!(run(&second, 2).await.unwrap(), latest_version());
         let versions = second.execute(&VERSIONS, vec![]).await.unwrap();
         assert_eq!(versions.scalar_i64(), MIGRATIONS.len() as i64);
+    }
+
+    const TRIGGERS_ON_CLICKS: Statement = Statement {
+        sql: "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger' AND tbl_name = 'clicks'",
+        operation: "SELECT",
+        table: "sqlite_schema",
+    };
+    const LINK: Statement = Statement {
+        sql: "INSERT INTO links (slug, created_at) VALUES (?1, 0)",
+        operation: "INSERT",
+        table: "links",
+    };
+
+    /// Applies the migrations up to `version` only, as an older build did.
+    async fn migrate_up_to(db: &SqliteStore, version: i64) {
+        db.execute(&CREATE_MIGRATIONS, vec![]).await.unwrap();
+        for migration in MIGRATIONS.iter().filter(|m| m.version <= version) {
+            for statement in migration.statements {
+                db.execute(statement, vec![]).await.unwrap();
+            }
+            let params = vec![SqlValue::Integer(migration.version), SqlValue::Integer(0)];
+            db.execute(&RECORD_VERSION, params).await.unwrap();
+        }
+    }
+
+    async fn click(db: &SqliteStore, slug: &crate::links::Slug, day: u8, host: &str) {
+        let visitor = crate::clicks::Visitor {
+            referrer_host: (!host.is_empty()).then(|| host.to_owned()),
+            browser: "Chrome".into(),
+            os: "Linux".into(),
+            is_bot: false,
+        };
+        let at = time::Date::from_calendar_date(2030, time::Month::January, day)
+            .unwrap()
+            .midnight()
+            .assume_utc();
+        let click = crate::clicks::Click {
+            slug,
+            at,
+            visitor: &visitor,
+            visitor_hash: format!("{host}{day}"),
+        };
+        assert!(crate::clicks::record(db, &click).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_database_written_before_the_referrer_cap_keeps_its_stats_when_migrated() {
+        use crate::analytics::{self, DayRange, MAX_BREAKDOWN};
+        let dir = tempfile::tempdir().unwrap();
+        let db = SqliteStore::open(dir.path().join("m.db")).unwrap();
+        migrate_up_to(&db, 3).await;
+        let slug = crate::links::Slug::parse("legacy").unwrap();
+        db.execute(&LINK, vec![slug.as_str().into()]).await.unwrap();
+        // The old trigger kept every host: 130 of them over two days.
+        for i in 0..130 {
+            click(&db, &slug, 1 + (i % 2) as u8, &format!("h{i:03}.example")).await;
+        }
+        click(&db, &slug, 1, "h000.example").await;
+        click(&db, &slug, 2, "").await;
+        let ranges = [
+            DayRange::default(),
+            DayRange::parse(Some("2030-01-02"), None).unwrap(),
+        ];
+        let mut before = Vec::new();
+        for range in &ranges {
+            before.push(analytics::stats(&db, &slug, range).await.unwrap());
+        }
+        assert_eq!(before[0].referrers.len(), MAX_BREAKDOWN + 1);
+
+        assert_eq!(run(&db, 1).await.unwrap(), latest_version());
+        for (range, before) in ranges.iter().zip(&before) {
+            let after = analytics::stats(&db, &slug, range).await.unwrap();
+            assert_eq!(&after, before, "{range:?}");
+        }
+        // Afterwards a kept host still counts by name, a new one under "(other)".
+        click(&db, &slug, 3, "h129.example").await;
+        click(&db, &slug, 3, "new.example").await;
+        let after = analytics::stats(&db, &slug, &DayRange::default())
+            .await
+            .unwrap();
+        assert_eq!(after.total, before[0].total + 2);
+        let named = |host: &str| {
+            after
+                .referrers
+                .iter()
+                .find(|r| r.host.as_deref() == Some(host))
+                .map(|r| r.clicks)
+        };
+        assert_eq!(named("h000.example"), Some(2));
+        assert_eq!(named("h129.example"), Some(2));
+        // new.example joins "(other)"; h129 leaves it for the top and
+        // pushes one single-click host into it.
+        let other = after.referrers.last().unwrap();
+        assert!(other.other);
+        assert_eq!(other.clicks, before[0].referrers.last().unwrap().clicks + 1);
+        let capped = Statement {
+            sql: "SELECT clicks FROM link_dimensions WHERE value = '(other)'",
+            operation: "SELECT",
+            table: "link_dimensions",
+        };
+        assert_eq!(db.execute(&capped, vec![]).await.unwrap().scalar_i64(), 1);
+    }
+
+    #[tokio::test]
+    async fn the_capped_rollup_trigger_replaces_the_old_one_so_a_click_counts_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.db");
+        let first = SqliteStore::open(&path).unwrap();
+        migrate_up_to(&first, 3).await;
+        let second = SqliteStore::open(&path).unwrap();
+        assert_eq!(run(&first, 1).await.unwrap(), latest_version());
+        // Another instance that started from scratch replays every migration.
+        for migration in MIGRATIONS {
+            for statement in migration.statements {
+                apply(&second, statement).await.unwrap();
+            }
+        }
+        let triggers = first.execute(&TRIGGERS_ON_CLICKS, vec![]).await.unwrap();
+        assert_eq!(triggers.scalar_i64(), 1);
+        let slug = crate::links::Slug::parse("once").unwrap();
+        first
+            .execute(&LINK, vec![slug.as_str().into()])
+            .await
+            .unwrap();
+        click(&second, &slug, 1, "a.example").await;
+        let total = crate::analytics::link_total(&first, &slug).await.unwrap();
+        assert_eq!(total, 1);
+        let stats = crate::analytics::stats(&first, &slug, &Default::default())
+            .await
+            .unwrap();
+        assert_eq!(stats.referrers[0].clicks, 1);
     }
 }

@@ -1,5 +1,34 @@
 //! `Links`: link storage over the two ports. The record lives in key-value
 //! under `link:<slug>`; the SQLite `links` registry owns the slug.
+//!
+//! # No record outlives its registry row
+//!
+//! Key-value has no compare-and-set, so the registry is the arbiter: its row
+//! holds the authoritative copy of the record (`links.record`, migration 5),
+//! written by the same statement that claims, revises (compare-and-set on
+//! the previous copy) or removes the slug. The key-value record is the
+//! redirect's fast copy of it. Every admin write follows one rule:
+//!
+//! 1. change the registry (one statement: atomic, serialised by SQLite);
+//! 2. write key-value;
+//! 3. [`Links::converge`]: read the registry row again and, while key-value
+//!    does not hold what it says (no row: no record), write that.
+//!
+//! Guarantee: once the admin writes under way have returned, the key-value
+//! record of a slug is exactly its registry row's record, and absent when
+//! there is no row. Why: take the last key-value write of all. Its writer
+//! then read the registry and found it equal to what it wrote (else it would
+//! have written again, and that write would be later). Any registry change
+//! after that read is followed by its writer's own key-value write, which
+//! would be later still. So the registry did not change after that read, and
+//! key-value holds what it says. The one exception is a failed store call,
+//! answered as an error: a `DELETE` whose key-value delete failed leaves a
+//! record without a row until it is retried (the retry removes it).
+//!
+//! Meanwhile a reader may see a record one step behind its row (the same as
+//! before any race). Rows written by an older version have no copy (`NULL`):
+//! key-value is their record until their first edit adopts it. The redirect
+//! path is untouched: one key-value read, one click insert.
 
 use time::OffsetDateTime;
 
@@ -8,14 +37,31 @@ use super::{
 };
 use crate::storage::{KvStore, SqlStore, SqlValue, Statement, StoreError};
 
+/// Claims a free slug and stores its record's authoritative copy, in one
+/// statement.
 const CLAIM: Statement = Statement {
-    sql: "INSERT INTO links (slug, created_at) VALUES (?1, ?2) ON CONFLICT (slug) DO NOTHING RETURNING slug",
+    sql: "INSERT INTO links (slug, created_at, record) VALUES (?1, ?2, ?3) ON CONFLICT (slug) DO NOTHING RETURNING slug",
     operation: "INSERT",
     table: "links",
 };
+/// Gives back a claim whose record could not be written (only that claim:
+/// the same copy).
 const RELEASE: Statement = Statement {
-    sql: "DELETE FROM links WHERE slug = ?1 AND created_at = ?2",
+    sql: "DELETE FROM links WHERE slug = ?1 AND record IS ?2",
     operation: "DELETE",
+    table: "links",
+};
+/// The registry row's copy of the record: no row = no link; `NULL` = a row
+/// written by an older version (key-value holds its record).
+const OWNED: Statement = Statement {
+    sql: "SELECT record FROM links WHERE slug = ?1",
+    operation: "SELECT",
+    table: "links",
+};
+/// Compare-and-set of the registry's copy: only when it still is `?2`.
+const REVISE: Statement = Statement {
+    sql: "UPDATE links SET record = ?3 WHERE slug = ?1 AND record IS ?2 RETURNING slug",
+    operation: "UPDATE",
     table: "links",
 };
 const PAGE: Statement = Statement {
@@ -28,11 +74,20 @@ const REMOVE: Statement = Statement {
     operation: "DELETE",
     table: "links",
 };
-const REGISTERED: Statement = Statement {
-    sql: "SELECT count(*) FROM links WHERE slug = ?1",
-    operation: "SELECT",
-    table: "links",
-};
+/// How often an edit retries its compare-and-set against concurrent edits,
+/// and how many rounds [`Links::converge`] makes, before giving up (logged).
+const ATTEMPTS: usize = 8;
+
+/// What the registry says about a slug.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Owner {
+    /// No row: no link, so no record.
+    Gone,
+    /// A row with its copy of the record.
+    Record(Vec<u8>),
+    /// A row an older version wrote, without a copy: key-value is its record.
+    Legacy,
+}
 /// Notes a registered slug whose record does not decode; a row only the
 /// first time (`RETURNING` says so), none for a slug the registry lacks.
 const NOTE_CORRUPT: Statement = Statement {
@@ -71,9 +126,15 @@ pub struct Links<'a> {
 impl Links<'_> {
     /// Stores a new link. A taken custom slug is a conflict and is never
     /// overwritten, also when two creates race: the SQLite registry insert
-    /// decides who owns the slug before anything is written to key-value.
-    /// Everything that can be refused is checked before the claim, and a
-    /// claim whose record could not be written is released.
+    /// decides who owns the slug (and stores the record's copy) before
+    /// anything is written to key-value. Everything that can be refused is
+    /// checked before the claim, and a claim whose record could not be
+    /// written is released.
+    ///
+    /// A `DELETE` may remove the claim before the record is written: the
+    /// create then finds its claim gone when it converges and removes the
+    /// record it wrote. It still answers the link: it was created, then
+    /// deleted (that `DELETE` answered that it removed it).
     pub async fn create(
         &self,
         new: NewLink,
@@ -82,70 +143,122 @@ impl Links<'_> {
     ) -> Result<Link, LinkError> {
         let now = now.replace_nanosecond(0).unwrap_or(now);
         let created_unix = now.unix_timestamp();
-        let slug = match new.slug {
-            Some(slug) => {
-                if !self.claim(&slug, created_unix).await? {
-                    return Err(LinkError::SlugTaken(slug));
-                }
-                slug
-            }
-            None => self.claim_random(slug_length, created_unix).await?,
-        };
-        let link = Link {
-            slug: slug.clone(),
+        let draft = |slug: Slug| Link {
+            slug,
             url: new.url.as_str().to_owned(),
             created_at: now,
             expires_at: new.expires_at,
         };
-        let written = match serde_json::to_vec(&link) {
-            Ok(record) => self
-                .kv
-                .set(&kv_key(&slug), &record)
-                .await
-                .map_err(Into::into),
-            Err(e) => Err(LinkError::CorruptRecord {
-                slug: slug.to_string(),
-                reason: e.to_string(),
-            }),
+        let (link, record) = match &new.slug {
+            Some(slug) => {
+                let link = draft(slug.clone());
+                let record = encode(&link)?;
+                if !self.claim(slug, created_unix, &record).await? {
+                    return Err(LinkError::SlugTaken(slug.clone()));
+                }
+                (link, record)
+            }
+            None => self.claim_random(slug_length, created_unix, draft).await?,
         };
-        if let Err(e) = written {
+        if let Err(e) = self.kv.set(&kv_key(&link.slug), &record).await {
             // Give the slug back so a retry can succeed; nothing else was written.
             let release = self
                 .sql
-                .execute(
-                    &RELEASE,
-                    vec![slug.as_str().into(), SqlValue::Integer(created_unix)],
-                )
+                .execute(&RELEASE, vec![link.slug.as_str().into(), copy(&record)])
                 .await;
             if let Err(r) = release {
                 tracing::error!(error = %r, "could not release a claimed slug");
             }
-            return Err(e);
+            // The failed write may have landed: remove it unless the claim
+            // still stands (best effort, the store just failed).
+            if let Err(r) = self.converge(&link.slug, Some(&record)).await {
+                tracing::error!(error = %r, "could not check a released claim's record");
+            }
+            return Err(e.into());
         }
+        self.converge(&link.slug, Some(&record)).await?;
         Ok(link)
     }
 
-    async fn claim(&self, slug: &Slug, created_unix: i64) -> Result<bool, StoreError> {
+    async fn claim(
+        &self,
+        slug: &Slug,
+        created_unix: i64,
+        record: &[u8],
+    ) -> Result<bool, StoreError> {
         let rows = self
             .sql
             .execute(
                 &CLAIM,
-                vec![slug.as_str().into(), SqlValue::Integer(created_unix)],
+                vec![
+                    slug.as_str().into(),
+                    SqlValue::Integer(created_unix),
+                    copy(record),
+                ],
             )
             .await?;
         Ok(!rows.rows.is_empty())
     }
 
-    async fn claim_random(&self, len: usize, created_unix: i64) -> Result<Slug, LinkError> {
+    async fn claim_random(
+        &self,
+        len: usize,
+        created_unix: i64,
+        draft: impl Fn(Slug) -> Link,
+    ) -> Result<(Link, Vec<u8>), LinkError> {
         for _ in 0..RANDOM_SLUG_ATTEMPTS {
             let Ok(slug) = Slug::parse(&(self.slugs)(len)) else {
                 continue;
             };
-            if self.claim(&slug, created_unix).await? {
-                return Ok(slug);
+            let link = draft(slug);
+            let record = encode(&link)?;
+            if self.claim(&link.slug, created_unix, &record).await? {
+                return Ok((link, record));
             }
         }
         Err(LinkError::NoFreeSlug { len })
+    }
+
+    /// What the registry says about `slug`.
+    async fn owner(&self, slug: &Slug) -> Result<Owner, StoreError> {
+        let rows = self.sql.execute(&OWNED, vec![slug.as_str().into()]).await?;
+        Ok(match rows.rows.first().and_then(|r| r.first()) {
+            None => Owner::Gone,
+            Some(SqlValue::Text(t)) => Owner::Record(t.clone().into_bytes()),
+            Some(SqlValue::Blob(b)) => Owner::Record(b.clone()),
+            Some(_) => Owner::Legacy,
+        })
+    }
+
+    /// Step 3 of every admin write (see the module's documentation): after
+    /// this caller wrote `wrote` to key-value (`None`: deleted it), make
+    /// key-value hold what the registry says, re-reading the registry after
+    /// each repair. Answers what the registry said last.
+    async fn converge(&self, slug: &Slug, wrote: Option<&[u8]>) -> Result<Owner, StoreError> {
+        let key = kv_key(slug);
+        let mut held = wrote.map(<[u8]>::to_vec);
+        let mut owner = Owner::Gone;
+        for _ in 0..ATTEMPTS {
+            owner = self.owner(slug).await?;
+            let want = match &owner {
+                Owner::Gone => None,
+                Owner::Record(record) => Some(record),
+                // An older version's row: key-value is its record.
+                Owner::Legacy => return Ok(owner),
+            };
+            if want == held.as_ref() {
+                return Ok(owner);
+            }
+            match want {
+                Some(record) => self.kv.set(&key, record).await?,
+                None => self.kv.delete(&key).await?,
+            }
+            held = want.cloned();
+        }
+        tracing::error!(
+            "a link record is still being rewritten concurrently; gave up repairing it"
+        );
+        Ok(owner)
     }
 
     /// The link named `slug`, if stored. A record that does not decode is a
@@ -300,70 +413,89 @@ impl Links<'_> {
 
     /// Applies `patch` to the stored link; `None` when no such link.
     ///
-    /// The registry stays the arbiter: a record is only rewritten for a slug
-    /// the registry holds, and when a delete removed the slug while this write
-    /// was under way, the rewritten record is removed again, so no record ever
-    /// outlives its registry row.
+    /// The edit is a compare-and-set on the registry's copy of the record, so
+    /// it applies to the link the slug names at that moment (a link deleted
+    /// and created again meanwhile is the new one, never overwritten by the
+    /// old one), and concurrent edits are applied one after the other. Then
+    /// key-value is written and converged: when a delete removed the slug
+    /// meanwhile, the record is removed again (the delete wins: `None`), and
+    /// when the slug was created again, its record is put back.
     pub async fn update(&self, slug: &Slug, patch: LinkPatch) -> Result<Option<Link>, LinkError> {
-        let Some(mut link) = self.get(slug).await? else {
-            return Ok(None);
-        };
-        if !self.registered(slug).await? {
-            return Ok(None);
+        // A record that does not decode stays as it is (noted, answered
+        // `corrupt_record`): only a `DELETE` removes it.
+        let stored = self.get(slug).await?;
+        for _ in 0..ATTEMPTS {
+            let (previous, mut link) = match self.owner(slug).await? {
+                Owner::Gone => return Ok(None),
+                Owner::Record(record) => {
+                    let link = decode(slug, &record)?;
+                    (copy(&record), link)
+                }
+                // Adopted on this first edit: the key-value record is the base.
+                Owner::Legacy => match &stored {
+                    Some(link) => (SqlValue::Null, link.clone()),
+                    None => return Ok(None),
+                },
+            };
+            if let Some(url) = &patch.url {
+                link.url = url.as_str().to_owned();
+            }
+            if let Some(expires_at) = patch.expires_at {
+                link.expires_at = expires_at;
+            }
+            let record = encode(&link)?;
+            let revised = self
+                .sql
+                .execute(&REVISE, vec![slug.as_str().into(), previous, copy(&record)])
+                .await?;
+            if revised.rows.is_empty() {
+                // Edited, deleted or created again meanwhile: read again.
+                continue;
+            }
+            self.kv.set(&kv_key(slug), &record).await?;
+            return match self.converge(slug, Some(&record)).await? {
+                Owner::Gone => Ok(None),
+                _ => Ok(Some(link)),
+            };
         }
-        if let Some(url) = patch.url {
-            link.url = url.as_str().to_owned();
-        }
-        if let Some(expires_at) = patch.expires_at {
-            link.expires_at = expires_at;
-        }
-        let record = serde_json::to_vec(&link).map_err(|e| LinkError::CorruptRecord {
-            slug: slug.to_string(),
-            reason: e.to_string(),
-        })?;
-        self.kv.set(&kv_key(slug), &record).await?;
-        if !self.registered(slug).await? {
-            // Deleted meanwhile: the delete wins.
-            self.kv.delete(&kv_key(slug)).await?;
-            return Ok(None);
-        }
-        Ok(Some(link))
-    }
-
-    async fn registered(&self, slug: &Slug) -> Result<bool, LinkError> {
-        let rows = self
-            .sql
-            .execute(&REGISTERED, vec![slug.as_str().into()])
-            .await?;
-        Ok(rows.scalar_i64() > 0)
+        Err(StoreError::new("busy", "too many concurrent edits of one link").into())
     }
 
     /// Removes the link, its clicks and its rollups. `false` when absent.
     ///
-    /// Never half-deleted: the record is removed from key-value first, then
-    /// the registry row (one statement: the `links_delete` trigger removes
-    /// clicks and rollups atomically with it). If that statement fails, the
-    /// record is written back, so the link is either wholly there or wholly
-    /// gone.
+    /// The registry row goes first (one statement: the `links_delete`
+    /// trigger removes clicks and rollups atomically with it), then the
+    /// record, then [`Self::converge`]. If the registry delete fails, nothing
+    /// changed. If the record's delete fails after it, the answer is an
+    /// error and the record is left without a row (lists skip it, the
+    /// redirect finds no registered link and counts nothing): the retried
+    /// `DELETE` removes it. A record found without a row (left so) counts as
+    /// a link to delete.
     pub async fn delete(&self, slug: &Slug) -> Result<bool, LinkError> {
+        let removed = self
+            .sql
+            .execute(&REMOVE, vec![slug.as_str().into()])
+            .await?;
         let key = kv_key(slug);
         let record = self.kv.get(&key).await?;
         if record.is_some() {
             self.kv.delete(&key).await?;
         }
-        let removed = match self.sql.execute(&REMOVE, vec![slug.as_str().into()]).await {
-            Ok(rows) => !rows.rows.is_empty(),
-            Err(e) => {
-                if let Some(record) = &record
-                    && let Err(restore) = self.kv.set(&key, record).await
-                {
-                    tracing::error!(error = %restore, "could not restore a link record");
-                }
-                return Err(e.into());
-            }
-        };
-        Ok(record.is_some() || removed)
+        self.converge(slug, None).await?;
+        Ok(record.is_some() || !removed.rows.is_empty())
     }
+}
+
+fn encode(link: &Link) -> Result<Vec<u8>, LinkError> {
+    serde_json::to_vec(link).map_err(|e| LinkError::CorruptRecord {
+        slug: link.slug.to_string(),
+        reason: e.to_string(),
+    })
+}
+
+/// A record as the registry stores its copy (JSON text).
+fn copy(record: &[u8]) -> SqlValue {
+    SqlValue::Text(String::from_utf8_lossy(record).into_owned())
 }
 
 fn decode(slug: &Slug, bytes: &[u8]) -> Result<Link, LinkError> {
@@ -374,75 +506,4 @@ fn decode(slug: &Slug, bytes: &[u8]) -> Result<Link, LinkError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::links::{OwnOrigins, TargetUrl, random_slugs};
-
-    fn base() -> OwnOrigins {
-        OwnOrigins::new(&url::Url::parse("https://sho.rt").unwrap(), &[]).unwrap()
-    }
-
-    /// A key-value store whose `set` first lets a concurrent delete of the
-    /// slug's registry row through (the race `update` must survive).
-    struct DeleteDuringSet {
-        kv: crate::native::MemoryKv,
-        sql: std::sync::Arc<crate::native::SqliteStore>,
-    }
-
-    #[async_trait::async_trait]
-    impl KvStore for DeleteDuringSet {
-        async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-            self.kv.get(key).await
-        }
-        async fn set(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
-            let slug = key.trim_start_matches("link:");
-            self.sql.execute(&REMOVE, vec![slug.into()]).await?;
-            self.kv.set(key, value).await
-        }
-        async fn delete(&self, key: &str) -> Result<(), StoreError> {
-            self.kv.delete(key).await
-        }
-    }
-
-    #[tokio::test]
-    async fn an_update_racing_a_delete_leaves_no_record_behind() {
-        let dir = tempfile::tempdir().unwrap();
-        let sql =
-            std::sync::Arc::new(crate::native::SqliteStore::open(dir.path().join("l.db")).unwrap());
-        crate::migrations::run(sql.as_ref(), 0).await.unwrap();
-        let kv = crate::native::MemoryKv::default();
-        let slugs = random_slugs();
-        let plain = Links {
-            kv: &kv,
-            sql: sql.as_ref(),
-            slugs: &slugs,
-        };
-        let new = NewLink {
-            url: TargetUrl::parse("https://e.com/", &base()).unwrap(),
-            slug: Some(Slug::parse("racy").unwrap()),
-            expires_at: None,
-        };
-        plain
-            .create(new, 7, OffsetDateTime::UNIX_EPOCH)
-            .await
-            .unwrap();
-
-        let racing = DeleteDuringSet {
-            kv: kv.clone(),
-            sql: sql.clone(),
-        };
-        let links = Links {
-            kv: &racing,
-            sql: sql.as_ref(),
-            slugs: &slugs,
-        };
-        let patch = LinkPatch {
-            url: Some(TargetUrl::parse("https://f.com/", &base()).unwrap()),
-            expires_at: None,
-        };
-        let slug = Slug::parse("racy").unwrap();
-        assert_eq!(links.update(&slug, patch).await.unwrap(), None);
-        assert_eq!(kv.get(&kv_key(&slug)).await.unwrap(), None);
-        assert!(!plain.registered(&slug).await.unwrap());
-    }
-}
+mod tests;

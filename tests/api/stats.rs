@@ -145,14 +145,18 @@ async fn breakdowns_keep_the_top_100_and_sum_the_rest_into_one_other_row() {
         app.visit(&slug, Visit::default().referer(&referer)).await;
     }
     // The all-time rollup (no range) and the daily one (a range) both cap.
-    for (query, total, other) in [("", 109, 7), ("?from=2030-01-15", 108, 6)] {
+    // The cap is applied when the clicks are written: the link's first 100
+    // hosts (old.example, top.example, r000..r097) are kept by name, the 7
+    // after them count under "(other)", on every day; so the range, which
+    // lacks old.example, lists 99 hosts by name and the same 7 as other.
+    for (query, total, named, other) in [("", 109, 100, 7), ("?from=2030-01-15", 108, 99, 7)] {
         let s = app.stats(&slug, query).await.json();
         assert_eq!(s["total"], total, "{query}");
         let referrers = s["referrers"].as_array().unwrap();
-        assert_eq!(referrers.len(), analytics::MAX_BREAKDOWN + 1, "{query}");
+        assert_eq!(referrers.len(), named + 1, "{query}");
         assert_eq!(referrers[0], json!({"host": "top.example", "clicks": 3}));
         assert_eq!(
-            referrers[analytics::MAX_BREAKDOWN],
+            referrers[named],
             json!({"host": "(other)", "clicks": other, "other": true}),
             "{query}"
         );
@@ -297,5 +301,143 @@ async fn rollups_equal_the_raw_click_rows_after_a_mixed_workload() {
             .await
             .json();
         assert_eq!(link["clicks"], raw);
+    }
+}
+
+#[tokio::test]
+async fn referrer_hosts_beyond_the_cap_are_rolled_up_as_other_when_the_click_is_written() {
+    let app = TestApp::spawn().await;
+    let slug = app.create_ok("https://e.com", None).await;
+    let cap = analytics::MAX_BREAKDOWN;
+    for i in 0..cap + 30 {
+        let referer = format!("https://h{i:03}.example/");
+        app.visit(&slug, Visit::default().referer(&referer)).await;
+    }
+    // A host kept before the cap still counts by name; no referrer is never capped.
+    app.visit(&slug, Visit::default().referer("https://h000.example/"))
+        .await;
+    app.visit(&slug, Visit::default()).await;
+    let stored = |table: &'static str| {
+        app.count(
+            match table {
+                "link" => "SELECT count(*) FROM link_dimensions WHERE dimension = 'referrer'",
+                _ => "SELECT count(*) FROM daily_dimensions WHERE dimension = 'referrer'",
+            },
+            vec![],
+        )
+    };
+    // cap hosts, "(other)" and "" (none sent): bounded, whatever anyone sends.
+    assert_eq!(stored("link"), cap as i64 + 2);
+    assert_eq!(stored("daily"), cap as i64 + 2);
+    let other = app.count(
+        "SELECT clicks FROM link_dimensions WHERE dimension = 'referrer' AND value = '(other)'",
+        vec![],
+    );
+    assert_eq!(other, 30);
+    for query in ["", "?from=2030-01-15"] {
+        let s = app.stats(&slug, query).await.json();
+        let referrers = s["referrers"].as_array().unwrap();
+        assert_eq!(referrers.len(), cap + 1, "{query}");
+        assert_eq!(referrers[0], json!({"host": "h000.example", "clicks": 2}));
+        assert_eq!(
+            referrers[cap],
+            json!({"host": "(other)", "clicks": 31, "other": true}),
+            "{query}: 30 capped hosts, and one named host ranked beyond the top"
+        );
+        let sum: i64 = referrers
+            .iter()
+            .map(|r| r["clicks"].as_i64().unwrap())
+            .sum();
+        assert_eq!(sum, s["total"].as_i64().unwrap(), "{query}");
+        assert_eq!(s["total"], cap as i64 + 32);
+    }
+}
+
+/// The rollups against the raw rows when more distinct referrers arrive than
+/// the cap keeps: a value counts by name when it is among the link's first
+/// `MAX_BREAKDOWN` distinct hosts (in click order) or is "no referrer", and
+/// under "(other)" otherwise; on each day and over all time.
+#[tokio::test]
+async fn rollups_equal_the_raw_click_rows_with_hosts_beyond_the_cap_counted_as_other() {
+    let app = TestApp::spawn().await;
+    let slugs = [
+        app.create_ok("https://a.example/", None).await,
+        app.create_ok("https://b.example/", None).await,
+    ];
+    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(7);
+    let mut next = |m: usize| rand::Rng::random_range(&mut rng, 0..m);
+    for step in 0..600 {
+        if step % 200 == 0 {
+            app.set_now(datetime!(2030-03-01 10:00 UTC) + time::Duration::days(step / 200));
+        }
+        let slug = &slugs[next(2)];
+        let host = format!("https://h{}.example/", next(160));
+        let ua = [CHROME, FIREFOX, GOOGLEBOT][next(3)];
+        let visit = Visit::default().user_agent(ua);
+        let visit = if next(8) == 0 {
+            visit
+        } else {
+            visit.referer(&host)
+        };
+        app.visit(slug, visit).await;
+    }
+    // The raw rows with each host mapped as the cap says, against each rollup
+    // (both differences must be empty).
+    macro_rules! mapped {
+        () => {
+            "WITH firsts AS (SELECT slug, coalesce(referrer_host, '') AS value, min(id) AS first \
+                 FROM clicks GROUP BY 1, 2), \
+             kept AS (SELECT slug, value, value = '' OR row_number() OVER \
+                 (PARTITION BY slug ORDER BY value = '', first) <= 100 AS by_name FROM firsts), \
+             mapped AS (SELECT c.slug, c.day, CASE WHEN k.by_name THEN k.value ELSE '(other)' END AS value \
+                 FROM clicks c JOIN kept k ON k.slug = c.slug AND k.value = coalesce(c.referrer_host, '')), "
+        };
+    }
+    let daily = app.query(
+        concat!(
+            mapped!(),
+            "raw AS (SELECT slug, day, value, count(*) FROM mapped GROUP BY 1, 2, 3), \
+             rollup AS (SELECT slug, day, value, clicks FROM daily_dimensions WHERE dimension = 'referrer') \
+             SELECT * FROM (SELECT * FROM raw EXCEPT SELECT * FROM rollup) \
+             UNION ALL SELECT * FROM (SELECT * FROM rollup EXCEPT SELECT * FROM raw)"
+        ),
+        vec![],
+    );
+    assert!(daily.is_empty(), "daily referrer rollups differ: {daily:?}");
+    let all_time = app.query(
+        concat!(
+            mapped!(),
+            "raw AS (SELECT slug, value, count(*) FROM mapped GROUP BY 1, 2), \
+             rollup AS (SELECT slug, value, clicks FROM link_dimensions WHERE dimension = 'referrer') \
+             SELECT * FROM (SELECT * FROM raw EXCEPT SELECT * FROM rollup) \
+             UNION ALL SELECT * FROM (SELECT * FROM rollup EXCEPT SELECT * FROM raw)"
+        ),
+        vec![],
+    );
+    assert!(
+        all_time.is_empty(),
+        "all-time referrer rollups differ: {all_time:?}"
+    );
+    for slug in &slugs {
+        let other = app.count(
+            "SELECT count(*) FROM link_dimensions WHERE slug = ?1 AND value = '(other)'",
+            vec![SqlValue::from(slug.as_str())],
+        );
+        assert_eq!(other, 1, "160 hosts drawn, so {slug} overflowed the cap");
+        let s = app.stats(slug, "").await.json();
+        let raw = app.count(
+            "SELECT count(*) FROM clicks WHERE slug = ?1",
+            vec![SqlValue::from(slug.as_str())],
+        );
+        assert_eq!(s["total"], raw);
+        for key in ["referrers", "browsers", "operating_systems"] {
+            let sum: i64 = s[key]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["clicks"].as_i64().unwrap())
+                .sum();
+            assert_eq!(sum, raw, "{key}");
+        }
     }
 }

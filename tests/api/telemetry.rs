@@ -237,8 +237,10 @@ async fn each_route_makes_exactly_its_storage_spans() {
             "POST /api/links",
             201,
             vec![
+                // Claim (with the record's copy), write, converge.
                 op("sqlite.execute", "INSERT", Some("links")),
                 op("kv.set", "set", None),
+                op("sqlite.execute", "SELECT", Some("links")),
             ],
         ),
         (
@@ -295,11 +297,12 @@ async fn each_route_makes_exactly_its_storage_spans() {
             "DELETE /api/links/{slug}",
             204,
             vec![
-                // The record is read first, to restore it if the registry
-                // delete fails (nothing is ever half-deleted).
+                // The registry row first (the arbiter), then the record,
+                // then converge (links::store: no record outlives its row).
+                op("sqlite.execute", "DELETE", Some("links")),
                 op("kv.get", "get", None),
                 op("kv.delete", "delete", None),
-                op("sqlite.execute", "DELETE", Some("links")),
+                op("sqlite.execute", "SELECT", Some("links")),
             ],
         ),
         (
@@ -656,7 +659,7 @@ async fn no_span_attribute_carries_a_slug_ip_user_agent_token_or_referrer() {
     app.create(json!({"url": "https://body.example/x", "slug": "bodyslug"}))
         .await;
     let spans = capture.take();
-    assert_eq!(spans.len(), 3 + 4 + 3);
+    assert_eq!(spans.len(), 3 + 4 + 4);
     for s in &spans {
         assert!(!s.name.contains("privateslug"));
         for kv in &s.attributes {

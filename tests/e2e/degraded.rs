@@ -1,4 +1,4 @@
-//! Broken data and refused configuration under a real `spin up` (issue 22):
+//! Broken data and refused configuration under a real `spin up`:
 //!
 //! * garbage written into a link's value in Spin's key-value file: the list
 //!   skips it and counts it, a read of it is a `corrupt_record` error, a

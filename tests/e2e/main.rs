@@ -24,6 +24,7 @@ mod openapi;
 mod otlp;
 mod resilience;
 mod scale;
+mod schema;
 mod telemetry;
 
 fn main() {
@@ -45,5 +46,6 @@ fn main() {
     trials.extend(resilience::trials());
     trials.extend(openapi::trials());
     trials.extend(scale::trials());
+    trials.extend(schema::trials());
     libtest_mimic::run(&args, trials).exit();
 }
