@@ -17,6 +17,7 @@ mod degraded;
 mod drive;
 mod durability;
 mod hotpath;
+mod keys;
 mod load;
 mod loadkit;
 mod neighbours;
@@ -42,6 +43,7 @@ fn main() {
     trials.extend(telemetry::trials());
     trials.extend(console::trials());
     trials.extend(hotpath::trials());
+    trials.extend(keys::trials());
     trials.extend(loadkit::trials());
     trials.extend(resilience::trials());
     trials.extend(openapi::trials());
