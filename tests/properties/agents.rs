@@ -131,9 +131,12 @@ fn nothing_after_the_cap_is_read(cases: u32) -> Result<(), String> {
             // The longest prefix that ends at a character boundary.
             prop_assert!(head.len() > MAX_USER_AGENT_BYTES - 4);
         } else {
+            // Shorter than the cap: read whole, and nothing follows a cap.
             prop_assert_eq!(head, long.as_str());
         }
-        prop_assume!(long.len() >= MAX_USER_AGENT_BYTES);
+        if long.len() < MAX_USER_AGENT_BYTES {
+            return Ok(());
+        }
 
         // A referrer that is long in its path, or a host that is all junk;
         // twice `long`, so that it too is longer than its cap.
