@@ -12,14 +12,13 @@
 //! creating, changing and deleting links) < `admin` (plus keys). The
 //! `admin_token` variable stays the bootstrap admin key.
 
-use rand::Rng;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 
 use crate::error::ErrorCode;
-use crate::links;
+use crate::links::{self, random_base62};
 use crate::storage::{SqlStore, SqlValue, Statement, StoreError};
 
 /// What a key may do; each role can do everything the one before it can.
@@ -92,7 +91,6 @@ pub const MAX_NAME_CHARS: usize = 64;
 pub const PREFIX: &str = "shk_";
 const ID_LEN: usize = 12;
 const SECRET_LEN: usize = 32;
-const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 /// `last_used_at` is written at most this often per key (seconds).
 pub const LAST_USED_EVERY_SECS: i64 = 60;
 
@@ -182,12 +180,6 @@ const TOUCH: Statement = Statement {
     operation: "UPDATE",
     table: "api_keys",
 };
-
-fn random_base62(len: usize, rng: &mut impl Rng) -> String {
-    (0..len)
-        .map(|_| BASE62[rng.random_range(0..BASE62.len())] as char)
-        .collect()
-}
 
 fn digest_hex(key: &str) -> String {
     Sha256::digest(key.as_bytes())

@@ -41,6 +41,14 @@ pub const RANDOM_SLUG_ATTEMPTS: usize = 8;
 
 const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
+/// `len` random base62 characters from `rng` (random slugs, API key ids and
+/// secrets).
+pub fn random_base62(len: usize, rng: &mut impl rand::Rng) -> String {
+    (0..len)
+        .map(|_| BASE62[rng.random_range(0..BASE62.len())] as char)
+        .collect()
+}
+
 /// What is wrong with a link or its storage. `error.rs` maps it to HTTP.
 #[derive(Debug, thiserror::Error)]
 pub enum LinkError {

@@ -3,7 +3,7 @@
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use super::{BASE62, LinkError, RESERVED_SLUGS};
+use super::{LinkError, RESERVED_SLUGS, random_base62};
 
 /// A short-link name: `[A-Za-z0-9_-]{3,64}`, not a reserved word.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -30,9 +30,7 @@ impl Slug {
     /// reserved word (`metrics` and `console` are 7 characters, the default).
     pub fn random(len: usize, rng: &mut impl Rng) -> Self {
         loop {
-            let s: String = (0..len)
-                .map(|_| BASE62[rng.random_range(0..BASE62.len())] as char)
-                .collect();
+            let s = random_base62(len, rng);
             if !is_reserved(&s) {
                 return Self(s);
             }
