@@ -31,9 +31,10 @@ use time::OffsetDateTime;
 use crate::links::Slug;
 use crate::storage::{SqlStore, SqlValue, Statement, StoreError};
 
-/// The click write: one statement, one transaction. The `clicks_rollup`
-/// trigger maintains the daily rollups inside it. The `EXISTS` guard drops a
-/// click whose link was deleted between the key-value read and this write.
+/// The click write: one statement, one transaction, one append to `clicks`
+/// (the rollups are folded from it later: [`crate::rollups`]). The `EXISTS`
+/// guard drops a click whose link was deleted between the key-value read
+/// and this write.
 pub const RECORD: Statement = Statement {
     sql: "INSERT INTO clicks (slug, at, day, referrer_host, browser, os, is_bot, visitor) \
           SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8 WHERE EXISTS (SELECT 1 FROM links WHERE slug = ?1) \
@@ -261,9 +262,10 @@ pub struct Click<'a> {
     pub visitor_hash: String,
 }
 
-/// Records one click; `false` when the link is no longer registered (deleted
-/// while the redirect was being served), in which case nothing was written.
-pub async fn record(sql: &dyn SqlStore, click: &Click<'_>) -> Result<bool, StoreError> {
+/// Records one click: its id, or `None` when the link is no longer
+/// registered (deleted while the redirect was being served), in which case
+/// nothing was written.
+pub async fn record(sql: &dyn SqlStore, click: &Click<'_>) -> Result<Option<i64>, StoreError> {
     let at_ms = i64::try_from(click.at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX);
     let rows = sql
         .execute(
@@ -280,7 +282,11 @@ pub async fn record(sql: &dyn SqlStore, click: &Click<'_>) -> Result<bool, Store
             ],
         )
         .await?;
-    Ok(!rows.rows.is_empty())
+    Ok(rows
+        .rows
+        .first()
+        .and_then(|row| row.first())
+        .and_then(SqlValue::as_i64))
 }
 
 #[cfg(test)]

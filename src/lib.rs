@@ -7,6 +7,8 @@
 //! runs natively under `cargo test` against an in-memory key-value store and
 //! a real SQLite ([`native`]).
 //!
+//! * [`ablation`]: the benchmark's knobs that remove one part of the
+//!   redirect at a time (only with the `ablation` feature).
 //! * [`app`]: the shared state (`App`, `Clock`, `ClientAddr`) and how a host
 //!   assembles it.
 //! * [`redirect`]: what `GET`/`HEAD /{slug}` decides (record the click,
@@ -17,6 +19,8 @@
 //! * [`clicks`]: who followed a link (browser, OS, bot, referrer, client IP,
 //!   keyed visitor hash) and the one-statement click write.
 //! * [`analytics`]: per-link totals and stats from the daily rollups.
+//! * [`rollups`]: the rollups folded from the raw clicks off the redirect
+//!   path (on reads, and by every `FOLD_EVERY`-th redirect).
 //! * [`unrecorded`]: clicks served but not recorded (the click store
 //!   failed): their tally in a second database, the busy timeout, the
 //!   `/health` write probe.
@@ -47,6 +51,7 @@
 //! * [`native`] (not on wasm32): the test host's stores.
 //! * [`shell`] (wasm32 only): the Spin component's entry point and adapters.
 
+pub mod ablation;
 pub mod analytics;
 pub mod app;
 pub mod clicks;
@@ -64,6 +69,7 @@ pub mod migrations;
 pub mod openapi;
 pub mod qr;
 pub mod redirect;
+pub mod rollups;
 pub mod storage;
 pub mod telemetry;
 pub mod unrecorded;

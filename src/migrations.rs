@@ -6,8 +6,9 @@
 //! writer, so every statement is idempotent (`IF NOT EXISTS`, `OR IGNORE`):
 //! running a migration twice is harmless. New migrations must keep that rule.
 //!
-//! The rollups are maintained by triggers, so the click write on the
-//! redirect path is one `INSERT` statement = one atomic transaction.
+//! The click write on the redirect path is one `INSERT` into the
+//! append-only `clicks`; the rollups are folded from it off the redirect
+//! path by the `rollup_fold` trigger (migration 9, `crate::rollups`).
 
 use crate::storage::{SqlStore, SqlValue, Statement, StoreError};
 
@@ -260,6 +261,124 @@ pub const MIGRATIONS: &[Migration] = &[
             ),
         ],
     },
+    Migration {
+        version: 9,
+        // The rollups leave the redirect path (`crate::rollups`): a click is
+        // one INSERT into the append-only `clicks`, and the rollups are
+        // folded from the clicks after `rollup_watermark.folded_up_to`, in
+        // batches, by the `rollup_fold` trigger of `rollup_folds`. The fold
+        // gives every rollup row exactly the value the per-click trigger
+        // gave: the same visitor rule (a visitor is new on a day when no
+        // earlier click of the link that day has it) and the same cap (per
+        // link and dimension, the first `analytics::MAX_BREAKDOWN` distinct
+        // values in click order keep their name, later new ones count under
+        // "(other)"; '' is never capped), applied to the batch's new values
+        // in the order of their first click.
+        //
+        // `clicks_rollup` becomes a trigger that never fires (on an UPDATE
+        // of `id`, with `WHEN 0`), so that migration 1's `IF NOT EXISTS`,
+        // replayed by an instance that started on an empty database, finds
+        // the name taken and never brings a per-click rollup back; a replay
+        // of migration 4 is skipped under its lock (`run`). The clicks
+        // already rolled up are folded: the watermark starts at the newest
+        // click. The delete trigger also retires a deleted link's clicks
+        // that were not folded yet. One transaction, as migration 4.
+        statements: &[
+            Statement {
+                sql: "BEGIN IMMEDIATE",
+                operation: "BEGIN",
+                table: "",
+            },
+            Statement {
+                sql: "DROP TRIGGER IF EXISTS clicks_rollup",
+                operation: "DROP",
+                table: "",
+            },
+            ddl(
+                "CREATE TRIGGER clicks_rollup AFTER UPDATE OF id ON clicks WHEN 0 BEGIN SELECT 1; END",
+            ),
+            ddl(
+                "CREATE TABLE IF NOT EXISTS rollup_watermark (id INTEGER PRIMARY KEY CHECK (id = 1), folded_up_to INTEGER NOT NULL)",
+            ),
+            Statement {
+                sql: "INSERT OR IGNORE INTO rollup_watermark (id, folded_up_to) SELECT 1, coalesce(max(id), 0) FROM clicks",
+                operation: "INSERT",
+                table: "rollup_watermark",
+            },
+            ddl(
+                "CREATE TABLE IF NOT EXISTS rollup_folds (upto INTEGER NOT NULL, clicks INTEGER NOT NULL)",
+            ),
+            Statement {
+                sql: "DROP TRIGGER IF EXISTS rollup_fold",
+                operation: "DROP",
+                table: "",
+            },
+            ddl(
+                "CREATE TRIGGER rollup_fold AFTER INSERT ON rollup_folds BEGIN \
+             INSERT INTO daily_clicks (slug, day, clicks, humans, bots, visitors) \
+             SELECT c.slug, c.day, count(*), sum(1 - c.is_bot), sum(c.is_bot), \
+                    count(DISTINCT CASE WHEN NOT EXISTS (SELECT 1 FROM clicks p WHERE p.slug = c.slug AND p.day = c.day \
+                                                         AND p.visitor = c.visitor AND p.id <= w.folded_up_to) \
+                                        THEN c.visitor END) \
+             FROM clicks c, rollup_watermark w WHERE w.id = 1 AND c.id > w.folded_up_to AND c.id <= NEW.upto \
+             GROUP BY c.slug, c.day \
+             ON CONFLICT (slug, day) DO UPDATE SET clicks = clicks + excluded.clicks, humans = humans + excluded.humans, \
+                bots = bots + excluded.bots, visitors = visitors + excluded.visitors; \
+             INSERT INTO link_dimensions (slug, dimension, value, clicks) \
+             SELECT slug, dimension, target, sum(n) FROM ( \
+               SELECT g.slug, g.dimension, g.n, \
+                 CASE WHEN g.value = '' THEN '' \
+                      WHEN g.known THEN g.value \
+                      WHEN EXISTS (SELECT 1 FROM link_dimensions o WHERE o.slug = g.slug AND o.dimension = g.dimension AND o.value = '(other)') THEN '(other)' \
+                      WHEN (SELECT count(*) FROM (SELECT 1 FROM link_dimensions e WHERE e.slug = g.slug AND e.dimension = g.dimension AND e.value <> '' LIMIT 100)) \
+                           + sum(g.value <> '' AND NOT g.known) OVER (PARTITION BY g.slug, g.dimension ORDER BY g.first ROWS UNBOUNDED PRECEDING) <= 100 \
+                           THEN g.value \
+                      ELSE '(other)' END AS target \
+               FROM (SELECT d.slug, d.dimension, d.value, count(*) AS n, min(d.id) AS first, \
+                            EXISTS (SELECT 1 FROM link_dimensions k WHERE k.slug = d.slug AND k.dimension = d.dimension AND k.value = d.value) AS known \
+                     FROM (SELECT c.id, c.slug, 'referrer' AS dimension, coalesce(c.referrer_host, '') AS value FROM clicks c, rollup_watermark w WHERE w.id = 1 AND c.id > w.folded_up_to AND c.id <= NEW.upto \
+                           UNION ALL SELECT c.id, c.slug, 'browser', c.browser FROM clicks c, rollup_watermark w WHERE w.id = 1 AND c.id > w.folded_up_to AND c.id <= NEW.upto \
+                           UNION ALL SELECT c.id, c.slug, 'os', c.os FROM clicks c, rollup_watermark w WHERE w.id = 1 AND c.id > w.folded_up_to AND c.id <= NEW.upto) AS d \
+                     GROUP BY d.slug, d.dimension, d.value) AS g) \
+             WHERE true GROUP BY slug, dimension, target \
+             ON CONFLICT (slug, dimension, value) DO UPDATE SET clicks = clicks + excluded.clicks; \
+             INSERT INTO daily_dimensions (slug, day, dimension, value, clicks) \
+             SELECT d.slug, d.day, d.dimension, \
+                    CASE WHEN EXISTS (SELECT 1 FROM link_dimensions k WHERE k.slug = d.slug AND k.dimension = d.dimension AND k.value = d.value) \
+                         THEN d.value ELSE '(other)' END AS kept, sum(d.n) \
+             FROM (SELECT c.slug, c.day, 'referrer' AS dimension, coalesce(c.referrer_host, '') AS value, count(*) AS n FROM clicks c, rollup_watermark w WHERE w.id = 1 AND c.id > w.folded_up_to AND c.id <= NEW.upto GROUP BY 1, 2, 3, 4 \
+                   UNION ALL SELECT c.slug, c.day, 'browser', c.browser, count(*) FROM clicks c, rollup_watermark w WHERE w.id = 1 AND c.id > w.folded_up_to AND c.id <= NEW.upto GROUP BY 1, 2, 3, 4 \
+                   UNION ALL SELECT c.slug, c.day, 'os', c.os, count(*) FROM clicks c, rollup_watermark w WHERE w.id = 1 AND c.id > w.folded_up_to AND c.id <= NEW.upto GROUP BY 1, 2, 3, 4) AS d \
+             WHERE true GROUP BY d.slug, d.day, d.dimension, kept \
+             ON CONFLICT (slug, day, dimension, value) DO UPDATE SET clicks = clicks + excluded.clicks; \
+             UPDATE rollup_watermark SET folded_up_to = NEW.upto WHERE id = 1; \
+             DELETE FROM rollup_folds; \
+             END",
+            ),
+            Statement {
+                sql: "DROP TRIGGER IF EXISTS links_delete",
+                operation: "DROP",
+                table: "",
+            },
+            ddl("CREATE TRIGGER links_delete AFTER DELETE ON links BEGIN \
+             UPDATE retired_clicks SET \
+                humans = humans + coalesce((SELECT sum(humans) FROM daily_clicks WHERE slug = OLD.slug), 0) \
+                       + (SELECT count(*) FROM clicks c, rollup_watermark w WHERE w.id = 1 AND c.slug = OLD.slug AND c.id > w.folded_up_to AND c.is_bot = 0), \
+                bots = bots + coalesce((SELECT sum(bots) FROM daily_clicks WHERE slug = OLD.slug), 0) \
+                     + (SELECT count(*) FROM clicks c, rollup_watermark w WHERE w.id = 1 AND c.slug = OLD.slug AND c.id > w.folded_up_to AND c.is_bot = 1) \
+             WHERE id = 1; \
+             DELETE FROM daily_clicks WHERE slug = OLD.slug; \
+             DELETE FROM daily_dimensions WHERE slug = OLD.slug; \
+             DELETE FROM link_dimensions WHERE slug = OLD.slug; \
+             DELETE FROM clicks WHERE slug = OLD.slug; \
+             END"),
+            Statement {
+                sql: "COMMIT",
+                operation: "COMMIT",
+                table: "",
+            },
+        ],
+    },
 ];
 
 /// What a connection finds on arrival: the schema version and the journal
@@ -307,7 +426,15 @@ pub async fn run(db: &dyn SqlStore, now_unix: i64) -> Result<i64, StoreError> {
     };
     let mut version = applied;
     for migration in MIGRATIONS.iter().filter(|m| m.version > applied) {
-        for statement in migration.statements {
+        if skipped_under_lock(db, migration).await? {
+            continue;
+        }
+        // A `BEGIN` was run by `skipped_under_lock`.
+        let opened = migration
+            .statements
+            .first()
+            .is_some_and(|s| s.operation == "BEGIN");
+        for statement in &migration.statements[usize::from(opened)..] {
             if let Err(e) = apply(db, statement).await {
                 // A migration that opened a transaction must not leave it
                 // open on the connection (no error when none is open).
@@ -326,6 +453,36 @@ pub async fn run(db: &dyn SqlStore, now_unix: i64) -> Result<i64, StoreError> {
         version = migration.version;
     }
     Ok(version)
+}
+
+/// For a migration that is one transaction (it begins with `BEGIN
+/// IMMEDIATE`): opens it and reads the version again under the write lock.
+/// `true` (and the transaction closed) when another instance applied the
+/// migration since this one read the version: replaying it now could undo
+/// a later migration (migration 4 would bring the per-click rollup back
+/// after migration 9). Otherwise the transaction stays open for the
+/// migration's own statements.
+async fn skipped_under_lock(db: &dyn SqlStore, migration: &Migration) -> Result<bool, StoreError> {
+    let Some(begin) = migration
+        .statements
+        .first()
+        .filter(|s| s.operation == "BEGIN")
+    else {
+        return Ok(false);
+    };
+    db.execute(begin, vec![]).await?;
+    let current = match db.execute(&CURRENT_VERSION, vec![]).await {
+        Ok(rows) => rows.scalar_i64(),
+        Err(e) => {
+            let _ = db.execute(&ROLLBACK, vec![]).await;
+            return Err(e);
+        }
+    };
+    if current >= migration.version {
+        db.execute(&ROLLBACK, vec![]).await?;
+        return Ok(true);
+    }
+    Ok(false)
 }
 
 /// Runs one migration statement. An `ALTER TABLE … ADD COLUMN` is made
@@ -495,7 +652,7 @@ mod tests {
             visitor: &visitor,
             visitor_hash: format!("{host}{day}"),
         };
-        assert!(crate::clicks::record(db, &click).await.unwrap());
+        assert!(crate::clicks::record(db, &click).await.unwrap().is_some());
     }
 
     #[tokio::test]
@@ -584,5 +741,123 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(stats.referrers[0].clicks, 1);
+    }
+
+    /// Every rollup row, in key order, as text (for comparing databases).
+    async fn rollup_rows(db: &SqliteStore) -> Vec<String> {
+        const TABLES: [Statement; 4] = [
+            Statement {
+                sql: "SELECT slug, day, clicks, humans, bots, visitors FROM daily_clicks ORDER BY 1, 2",
+                operation: "SELECT",
+                table: "daily_clicks",
+            },
+            Statement {
+                sql: "SELECT slug, day, dimension, value, clicks FROM daily_dimensions ORDER BY 1, 2, 3, 4",
+                operation: "SELECT",
+                table: "daily_dimensions",
+            },
+            Statement {
+                sql: "SELECT slug, dimension, value, clicks FROM link_dimensions ORDER BY 1, 2, 3",
+                operation: "SELECT",
+                table: "link_dimensions",
+            },
+            Statement {
+                sql: "SELECT humans, bots FROM retired_clicks",
+                operation: "SELECT",
+                table: "retired_clicks",
+            },
+        ];
+        let mut out = Vec::new();
+        for table in &TABLES {
+            for row in db.execute(table, vec![]).await.unwrap().rows {
+                out.push(format!("{}: {row:?}", table.table));
+            }
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn folding_clicks_in_batches_gives_exactly_the_rollups_the_per_click_trigger_gave() {
+        use rand::{Rng, SeedableRng};
+        const DELETE: Statement = Statement {
+            sql: "DELETE FROM links WHERE slug = ?1",
+            operation: "DELETE",
+            table: "links",
+        };
+        for seed in 0..4_u64 {
+            let dir = tempfile::tempdir().unwrap();
+            // The per-click trigger, as migration 6's schema had it ...
+            let per_click = SqliteStore::open(dir.path().join("old.db")).unwrap();
+            migrate_up_to(&per_click, 6).await;
+            for pragma in &PRAGMAS {
+                per_click.execute(pragma, vec![]).await.unwrap();
+            }
+            // ... and the fold.
+            let folded = SqliteStore::open(dir.path().join("new.db")).unwrap();
+            assert_eq!(run(&folded, 1).await.unwrap(), latest_version());
+            let slugs: Vec<_> = ["alpha", "beta", "gamma", "delta"]
+                .iter()
+                .map(|s| crate::links::Slug::parse(s).unwrap())
+                .collect();
+            for db in [&per_click, &folded] {
+                for slug in &slugs {
+                    db.execute(&LINK, vec![slug.as_str().into()]).await.unwrap();
+                }
+            }
+            let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+            for i in 0..2_500 {
+                // Enough distinct referrers to pass the cap of 100 on some
+                // links, days out of order, visitors coming back.
+                let index = rng.random_range(0..3);
+                let slug = &slugs[if i > 2_000 && index == 2 { 3 } else { index }];
+                let host = match rng.random_range(0..10) {
+                    0 => String::new(),
+                    1..=3 => "news.example".to_owned(),
+                    _ => format!("h{}.example", rng.random_range(0..180)),
+                };
+                let visitor = crate::clicks::Visitor {
+                    referrer_host: (!host.is_empty()).then_some(host),
+                    browser: ["Chrome", "Firefox", "Safari"][rng.random_range(0..3)].into(),
+                    os: ["Linux", "Windows 10", "iOS", "Android"][rng.random_range(0..4)].into(),
+                    is_bot: rng.random_bool(0.2),
+                };
+                let day = rng.random_range(1..=4);
+                let at = time::Date::from_calendar_date(2030, time::Month::January, day)
+                    .unwrap()
+                    .midnight()
+                    .assume_utc();
+                let click = crate::clicks::Click {
+                    slug,
+                    at,
+                    visitor: &visitor,
+                    visitor_hash: format!("v{}", rng.random_range(0..60)),
+                };
+                for db in [&per_click, &folded] {
+                    assert!(crate::clicks::record(db, &click).await.unwrap().is_some());
+                }
+                // Folds at random points, of random batch sizes.
+                if rng.random_bool(0.01) {
+                    let batch = SqlValue::Integer(rng.random_range(1..400));
+                    folded
+                        .execute(&crate::rollups::FOLD, vec![batch])
+                        .await
+                        .unwrap();
+                }
+                // A link deleted with clicks not folded yet retires them too.
+                if i == 2_000 {
+                    for db in [&per_click, &folded] {
+                        db.execute(&DELETE, vec![slugs[2].as_str().into()])
+                            .await
+                            .unwrap();
+                    }
+                }
+            }
+            crate::rollups::fold(&folded).await.unwrap();
+            assert_eq!(
+                rollup_rows(&folded).await,
+                rollup_rows(&per_click).await,
+                "seed {seed}"
+            );
+        }
     }
 }

@@ -28,6 +28,7 @@ use crate::app::App;
 use crate::clicks::{self, Visitor};
 use crate::error::{AppError, Store};
 use crate::links::{self, Link, Slug};
+use crate::rollups;
 use crate::storage::StoreError;
 use crate::telemetry::attr;
 use crate::unrecorded;
@@ -88,7 +89,16 @@ pub async fn follow(app: &App, visit: Visit<'_>) -> Result<Outcome, AppError> {
         return Ok(Outcome::Redirect { location: link.url });
     }
 
-    let visitor = Visitor::classify(visit.user_agent, visit.referer);
+    let visitor = if crate::ablation::skip(crate::ablation::Part::Classify) {
+        Visitor {
+            referrer_host: Some("news.example.com".to_owned()),
+            browser: "Chrome".to_owned(),
+            os: "Windows 10".to_owned(),
+            is_bot: false,
+        }
+    } else {
+        Visitor::classify(visit.user_agent, visit.referer)
+    };
     span.record(attr::VISITOR_KIND, visitor.kind());
     let ip = clicks::client_ip(
         visit.peer,
@@ -111,15 +121,26 @@ pub async fn follow(app: &App, visit: Visit<'_>) -> Result<Outcome, AppError> {
         slug,
         at: now,
         visitor: &visitor,
-        visitor_hash: clicks::visitor_hash(salt, ip, visit.user_agent, &day),
+        visitor_hash: if crate::ablation::skip(crate::ablation::Part::Hmac) {
+            "0123456789abcdef0123456789abcdef".to_owned()
+        } else {
+            clicks::visitor_hash(salt, ip, visit.user_agent, &day)
+        },
     };
     // Answer only once the click is committed: a redirect served is a click
     // recorded, or (the click store failed) a click counted as unrecorded.
     match clicks::record(app.sql.as_ref(), &click).await {
-        Ok(true) => {
+        Ok(Some(id)) => {
             span.record(attr::CLICK_OUTCOME, attr::CLICK_RECORDED);
+            if rollups::due(id) {
+                // Keeps the unfolded tail short when nothing reads; a
+                // failure only leaves the batch to the next fold.
+                if let Err(e) = rollups::fold_batch(app.sql.as_ref()).await {
+                    tracing::warn!(error = %e, "rollups not folded after a click");
+                }
+            }
         }
-        Ok(false) => {
+        Ok(None) => {
             // The link was deleted between the read and the click.
             outcome("miss");
             return Ok(Outcome::Miss);

@@ -204,6 +204,9 @@ fn kv_span(op: &'static str, namespace: &'static str) -> tracing::Span {
 #[async_trait]
 impl<K: KvStore> KvStore for Traced<K> {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        if crate::ablation::skip(crate::ablation::Part::KvSpan) {
+            return self.inner.get(key).await;
+        }
         traced(kv_span("kv.get", self.namespace), self.inner.get(key)).await
     }
     async fn set(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
@@ -225,6 +228,9 @@ impl<S: SqlStore> SqlStore for Traced<S> {
         statement: &Statement,
         params: Vec<SqlValue>,
     ) -> Result<Rows, StoreError> {
+        if crate::ablation::skip(crate::ablation::Part::SqlSpan) {
+            return self.inner.execute(statement, params).await;
+        }
         // The statement text is a constant with `?N` placeholders: parameter
         // values (which may carry personal data) never reach the span.
         let span = tracing::info_span!(

@@ -6,26 +6,36 @@
 #   kv-traced - kv, with Spin exporting its own spans as it does for ours
 #   kv-click  - the floor of a redirect that records clicks: kv plus one
 #               SQLite INSERT per redirect, nothing else
+#   kv-click-traced - the traced floor: kv-click plus the three spans a traced
+#               redirect must have (request, key-value get, INSERT) over
+#               wasi:otel, with Spin exporting to the sink
 #   ours      - shortener's redirect: key-value get, classified click written
 #               to SQLite, spans exported over wasi:otel to a loopback OTLP sink
+#   ours-untraced - the same build with Spin not exporting (no endpoint)
+#
+# Each of ours is compared with the floor of its mode: ours-untraced (and a
+# variant with no-export or no-otel) with kv-click, ours with kv-click-traced.
 #
 # It builds them all, starts them side by side on loopback, and runs them
 # interleaved (round 1: hello, kv, ours; round 2: ...) with oha at a fixed
 # request count, so no request is abandoned at a deadline. Then it runs ours
 # at half of its median max throughput (oha -q) for the p99 at half load,
 # and reconciles the clicks: the link's click count read through the API
-# after the run, minus before, must equal the 302s oha received.
+# after the run, minus before, and the raw click rows in the variant's
+# SQLite file (sqlite3) must both equal the 302s oha received.
 #
 # Usage: benches/spin/run.sh [--rounds 3] [--requests 4000] [--concurrency 32]
 #                            [--no-build]
-#                            [--variant name=path.wasm[,no-otel][,no-export][,reuse=N]]...
+#                            [--variant name=path.wasm[,no-otel][,no-export][,reuse=N][,ablate=a+b]]...
 # A --variant is another build of our component (e.g. a profiling variant)
 # measured in the same rounds as ours (the path may be relative); `no-otel`
 # starts it without --experimental-wasi-otel (for a --no-default-features
 # build), `no-export` without an OTLP endpoint, `reuse=N`
 # with --max-instance-reuse-count N (e.g. ours=...,reuse=100000 separates
-# per-instance start-up from per-request work).
-# Needs: spin (4.1+), oha, jq, python3, curl, cargo with wasm32-wasip2.
+# per-instance start-up from per-request work), `ablate=a+b` removes those
+# parts of the redirect in a build with `--features ablation` (src/ablation.rs;
+# `rollups` drops the rollup trigger, and then only raw rows are reconciled).
+# Needs: spin (4.1+), oha, jq, python3, curl, sqlite3, cargo with wasm32-wasip2.
 set -euo pipefail
 
 ROUNDS=3
@@ -52,7 +62,7 @@ TOKEN="bench-admin-token-0123456789abcdef0123456789"
 SALT="bench-visitor-salt-0123456789abcdef"
 UA="Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36"
 SLUG="bench"
-for tool in spin oha jq python3 curl cargo; do
+for tool in spin oha jq python3 curl sqlite3 cargo; do
     command -v "$tool" >/dev/null || { echo "missing tool: $tool" >&2; exit 1; }
 done
 
@@ -62,13 +72,16 @@ if [[ $BUILD == 1 ]]; then
     for crate in hello kv-redirect kv-click; do
         (cd "$BENCH/$crate" && cargo build --quiet --release --target wasm32-wasip2 --target-dir "$OUT")
     done
+    (cd "$BENCH/kv-click" && cargo build --quiet --release --target wasm32-wasip2 \
+        --features traced --target-dir "$OUT/traced")
 fi
 HELLO_WASM="$OUT/wasm32-wasip2/release/bench_hello.wasm"
 KV_WASM="$OUT/wasm32-wasip2/release/bench_kv_redirect.wasm"
 CLICK_WASM="$OUT/wasm32-wasip2/release/bench_kv_click.wasm"
+CLICK_TRACED_WASM="$OUT/traced/wasm32-wasip2/release/bench_kv_click.wasm"
 echo "==> component sizes (bytes)"
 printf '  %-8s %9d\n' hello "$(stat -c %s "$HELLO_WASM")" kv "$(stat -c %s "$KV_WASM")" \
-    kv-click "$(stat -c %s "$CLICK_WASM")" \
+    kv-click "$(stat -c %s "$CLICK_WASM")" kv-click-traced "$(stat -c %s "$CLICK_TRACED_WASM")" \
     ours "$(stat -c %s "$OURS_WASM")"
 
 WORK="$(mktemp -d)"
@@ -124,27 +137,33 @@ start() {
     wait_up "http://127.0.0.1:$port/.well-known/spin/health"
 }
 
-# Our manifest, pointing at another build of the component.
-manifest_for() { # name wasm
-    sed "s|source = \"target/wasm32-wasip2/release/shortener.wasm\"|source = \"$2\"|" \
+# Our manifest, pointing at another build of the component; the redirect
+# component gets SHORTENER_ABLATE=$3 (src/ablation.rs) when it is given.
+manifest_for() { # name wasm [ablate]
+    sed -e "s|source = \"target/wasm32-wasip2/release/shortener.wasm\"|source = \"$2\"|" \
+        -e "/^\[component.redirect\]\$/a environment = { SHORTENER_ABLATE = \"${3:-}\" }" \
         "$ROOT/spin.toml" >"$WORK/$1.spin.toml"
     echo "$WORK/$1.spin.toml"
 }
 
 OURS_ARGS=(--variable "admin_token=$TOKEN" --variable "visitor_salt=$SALT"
     --variable "public_base_url=https://sho.rt")
-start_ours() { # name wasm [options: no-otel,no-export,reuse=N]
-    local manifest; manifest="$(manifest_for "$1" "$2")"
-    local extra=() opt otel=1 export=1
+TRACED=() # the names that run with Spin exporting
+NO_ROLLUPS=() # the names whose rollup trigger was dropped
+start_ours() { # name wasm [options: no-otel,no-export,reuse=N,ablate=a+b]
+    local extra=() opt otel=1 export=1 ablate=""
     IFS=, read -ra opts <<<"${3:-}"
     for opt in "${opts[@]}"; do
         case "$opt" in
-            no-otel) otel=0 ;;
+            no-otel) otel=0; export=0 ;;
             no-export) export=0 ;;
             reuse=*) extra+=(--max-instance-reuse-count "${opt#reuse=}") ;;
+            ablate=*) ablate="${opt#ablate=}" ;;
             *) echo "unknown variant option: $opt" >&2; exit 2 ;;
         esac
     done
+    local manifest; manifest="$(manifest_for "$1" "$2" "$ablate")"
+    [[ $export == 0 ]] || TRACED+=("$1")
     [[ $otel == 0 ]] || extra+=(--experimental-wasi-otel)
     # Our manifest grants a second database (`unrecorded`), which only a
     # runtime config defines: both stores as files in the variant's state.
@@ -162,14 +181,30 @@ start_ours() { # name wasm [options: no-otel,no-export,reuse=N]
         -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
         -d "{\"url\": \"https://example.com/landing\", \"slug\": \"$SLUG\"}")"
     [[ "$code" == 201 ]] || { echo "$1: creating the link answered $code" >&2; exit 1; }
+    if [[ "+$ablate+" == *+rollups+* ]]; then
+        sqlite3 "$WORK/$1/state/clicks.db" "DROP TRIGGER clicks_rollup"
+        NO_ROLLUPS+=("$1")
+    fi
 }
 
+has() { local n="$1"; shift; local m; for m in "$@"; do [[ "$m" == "$n" ]] && return 0; done; return 1; }
+
+# The click rows a variant of ours holds for the link, read from its file.
+raw_clicks() { # name
+    sqlite3 "$WORK/$1/state/clicks.db" "SELECT count(*) FROM clicks WHERE slug = '$SLUG'"
+}
+
+# The clicks counted so far: "api raw" for ours (the API's total, from the
+# rollups, or "-" without them; the raw rows), the row count for the floors.
 clicks() { # name port
-    if [[ "$1" == kv-click ]]; then curl -fs "http://127.0.0.1:$2/"; return; fi
-    curl -fs "http://127.0.0.1:$2/api/links/$SLUG" -H "Authorization: Bearer $TOKEN" | jq -r .clicks
+    if [[ "$1" == kv-click* ]]; then curl -fs "http://127.0.0.1:$2/"; return; fi
+    local api="-"
+    has "$1" "${NO_ROLLUPS[@]}" || api="$(curl -fs "http://127.0.0.1:$2/api/links/$SLUG" \
+        -H "Authorization: Bearer $TOKEN" | jq -r .clicks)"
+    echo "$api $(raw_clicks "$1")"
 }
 
-echo "==> starting spin up x $((5 + ${#VARIANTS[@]})) on 127.0.0.1 (OTLP sink on :$SINK_PORT)"
+echo "==> starting spin up x $((7 + ${#VARIANTS[@]})) on 127.0.0.1 (OTLP sink on :$SINK_PORT)"
 start hello "$BENCH/hello/spin.toml"
 start kv "$BENCH/kv-redirect/spin.toml"
 # The same KV-only redirect with Spin's own tracing exported (its request
@@ -177,15 +212,22 @@ start kv "$BENCH/kv-redirect/spin.toml"
 OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$SINK_PORT" OTEL_SERVICE_NAME="kv-bench" \
     start kv-traced "$BENCH/kv-redirect/spin.toml"
 start kv-click "$BENCH/kv-click/spin.toml"
-for name in kv kv-traced kv-click; do
+# The traced floor: its three spans over wasi:otel, exported by Spin.
+sed "s|^source = .*|source = \"$CLICK_TRACED_WASM\"|" "$BENCH/kv-click/spin.toml" \
+    >"$WORK/kv-click-traced.spin.toml"
+OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$SINK_PORT" OTEL_SERVICE_NAME="kv-click-traced" \
+    start kv-click-traced "$WORK/kv-click-traced.spin.toml" --experimental-wasi-otel
+TRACED+=(kv-traced kv-click-traced)
+for name in kv kv-traced kv-click kv-click-traced; do
     port_var="PORT_${name//-/_}"
     code="$(curl -s -o /dev/null -w '%{http_code}' -X PUT "http://127.0.0.1:${!port_var}/$SLUG" \
         --data-binary 'https://example.com/landing')"
     [[ "$code" == 201 ]] || { echo "$name: seeding answered $code" >&2; exit 1; }
 done
 start_ours ours "$OURS_WASM"
-NAMES=(hello kv kv-traced kv-click ours)
-OURS_NAMES=(ours)
+start_ours ours-untraced "$OURS_WASM" no-export
+NAMES=(hello kv kv-traced kv-click kv-click-traced ours ours-untraced)
+OURS_NAMES=(ours ours-untraced)
 for v in "${VARIANTS[@]}"; do
     name="${v%%=*}"; rest="${v#*=}"; wasm="$(realpath "${rest%%,*}")"; flags=""
     [[ "$rest" == *,* ]] && flags="${rest#*,}"
@@ -195,7 +237,9 @@ for v in "${VARIANTS[@]}"; do
 done
 
 is_ours() { local n; for n in "${OURS_NAMES[@]}"; do [[ "$n" == "$1" ]] && return 0; done; return 1; }
-counts_clicks() { is_ours "$1" || [[ "$1" == kv-click ]]; }
+counts_clicks() { is_ours "$1" || [[ "$1" == kv-click* ]]; }
+# The floor a name is compared with: the traced floor when Spin exports.
+floor_of() { if has "$1" "${TRACED[@]}"; then echo kv-click-traced; else echo kv-click; fi; }
 
 # CPU seconds (user + system) a process and its descendants have used so far
 # (`spin up` runs the HTTP trigger in a child process).
@@ -212,7 +256,7 @@ run() {
     local name="$1" label="$2"; shift 2
     local port_var="PORT_${name//-/_}" path="/$SLUG" expect=302
     [[ "$name" == hello ]] && { path="/"; expect=200; }
-    local before=0
+    local before="0 0"
     counts_clicks "$name" && before="$(clicks "$name" "${!port_var}")"
     local json="$WORK/$name.$label.json" pid_var="PID_${name//-/_}"
     local cpu0; cpu0="$(cpu_secs "${!pid_var}")"
@@ -230,9 +274,18 @@ run() {
     local recon="-"
     if counts_clicks "$name"; then
         local after; after="$(clicks "$name" "${!port_var}")"
-        local recorded=$((after - before))
-        recon="clicks=$recorded 302s=$ok"
-        if [[ "$recorded" != "$ok" ]]; then recon="$recon MISMATCH"; LOST=1; fi
+        local api0 raw0 api1 raw1
+        read -r api0 raw0 <<<"$before"; read -r api1 raw1 <<<"$after"
+        if [[ "$name" == kv-click* ]]; then
+            recon="clicks=$((api1 - api0)) 302s=$ok"
+            [[ $((api1 - api0)) == "$ok" ]] || { recon="$recon MISMATCH"; LOST=1; }
+        else
+            local api=-; [[ "$api1" == - ]] || api=$((api1 - api0))
+            recon="clicks=$api rows=$((raw1 - raw0)) 302s=$ok"
+            if [[ $((raw1 - raw0)) != "$ok" || ( "$api" != - && "$api" != "$ok" ) ]]; then
+                recon="$recon MISMATCH"; LOST=1
+            fi
+        fi
     fi
     [[ -z "$others" ]] || { recon="$recon other=[$others]"; LOST=1; }
     printf '%s\t%s\t%.0f\t%.2f\t%.2f\t%s\t%s\n' "$name" "$label" "$rps" "$p50" "$p99" "$cpu_us" "$recon" \
@@ -260,24 +313,31 @@ ratio() {
 }
 
 echo "==> summary (median over $ROUNDS rounds [min-max]; ratios = rps / the same round's"
-echo "    baseline rps; cpu = CPU time of that spin process (host + guest) per request)"
-printf '%-18s %-22s %-8s %-8s %-10s %-18s %s\n' variant rps p50_ms p99_ms cpu_us/req \
-    "ratio vs kv" "ratio vs kv-traced"
+echo "    baseline rps; cpu = CPU time of that spin process (host + guest) per request;"
+echo "    floor = kv-click-traced for what runs with Spin exporting, else kv-click;"
+echo "    cpu above floor = the median of cpu minus the floor's, round by round)"
+printf '%-18s %-22s %-8s %-8s %-10s %-7s %-18s %-18s %s\n' variant rps p50_ms p99_ms cpu_us/req \
+    traced "ratio vs floor" "cpu above floor" "ratio vs kv"
 for name in "${NAMES[@]}"; do
     rps_med="$(col "$name" 3 | median)"
     rps_rng="$(col "$name" 3 | sort -g | sed -n '1p;$p' | paste -sd-)"
-    printf '%-18s %-22s %-8s %-8s %-10s %-18s %s\n' "$name" "$rps_med [$rps_rng]" \
+    floor="$(floor_of "$name")"
+    above="$(paste <(col "$name" 6) <(col "$floor" 6) | awk '{print $1 - $2}' | median)"
+    traced=no; has "$name" "${TRACED[@]}" && traced=yes
+    printf '%-18s %-22s %-8s %-8s %-10s %-7s %-18s %-18s %s\n' "$name" "$rps_med [$rps_rng]" \
         "$(col "$name" 4 | median)" "$(col "$name" 5 | median)" "$(col "$name" 6 | median)" \
-        "$(ratio kv "$name")" "$(ratio kv-traced "$name")"
+        "$traced" "$(ratio "$floor" "$name")" "$above" "$(ratio kv "$name")"
 done
 
-# The p99 at half load: ours (the target), and the baselines that write or
-# read a store, for what the platform itself gives at half of their max.
-echo "==> at half of each one's median max throughput: oha -q <half> -n $REQUESTS -c $CONCURRENCY"
+# The p99 at half load: each of ours at half of its own median max, and its
+# floor at the same rate (the target compares the two p99s).
+echo "==> at half of each one's median max throughput, its floor at the same rate:"
+echo "    oha -q <half> -n $REQUESTS -c $CONCURRENCY"
 printf 'name\tround\trps\tp50_ms\tp99_ms\tcpu_us/req\tclicks\n'
-for name in kv kv-click "${OURS_NAMES[@]}"; do
+for name in "${OURS_NAMES[@]}"; do
     half="$(col "$name" 3 | median | awk '{printf "%d", $1/2}')"
     run "$name" half -q "$half"
+    run "$(floor_of "$name")" "half-of-$name" -q "$half"
 done
 
 read -r posts bytes <"$WORK/sink.count" 2>/dev/null || { posts=0; bytes=0; }

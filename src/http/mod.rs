@@ -49,6 +49,9 @@ pub fn routes() -> Router<App> {
 /// The middleware that runs every request in its server span and records
 /// the answered status on it.
 pub async fn request_span(request: Request, next: Next) -> Response {
+    if crate::ablation::skip(crate::ablation::Part::RequestSpan) {
+        return next.run(request).await;
+    }
     let route = request
         .extensions()
         .get::<MatchedPath>()
@@ -126,6 +129,28 @@ pub(crate) async fn redirect(
         Outcome::Miss => Err(AppError::NoLink),
         Outcome::Expired => Err(AppError::Gone),
     }
+}
+
+/// The redirect without axum's router and layers, for the ablation of
+/// routing and middleware (`crate::ablation`): the same handler, span and
+/// `Cache-Control`, the slug taken from the path by hand.
+#[cfg(feature = "ablation")]
+pub async fn redirect_unrouted(app: App, request: Request) -> Response {
+    use crate::links::Slug;
+    let span = telemetry::request_span(
+        request.method().as_str(),
+        Some("/{slug}"),
+        request.headers(),
+    );
+    let slug = Slug::parse(request.uri().path().trim_start_matches('/'))
+        .map(SlugPath)
+        .map_err(|_| AppError::NoLink);
+    let response = redirect(State(app), slug, request)
+        .instrument(span.clone())
+        .await
+        .into_response();
+    telemetry::record_status(&span, response.status());
+    no_store(response).await
 }
 
 fn redirect_response(status: StatusCode, location: &str) -> Response {

@@ -71,6 +71,9 @@ impl SpinKv {
         &self,
         call: impl Future<Output = Result<T, spin_sdk::key_value::Error>>,
     ) -> Result<T, StoreError> {
+        if crate::ablation::skip(crate::ablation::Part::KvTimeout) {
+            return call.await.map_err(kv_error);
+        }
         kv_within(self.timeout, call).await
     }
 }
@@ -226,6 +229,22 @@ impl SqlStore for Unavailable {
 }
 
 async fn read_settings() -> Result<Settings, crate::config::ConfigError> {
+    if crate::ablation::skip(crate::ablation::Part::Settings) {
+        return Settings::from_lookup(|k| {
+            let fixed = [
+                (
+                    names::ADMIN_TOKEN,
+                    "bench-admin-token-0123456789abcdef0123456789",
+                ),
+                (names::VISITOR_SALT, "bench-visitor-salt-0123456789abcdef"),
+                (names::PUBLIC_BASE_URL, "https://sho.rt"),
+            ];
+            fixed
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| (*v).to_owned())
+        });
+    }
     let mut values = Vec::new();
     for name in names::ALL {
         // Undefined or not granted to this component: unset.
@@ -320,7 +339,14 @@ async fn build() -> (axum::Router, bool) {
         label: crate::unrecorded::TALLY_LABEL,
         conn: OnceLock::new(),
     };
-    let app = crate::build_app(kv, sql, unrecorded, settings, crate::system_clock());
+    let app = if crate::ablation::skip(crate::ablation::Part::Unrecorded) {
+        let never = Unavailable(StoreError::new("ablated", "the tally is removed"));
+        crate::build_app(kv, sql, never, settings, crate::system_clock())
+    } else {
+        crate::build_app(kv, sql, unrecorded, settings, crate::system_clock())
+    };
+    #[cfg(feature = "ablation")]
+    let _ = APP.set(app.clone());
     let migrated = match crate::migrate(&app).await {
         Ok(_) => true,
         Err(e) => {
@@ -337,6 +363,11 @@ async fn build() -> (axum::Router, bool) {
 /// guest task waiting only on another guest task traps unless wit-bindgen
 /// has `inter-task-wakeup` (enabled too, as a safety net).
 static ROUTER: OnceLock<axum::Router> = OnceLock::new();
+
+/// The instance's state, for the ablation that calls the redirect without
+/// the router.
+#[cfg(feature = "ablation")]
+static APP: OnceLock<crate::App> = OnceLock::new();
 
 async fn router() -> axum::Router {
     if let Some(router) = ROUTER.get() {
@@ -355,12 +386,22 @@ async fn handle(request: Request) -> impl IntoResponse {
     otel::init();
     let mut router = router().await;
     let (mut parts, body) = request.into_parts();
-    // Spin appends its `spin-*` headers after the client's: keep only Spin's.
-    crate::host::trust_host_headers(&mut parts.headers);
-    if let Some(peer) = crate::host::client_addr(&parts.headers) {
-        parts.extensions.insert(ClientAddr(peer));
+    if !crate::ablation::skip(crate::ablation::Part::HostFilter) {
+        // Spin appends its `spin-*` headers after the client's: keep only Spin's.
+        crate::host::trust_host_headers(&mut parts.headers);
+        if let Some(peer) = crate::host::client_addr(&parts.headers) {
+            parts.extensions.insert(ClientAddr(peer));
+        }
     }
     let request = http::Request::from_parts(parts, body);
+    #[cfg(feature = "ablation")]
+    if crate::ablation::skip(crate::ablation::Part::Routing) {
+        if let Some(app) = APP.get() {
+            // A redirect reads no body.
+            let request = request.map(|_| axum::body::Body::empty());
+            return crate::http::redirect_unrouted(app.clone(), request).await;
+        }
+    }
     match tower_service::Service::call(&mut router, request).await {
         Ok(response) => response,
         Err(never) => match never {},

@@ -52,8 +52,8 @@ fn instance(db: &std::path::Path, slugs: &[Slug], seed: u64, start: &Barrier) ->
             visitor_hash: clicks::visitor_hash("salt", Some(ip), ua, &clicks::utc_day(at)),
         };
         match runtime.block_on(clicks::record(&store, &click)) {
-            Ok(true) => acked += 1,
-            Ok(false) => panic!("link {} not registered", click.slug.as_str()),
+            Ok(Some(_)) => acked += 1,
+            Ok(None) => panic!("link {} not registered", click.slug.as_str()),
             Err(e) => eprintln!("click write failed: {e}"),
         }
     }

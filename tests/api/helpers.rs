@@ -327,6 +327,23 @@ impl TestApp {
         r.json()
     }
 
+    /// Folds every click recorded so far into the rollups, as a read does
+    /// before it reads them (for assertions on the rollup tables).
+    pub fn fold(&self) {
+        let batch = || vec![SqlValue::Integer(shortener::rollups::FOLD_BATCH)];
+        while let Some(row) = self
+            .sql
+            .execute_blocking(&shortener::rollups::FOLD, batch())
+            .unwrap()
+            .rows
+            .first()
+        {
+            if row[1].as_i64() < Some(shortener::rollups::FOLD_BATCH) {
+                break;
+            }
+        }
+    }
+
     pub fn count(&self, sql: &'static str, params: Vec<SqlValue>) -> i64 {
         self.query(sql, params)[0][0].as_i64().unwrap()
     }

@@ -238,6 +238,7 @@ async fn rollups_equal_the_raw_click_rows_after_a_mixed_workload() {
     app.api(Method::DELETE, &format!("/api/links/{}", slugs[4]), None)
         .await;
 
+    app.fold();
     let mismatches = app.query(
         "SELECT r.slug, r.day FROM daily_clicks r LEFT JOIN ( \
             SELECT slug, day, count(*) AS clicks, sum(1 - is_bot) AS humans, sum(is_bot) AS bots, \
@@ -305,7 +306,7 @@ async fn rollups_equal_the_raw_click_rows_after_a_mixed_workload() {
 }
 
 #[tokio::test]
-async fn referrer_hosts_beyond_the_cap_are_rolled_up_as_other_when_the_click_is_written() {
+async fn referrer_hosts_beyond_the_cap_are_rolled_up_as_other_when_the_clicks_are_folded() {
     let app = TestApp::spawn().await;
     let slug = app.create_ok("https://e.com", None).await;
     let cap = analytics::MAX_BREAKDOWN;
@@ -317,6 +318,7 @@ async fn referrer_hosts_beyond_the_cap_are_rolled_up_as_other_when_the_click_is_
     app.visit(&slug, Visit::default().referer("https://h000.example/"))
         .await;
     app.visit(&slug, Visit::default()).await;
+    app.fold();
     let stored = |table: &'static str| {
         app.count(
             match table {
@@ -383,6 +385,7 @@ async fn rollups_equal_the_raw_click_rows_with_hosts_beyond_the_cap_counted_as_o
     }
     // The raw rows with each host mapped as the cap says, against each rollup
     // (both differences must be empty).
+    app.fold();
     macro_rules! mapped {
         () => {
             "WITH firsts AS (SELECT slug, coalesce(referrer_host, '') AS value, min(id) AS first \

@@ -262,6 +262,7 @@ async fn each_route_makes_exactly_its_storage_spans() {
             200,
             vec![
                 op("kv.get", "get", None),
+                op("sqlite.execute", "INSERT", Some("rollup_folds")),
                 op("sqlite.execute", "SELECT", Some("daily_clicks")),
                 op("sqlite.execute", "SELECT", Some("unrecorded_clicks")),
             ],
@@ -274,6 +275,7 @@ async fn each_route_makes_exactly_its_storage_spans() {
             200,
             vec![
                 op("kv.get", "get", None),
+                op("sqlite.execute", "INSERT", Some("rollup_folds")),
                 op("sqlite.execute", "SELECT", Some("daily_clicks")),
                 op("sqlite.execute", "SELECT", Some("link_dimensions")),
             ],
@@ -286,6 +288,7 @@ async fn each_route_makes_exactly_its_storage_spans() {
             200,
             vec![
                 op("kv.get", "get", None),
+                op("sqlite.execute", "INSERT", Some("rollup_folds")),
                 op("sqlite.execute", "SELECT", Some("daily_clicks")),
                 op("sqlite.execute", "SELECT", Some("daily_dimensions")),
             ],
@@ -326,6 +329,7 @@ async fn each_route_makes_exactly_its_storage_spans() {
             vec![
                 op("kv.get", "get", None),
                 op("sqlite.execute", "INSERT", Some("health_probe")),
+                op("sqlite.execute", "INSERT", Some("rollup_folds")),
                 op("sqlite.execute", "SELECT", Some("daily_clicks")),
                 op("sqlite.execute", "SELECT", Some("links")),
                 op("sqlite.execute", "SELECT", Some("corrupt_records")),
@@ -659,7 +663,9 @@ async fn no_span_attribute_carries_a_slug_ip_user_agent_token_or_referrer() {
     app.create(json!({"url": "https://body.example/x", "slug": "bodyslug"}))
         .await;
     let spans = capture.take();
-    assert_eq!(spans.len(), 3 + 4 + 4);
+    // The redirect (request, kv, click), the stats (request, kv, fold,
+    // two reads), the create (request, claim, kv set, converge read).
+    assert_eq!(spans.len(), 3 + 5 + 4);
     for s in &spans {
         assert!(!s.name.contains("privateslug"));
         for kv in &s.attributes {

@@ -5,6 +5,16 @@
 //! `execute-async`). No classification, no visitor hash, no rollups, no
 //! spans. `PUT /{slug}` with the URL as the body seeds a link (the benchmark
 //! does it once, before it measures); `GET /` answers the number of clicks.
+//!
+//! With the `traced` feature it is the traced floor: the same redirect plus
+//! the three spans a traced redirect must have, sent over wasi:otel for
+//! Spin to export (`spin up --experimental-wasi-otel`): a server span for the
+//! request, a client span around the key-value get and one around the
+//! INSERT, with the OpenTelemetry attributes the product's spans carry
+//! (`traced`).
+
+#[cfg(feature = "traced")]
+mod traced;
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -52,6 +62,8 @@ fn answer(status: u16, location: Option<&str>, body: String) -> http::Response<S
     builder.body(body).unwrap()
 }
 
+const INSERT: &str = "INSERT INTO clicks (slug, at, user_agent) VALUES (?1, ?2, ?3)";
+
 #[spin_sdk::http_service]
 async fn handle(request: Request) -> impl IntoResponse {
     let slug = request.uri().path().trim_start_matches('/').to_owned();
@@ -81,7 +93,14 @@ async fn handle(request: Request) -> impl IntoResponse {
             Err(_) => answer(500, None, String::new()),
         };
     }
-    let url = match store.get(&slug).await {
+    #[cfg(feature = "traced")]
+    let request_span = traced::Span::server("GET /{slug}", &["GET", "/{slug}"]);
+    #[cfg(feature = "traced")]
+    let kv_span = traced::Span::kv_get(&request_span);
+    let got = store.get(&slug).await;
+    #[cfg(feature = "traced")]
+    kv_span.end(&[]);
+    let url = match got {
         Ok(Some(url)) => url,
         Ok(None) => return answer(404, None, String::new()),
         Err(_) => return answer(500, None, String::new()),
@@ -94,11 +113,19 @@ async fn handle(request: Request) -> impl IntoResponse {
         Value::Integer(at),
         user_agent.map_or(Value::Null, Value::Text),
     ];
-    match db.execute(
-        "INSERT INTO clicks (slug, at, user_agent) VALUES (?1, ?2, ?3)",
-        &params,
-    ) {
+    #[cfg(feature = "traced")]
+    let sql_span = traced::Span::sqlite_insert(&request_span, INSERT);
+    let inserted = db.execute(INSERT, &params);
+    #[cfg(feature = "traced")]
+    sql_span.end(&[]);
+    let response = match inserted {
         Ok(_) => answer(302, std::str::from_utf8(&url).ok(), String::new()),
         Err(_) => answer(500, None, String::new()),
-    }
+    };
+    #[cfg(feature = "traced")]
+    request_span.end(&[(
+        "http.response.status_code",
+        response.status().as_u16().to_string(),
+    )]);
+    response
 }
