@@ -26,6 +26,7 @@ use axum::http::{Method, Request, StatusCode};
 use serde_json::Value;
 use shortener::clicks::{self, Visitor};
 use shortener::native::SqliteStore;
+use shortener::rollups;
 use shortener::storage::{SqlValue, Statement};
 use time::OffsetDateTime;
 use time::macros::datetime;
@@ -254,10 +255,32 @@ async fn run(config: Config) {
     let sql = SqliteStore::open(&path).expect("open");
 
     println!(
-        "stats: loading {} clicks of one link over {DAYS} days through clicks::RECORD + trigger ...",
+        "stats: loading {} clicks of one link over {DAYS} days through clicks::RECORD, then folding them ...",
         config.clicks
     );
     let load = bulk_load(&path, config.clicks, now);
+    // The rollups of every click, folded in batches as reads and redirects
+    // fold them (`rollups::FOLD`).
+    let fold_start = std::time::Instant::now();
+    let mut batches = 0;
+    while sql
+        .execute_blocking(&rollups::FOLD, vec![rollups::FOLD_BATCH.into()])
+        .expect("fold")
+        .rows
+        .first()
+        .and_then(|row| row.get(1).and_then(|n| n.as_i64()))
+        == Some(rollups::FOLD_BATCH)
+    {
+        batches += 1;
+    }
+    let fold = fold_start.elapsed();
+    println!(
+        "folded in {:.2} s ({:.0} clicks/s, {} batches of {})",
+        fold.as_secs_f64(),
+        config.clicks as f64 / fold.as_secs_f64(),
+        batches + 1,
+        rollups::FOLD_BATCH
+    );
     let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
     let count = |sql_text: &'static str| {
         sql.execute_blocking(

@@ -37,11 +37,13 @@ pub enum Part {
     KvSpan,
     /// The guest's SQLite span.
     SqlSpan,
+    /// The fold of a batch by every `rollups::FOLD_EVERY`-th redirect.
+    Fold,
 }
 
 impl Part {
     /// Every part with its name in `SHORTENER_ABLATE`.
-    pub const ALL: [(Part, &'static str); 11] = [
+    pub const ALL: [(Part, &'static str); 12] = [
         (Part::Routing, "routing"),
         (Part::HostFilter, "host"),
         (Part::Settings, "settings"),
@@ -53,6 +55,7 @@ impl Part {
         (Part::RequestSpan, "span_request"),
         (Part::KvSpan, "span_kv"),
         (Part::SqlSpan, "span_sql"),
+        (Part::Fold, "fold"),
     ];
 }
 

@@ -132,7 +132,7 @@ pub async fn follow(app: &App, visit: Visit<'_>) -> Result<Outcome, AppError> {
     match clicks::record(app.sql.as_ref(), &click).await {
         Ok(Some(id)) => {
             span.record(attr::CLICK_OUTCOME, attr::CLICK_RECORDED);
-            if rollups::due(id) {
+            if rollups::due(id) && !crate::ablation::skip(crate::ablation::Part::Fold) {
                 // Keeps the unfolded tail short when nothing reads; a
                 // failure only leaves the batch to the next fold.
                 if let Err(e) = rollups::fold_batch(app.sql.as_ref()).await {
