@@ -17,6 +17,8 @@
 //! * [`clicks`]: who followed a link (browser, OS, bot, referrer, client IP,
 //!   keyed visitor hash) and the one-statement click write.
 //! * [`analytics`]: per-link totals and stats from the daily rollups.
+//! * [`transfer`]: the exports (links, a link's clicks; CSV or JSON,
+//!   streamed) and the import of other shorteners' exports.
 //! * [`unrecorded`]: clicks served but not recorded (the click store
 //!   failed): their tally in a second database, the busy timeout, the
 //!   `/health` write probe.
@@ -66,6 +68,7 @@ pub mod qr;
 pub mod redirect;
 pub mod storage;
 pub mod telemetry;
+pub mod transfer;
 pub mod unrecorded;
 
 #[cfg(not(target_arch = "wasm32"))]
