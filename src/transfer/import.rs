@@ -364,7 +364,7 @@ fn parse_csv(body: &[u8]) -> Result<Parsed, String> {
 /// SHA-256 of its (normalised) URL, so the same row always gets the same
 /// slug and a second import of it is skipped.
 pub fn derived_slug(url: &TargetUrl, len: usize) -> String {
-    const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    use crate::links::BASE62;
     Sha256::digest(url.as_str().as_bytes())
         .iter()
         .cycle()
