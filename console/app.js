@@ -234,8 +234,7 @@
     try {
       if (views) await views.role().catch(() => null);
       if (views && (hash === "#/keys" || hash === "#/import")) {
-        show(hash === "#/keys" ? "view-keys" : "view-import");
-        await views.route(hash);
+        await views.route(hash, show);
       } else if (m) {
         await showLink(m[1]);
       } else {

@@ -138,23 +138,20 @@
     for (const key of list.keys) {
       const tr = el("tr");
       tr.dataset.id = key.id;
-      const revoked = Boolean(key.revoked_at);
       tr.append(
         el("td", key.name),
         el("td", key.role),
         el("td", key.id, "slug"),
         el("td", when(key.created_at)),
         el("td", when(key.expires_at)),
-        el("td", revoked ? `revoked ${when(key.revoked_at)}` : "active"),
+        el("td", key.last_used_at ? when(key.last_used_at) : "not yet"),
       );
       const actions = el("td", null, "actions");
-      if (!revoked) {
-        const revoke = el("button", "Revoke", "danger small");
-        revoke.type = "button";
-        revoke.setAttribute("aria-label", `Revoke ${key.name}`);
-        revoke.addEventListener("click", () => revokeKey(key));
-        actions.append(revoke);
-      }
+      const revoke = el("button", "Revoke", "danger small");
+      revoke.type = "button";
+      revoke.setAttribute("aria-label", `Revoke ${key.name}`);
+      revoke.addEventListener("click", () => revokeKey(key));
+      actions.append(revoke);
       tr.append(actions);
       body.append(tr);
     }
@@ -264,18 +261,20 @@
 
   // ---------------------------------------------------------------- views
 
-  // Shows #/keys or #/import (app.js has shown its section); refuses what
-  // the role may not do.
-  async function route(hash) {
+  // Shows #/keys or #/import through app.js's `show`, or refuses what the
+  // role may not do (nothing is shown then).
+  async function route(hash, show) {
     await role();
     if (hash === "#/keys") {
       if (!may("admin")) throw Object.assign(new Error(message("forbidden", 403)), { code: "forbidden" });
+      show("view-keys");
       await loadKeys();
       $("keys-title").focus();
       return true;
     }
     if (hash === "#/import") {
       if (!may("editor")) throw Object.assign(new Error(message("forbidden", 403)), { code: "forbidden" });
+      show("view-import");
       $("import-title").focus();
       return true;
     }
