@@ -2,7 +2,7 @@
 //! raw clicks of one link, as CSV or JSON, streamed.
 //!
 //! Each export is a sequence of pages read by keyset paging (links by slug
-//! from the registry, clicks by id) and encoded as chunks: the header (or
+//! from the registry, clicks by day and id) and encoded as chunks: the header (or
 //! `[`), one chunk per page, then `]` for JSON. A page is at most [`PAGE`]
 //! rows, so an export of 100,000 links never holds more than one page.
 //!
@@ -229,10 +229,17 @@ pub fn links(app: App, format: Format) -> impl Stream<Item = Result<Vec<u8>, Lin
 
 // ------------------------------------------------------------------- clicks
 
-/// A page of one link's clicks in a day range, by id.
+/// A page of one link's clicks in a day range after the cursor (`?2`, `?3`):
+/// keyset paging on (day, id). The clicks' one index is (slug, day,
+/// visitor), so this reads from the cursor's day on and sorts only within
+/// a day; ordering by id alone would read and sort every click of the link
+/// in range for each page. Ids are assigned in insert order, so within a
+/// day (and across days, as clicks are written as they happen) this is id
+/// order.
 const CLICKS_PAGE: Statement = Statement {
-    sql: "SELECT id, at, is_bot, referrer_host, browser, os FROM clicks \
-          WHERE slug = ?1 AND id > ?2 AND day >= ?3 AND day <= ?4 ORDER BY id LIMIT ?5",
+    sql: "SELECT id, at, is_bot, referrer_host, browser, os, day FROM clicks \
+          WHERE slug = ?1 AND day >= ?2 AND day <= ?4 AND (day > ?2 OR id > ?3) \
+          ORDER BY day, id LIMIT ?5",
     operation: "SELECT",
     table: "clicks",
 };
@@ -278,23 +285,33 @@ fn click_row(row: &[SqlValue]) -> Option<(i64, Map<String, Value>)> {
     Some((id, out))
 }
 
-/// Up to `limit` clicks of `slug` in `range` after click `after`, and the
-/// last id read (`None`: no more).
+/// Where a click page ends: the day and id of its last click.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClickCursor {
+    /// `YYYY-MM-DD`.
+    pub day: String,
+    /// The click id.
+    pub id: i64,
+}
+
+/// Up to `limit` clicks of `slug` in `range` after `after` (`None`: from
+/// the first), and the cursor of the next page (`None`: no more).
 pub async fn click_page(
     sql: &dyn SqlStore,
     slug: &Slug,
     range: &DayRange,
-    after: i64,
+    after: Option<&ClickCursor>,
     limit: usize,
-) -> Result<(Vec<Map<String, Value>>, Option<i64>), StoreError> {
+) -> Result<(Vec<Map<String, Value>>, Option<ClickCursor>), StoreError> {
     let (from, to) = range.sql_bounds();
+    let (day, id) = after.map_or((from, 0), |c| (c.day.clone(), c.id));
     let rows = sql
         .execute(
             &CLICKS_PAGE,
             vec![
                 slug.as_str().into(),
-                after.into(),
-                from.into(),
+                day.into(),
+                id.into(),
                 to.into(),
                 int(limit),
             ],
@@ -303,9 +320,15 @@ pub async fn click_page(
     let more = rows.rows.len() == limit;
     let mut last = None;
     let mut out = Vec::with_capacity(rows.rows.len());
-    for (id, row) in rows.rows.iter().filter_map(|r| click_row(r)) {
-        last = Some(id);
-        out.push(row);
+    for row in &rows.rows {
+        if let Some((id, click)) = click_row(row) {
+            let day = row.get(6).and_then(SqlValue::as_str).unwrap_or_default();
+            last = Some(ClickCursor {
+                day: day.to_owned(),
+                id,
+            });
+            out.push(click);
+        }
     }
     Ok((out, last.filter(|_| more)))
 }
@@ -321,9 +344,16 @@ pub fn clicks(
     paged(Encoder::new(format, CLICK_COLUMNS), move |after: String| {
         let (app, slug) = (app.clone(), slug.clone());
         async move {
-            let after = after.parse().unwrap_or(0);
-            let (rows, last) = click_page(app.sql.as_ref(), &slug, &range, after, PAGE).await?;
-            Ok((rows, last.map(|id| id.to_string())))
+            // The stream's own cursor text: `<day> <id>` (empty: the first page).
+            let after = after.split_once(' ').and_then(|(day, id)| {
+                Some(ClickCursor {
+                    day: day.to_owned(),
+                    id: id.parse().ok()?,
+                })
+            });
+            let (rows, last) =
+                click_page(app.sql.as_ref(), &slug, &range, after.as_ref(), PAGE).await?;
+            Ok((rows, last.map(|c| format!("{} {}", c.day, c.id))))
         }
         .instrument(span.clone())
     })

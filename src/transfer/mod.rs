@@ -4,7 +4,7 @@
 //!
 //! * [`export`]: [`export::Format`], the columns of each export (one list
 //!   each: [`export::LINK_COLUMNS`], [`export::CLICK_COLUMNS`]), the pages
-//!   read by keyset paging (links by slug, clicks by id) and written as
+//!   read by keyset paging (links by slug, clicks by day and id) and written as
 //!   chunks, so that no export holds more than a page in memory.
 //! * [`import`]: [`import::Source`], each source's own format parsed into
 //!   [`import::Entry`] rows, and [`import::run`], which creates them through

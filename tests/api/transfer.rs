@@ -161,6 +161,31 @@ async fn a_links_clicks_export_has_each_click_without_the_visitor_hash() {
 }
 
 #[tokio::test]
+async fn the_clicks_export_pages_through_more_clicks_than_one_page_each_once_in_id_order() {
+    let app = TestApp::spawn().await;
+    app.create_ok("https://e.com/many", Some("many")).await;
+    let n = shortener::transfer::export::PAGE + 7;
+    for i in 0..n {
+        if i == n / 2 {
+            app.set_now(time::macros::datetime!(2030-01-16 09:00 UTC));
+        }
+        app.follow("many").await;
+    }
+    let r = app
+        .api(Method::GET, "/api/links/many/clicks?format=json", None)
+        .await;
+    let ids: Vec<i64> = r
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids.len(), n);
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "ascending, each once");
+}
+
+#[tokio::test]
 async fn the_clicks_export_keeps_to_its_day_range_and_refuses_what_the_stats_refuse() {
     let app = TestApp::spawn().await;
     app.create_ok("https://e.com/d", Some("daily")).await;
