@@ -261,19 +261,24 @@
 
   // ---------------------------------------------------------------- views
 
+  function refuse() {
+    fail(Object.assign(new Error(message("forbidden", 403)), { code: "forbidden" }));
+    return true;
+  }
+
   // Shows #/keys or #/import through app.js's `show`, or refuses what the
   // role may not do (nothing is shown then).
   async function route(hash, show) {
     await role();
     if (hash === "#/keys") {
-      if (!may("admin")) throw Object.assign(new Error(message("forbidden", 403)), { code: "forbidden" });
+      if (!may("admin")) return refuse();
       show("view-keys");
       await loadKeys();
       $("keys-title").focus();
       return true;
     }
     if (hash === "#/import") {
-      if (!may("editor")) throw Object.assign(new Error(message("forbidden", 403)), { code: "forbidden" });
+      if (!may("editor")) return refuse();
       show("view-import");
       $("import-title").focus();
       return true;
