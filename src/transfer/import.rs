@@ -7,7 +7,7 @@
 //!   `{"shortUrls": {"data": [{"shortCode", "longUrl", "tags": [..],
 //!   "meta": {"validUntil": <ISO 8601 | null>, ..}, ..}], "pagination": ..}}`
 //!   (shlinkio/shlink, `ShortUrl::toArray` / the `ShortUrl` schema of its
-//!   OpenAPI docs). A bare array of those objects is read too.
+//!   OpenAPI docs).
 //! * `yourls`: YOURLS's API `yourls-api.php?action=stats&filter=last&limit=N&format=json`
 //!   (`yourls_get_stats` in includes/functions-infos.php):
 //!   `{"links": {"link_1": {"shorturl", "url", "title", "timestamp", "ip",
@@ -17,8 +17,8 @@
 //! * `kutt`: Kutt's API v2 list, `GET /api/v2/links`
 //!   (thedevs-network/kutt, `utils.sanitize.link`):
 //!   `{"total", "limit", "skip", "data": [{"id", "address", "target",
-//!   "expire_in": <ISO 8601 | null>, "visit_count", "link", ..}]}`. A bare
-//!   array is read too. Kutt has no tags.
+//!   "expire_in": <ISO 8601 | null>, "visit_count", "link", ..}]}`. Kutt
+//!   has no tags.
 //! * `bitly`: Bitly's API v4, `GET /v4/groups/{group_guid}/bitlinks`:
 //!   `{"links": [{"id": "bit.ly/abc", "link", "long_url", "tags": [..],
 //!   "created_at", ..}], "pagination": ..}`. The slug is the back-half of
@@ -184,11 +184,9 @@ pub fn parse(source: Source, body: &[u8]) -> Result<Parsed, TransferError> {
     Ok(parsed)
 }
 
-/// The array at `path` in `json`, or `json` itself when it is an array.
+/// The array at `path` in `json` (only there: any other JSON is not the
+/// source's answer).
 fn list_at(json: &Value, path: &[&str]) -> Option<Vec<Value>> {
-    if let Value::Array(items) = json {
-        return Some(items.clone());
-    }
     let mut at = json;
     for key in path {
         at = at.get(key)?;
@@ -196,14 +194,12 @@ fn list_at(json: &Value, path: &[&str]) -> Option<Vec<Value>> {
     at.as_array().cloned()
 }
 
-/// YOURLS's `links` object (`link_1`, `link_2`, ...) in number order; none
-/// when YOURLS had no links (it then leaves `links` out).
+/// YOURLS's `links` object (`link_1`, `link_2`, ...) in number order; an
+/// empty list when YOURLS had no links (it then leaves `links` out, and
+/// still answers its `stats`).
 fn yourls_links(json: &Value) -> Option<Vec<Value>> {
-    if !json.is_object() {
-        return None;
-    }
     let Some(links) = json.get("links") else {
-        return Some(Vec::new());
+        return json.get("stats").is_some().then(Vec::new);
     };
     match links {
         Value::Object(map) => {
@@ -568,6 +564,16 @@ mod tests {
         );
         assert_eq!(bitly.entries[0].slug.as_deref(), Some("3xYz"));
         assert!(parse(Source::Kutt, b"{\"links\":[]}").is_err());
+        assert!(
+            parse(Source::Shlink, b"[null, null]").is_err(),
+            "only its own shape"
+        );
+        assert!(parse(Source::Yourls, b"{}").is_err());
+        let none = entries(
+            Source::Yourls,
+            r#"{"stats":{"total_links":"0"},"statusCode":200}"#,
+        );
+        assert_eq!(none, Parsed::default());
         assert!(parse(Source::Bitly, b"not json").is_err());
     }
 
