@@ -358,7 +358,8 @@ fn parse_csv(body: &[u8]) -> Result<Parsed, String> {
 
 /// The slug of a row that names none: `len` base62 characters of the
 /// SHA-256 of its (normalised) URL, so the same row always gets the same
-/// slug and a second import of it is skipped.
+/// slug and a second import of it is skipped (as long as `slug_length`,
+/// which is `len`, is not changed in between).
 pub fn derived_slug(url: &TargetUrl, len: usize) -> String {
     use crate::links::BASE62;
     Sha256::digest(url.as_str().as_bytes())
