@@ -15,7 +15,7 @@
 
   // A sentence for every error code the API (or the network) can produce.
   const MESSAGES = {
-    unauthorized: "The admin token was refused. Check it and sign in again.",
+    unauthorized: "The admin token or key was refused (wrong, expired or revoked). Check it and sign in again.",
     forbidden: "This key's role cannot do that; ask an admin for a key with more rights.",
     invalid_name: "A key name must be 1 to 64 printable characters.",
     invalid_role: "A key's role must be viewer, editor or admin.",
@@ -45,7 +45,12 @@
     corrupt_record: "This link's stored record is damaged; it has been logged. Delete the link and create it again.",
     store_unavailable: "A store the server needs is unavailable; try again shortly.",
     network: "The server could not be reached. Check the connection and try again.",
+    // Export and import.
+    invalid_format: "An export is CSV or JSON.",
+    invalid_source: "Pick the tool the file comes from: Shlink, YOURLS, Kutt, Bitly or CSV.",
+    invalid_import: "The file is not an export of the tool picked; check the source and the file.",
   };
+  window.shortenerMessages = MESSAGES;
 
   class ApiError extends Error {
     constructor(code, status, detail) {
@@ -200,7 +205,7 @@
   };
 
   function show(view) {
-    for (const id of ["view-signin", "view-links", "view-link"]) {
+    for (const id of ["view-signin", "view-links", "view-link", "view-keys", "view-import"]) {
       $(id).hidden = id !== view;
     }
     $("nav").hidden = view === "view-signin";
@@ -224,8 +229,13 @@
       return;
     }
     const m = hash.match(/^#\/links\/([A-Za-z0-9_-]{3,64})$/);
+    // The role-aware pages are transfer.js's (window.shortenerViews).
+    const views = window.shortenerViews;
     try {
-      if (m) {
+      if (views) await views.role().catch(() => null);
+      if (views && (hash === "#/keys" || hash === "#/import")) {
+        await views.route(hash, show);
+      } else if (m) {
         await showLink(m[1]);
       } else {
         if (hash !== "#/links") history.replaceState(null, "", "#/links");
@@ -314,6 +324,7 @@
       open.setAttribute("aria-label", `Stats and edit ${link.slug}`);
       const del = el("button", "Delete", "danger small");
       del.type = "button";
+      del.dataset.needs = "editor";
       del.setAttribute("aria-label", `Delete ${link.slug}`);
       del.addEventListener("click", () => confirmDelete(link.slug, del));
       actions.append(open, del);

@@ -142,7 +142,7 @@ impl DayRange {
 
     /// The ends as SQL parameters (`YYYY-MM-DD`; open ends as the first and
     /// last day the format can hold).
-    fn sql_bounds(&self) -> (String, String) {
+    pub(crate) fn sql_bounds(&self) -> (String, String) {
         (
             self.from.map_or_else(|| "0000-01-01".to_owned(), day_text),
             self.to.map_or_else(|| "9999-12-31".to_owned(), day_text),

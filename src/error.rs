@@ -10,7 +10,7 @@
 //! client gets a generic message.
 
 use axum::Json;
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::analytics::DayRangeError;
 use crate::links::LinkError;
 use crate::storage::StoreError;
+use crate::transfer::{MAX_IMPORT_BYTES, TransferError};
 
 /// Largest JSON body accepted (enforced with axum's `DefaultBodyLimit`).
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -80,6 +81,13 @@ error_codes! {
     InvalidName => "invalid_name",
     /// 400: a role other than `viewer`, `editor`, `admin`.
     InvalidRole => "invalid_role",
+    // Export and import (`transfer`).
+    /// 400: an export `format` other than `csv`, `json`.
+    InvalidFormat => "invalid_format",
+    /// 400: an import `source` we do not read.
+    InvalidSource => "invalid_source",
+    /// 400: an import body that is not its source's format.
+    InvalidImport => "invalid_import",
     /// 401: no or a wrong bearer token.
     Unauthorized => "unauthorized",
     /// 401: the API is disabled (no usable `admin_token`).
@@ -220,6 +228,9 @@ pub enum AppError {
     /// The body is larger than we accept (413).
     #[error("The body is larger than {} KiB.", MAX_BODY_BYTES / 1024)]
     PayloadTooLarge,
+    /// An import body over [`MAX_IMPORT_BYTES`] (413).
+    #[error("The import is larger than {} MiB.", MAX_IMPORT_BYTES / (1024 * 1024))]
+    ImportTooLarge,
     /// The body is not JSON (415).
     #[error("Send the body as JSON with `Content-Type: application/json`.")]
     UnsupportedMediaType,
@@ -285,7 +296,9 @@ impl AppError {
             AppError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, C::MethodNotAllowed),
             AppError::Conflict(_) => (StatusCode::CONFLICT, C::SlugTaken),
             AppError::Gone => (StatusCode::GONE, C::LinkExpired),
-            AppError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, C::PayloadTooLarge),
+            AppError::PayloadTooLarge | AppError::ImportTooLarge => {
+                (StatusCode::PAYLOAD_TOO_LARGE, C::PayloadTooLarge)
+            }
             AppError::UnsupportedMediaType => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, C::UnsupportedMediaType)
             }
@@ -350,6 +363,27 @@ impl From<JsonRejection> for AppError {
                 ErrorCode::InvalidJson,
                 format!("The body could not be read: {}.", other.body_text()),
             ),
+        }
+    }
+}
+
+impl From<TransferError> for AppError {
+    fn from(e: TransferError) -> Self {
+        AppError::validation(e.code(), e.to_string())
+    }
+}
+
+/// The rejection of the raw body extractor, which only the import reads
+/// (under its own `DefaultBodyLimit` of [`MAX_IMPORT_BYTES`]).
+impl From<BytesRejection> for AppError {
+    fn from(rejection: BytesRejection) -> Self {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            AppError::ImportTooLarge
+        } else {
+            AppError::validation(
+                ErrorCode::InvalidImport,
+                format!("The body could not be read: {}.", rejection.body_text()),
+            )
         }
     }
 }

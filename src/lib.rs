@@ -21,6 +21,8 @@
 //! * [`analytics`]: per-link totals and stats from the daily rollups.
 //! * [`rollups`]: the rollups folded from the raw clicks off the redirect
 //!   path (on reads, and by every `FOLD_EVERY`-th redirect).
+//! * [`transfer`]: the exports (links, a link's clicks; CSV or JSON,
+//!   streamed) and the import of other shorteners' exports.
 //! * [`unrecorded`]: clicks served but not recorded (the click store
 //!   failed): their tally in a second database, the busy timeout, the
 //!   `/health` write probe.
@@ -72,6 +74,7 @@ pub mod redirect;
 pub mod rollups;
 pub mod storage;
 pub mod telemetry;
+pub mod transfer;
 pub mod unrecorded;
 
 #[cfg(not(target_arch = "wasm32"))]

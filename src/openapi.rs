@@ -51,9 +51,9 @@ pub const DESCRIPTION: &str = include_str!("../openapi.json");
 #[openapi(
     info(
         title = "shortener",
-        description = "A self-hosted, instrumented URL shortener. Every `/api/links` and \
-                       `/api/keys` route needs `Authorization: Bearer <key>`: an API key \
-                       (`viewer`: every GET; `editor`: also link writes; `admin`: also keys) \
+        description = "A self-hosted, instrumented URL shortener. Every `/api` route but this \
+                       description needs `Authorization: Bearer <key>`: an API key \
+                       (`viewer`: every GET; `editor`: also link writes and imports; `admin`: also keys) \
                        or the `admin_token` (an admin key). A role that is not enough is a \
                        403 `forbidden`. Every error answer is \
                        `{\"error\": {\"code\", \"message\"}}`."
@@ -69,6 +69,10 @@ pub const DESCRIPTION: &str = include_str!("../openapi.json");
         crate::http::keys_api::create_key,
         crate::http::keys_api::list_keys,
         crate::http::keys_api::revoke_key,
+        crate::http::transfer_api::export_links,
+        crate::http::transfer_api::export_clicks,
+        crate::http::transfer_api::import_links,
+        crate::http::transfer_api::whoami,
         crate::http::redirect,
         crate::http::ops::health,
         crate::http::ops::metrics_endpoint,
@@ -78,7 +82,8 @@ pub const DESCRIPTION: &str = include_str!("../openapi.json");
     modifiers(&BearerAuth),
     tags(
         (name = "links", description = "Create, list, read, change and delete links; their stats and QR codes."),
-        (name = "keys", description = "API keys with roles (admin only)."),
+        (name = "keys", description = "API keys with roles (admin only), and who the caller is."),
+        (name = "transfer", description = "Export links and clicks (CSV or JSON, streamed); import other shorteners' exports."),
         (name = "redirect", description = "The short links themselves."),
         (name = "operations", description = "Health, metrics and this description."),
     )
@@ -261,7 +266,7 @@ mod tests {
                 let secured = op["security"]
                     .as_array()
                     .is_some_and(|s| s.iter().any(|r| r.get("bearer").is_some()));
-                let public = !path.starts_with("/api/links") && !path.starts_with("/api/keys");
+                let public = !path.starts_with("/api/") || path == "/api/openapi.json";
                 assert_eq!(secured, !public, "{method} {path}");
             }
         }

@@ -6,6 +6,7 @@
 //! * [`links_api`]: the `/api/links` handlers and their wire types.
 //! * [`keys_api`]: `/api/keys` (admin only).
 //! * [`ops`]: `/health` and `/metrics`.
+//! * [`transfer_api`]: the exports, the import and `/api/whoami`.
 //! * here: `GET`/`HEAD /{slug}`, which reads the request into a
 //!   [`redirect::Visit`] and writes the core's [`redirect::Outcome`].
 
@@ -13,6 +14,7 @@ pub mod extract;
 pub mod keys_api;
 pub mod links_api;
 pub mod ops;
+pub mod transfer_api;
 
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
@@ -44,6 +46,7 @@ pub fn routes() -> Router<App> {
         .merge(links_api::routes())
         .merge(keys_api::routes())
         .merge(ops::routes())
+        .merge(transfer_api::routes())
 }
 
 /// The middleware that runs every request in its server span and records

@@ -39,7 +39,8 @@ pub const MAX_URL_BYTES: usize = 2048;
 /// How often a random slug is redrawn after a collision before giving up.
 pub const RANDOM_SLUG_ATTEMPTS: usize = 8;
 
-const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+/// The base62 alphabet (random slugs and keys, derived import slugs).
+pub(crate) const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
 /// `len` random base62 characters from `rng` (random slugs, API key ids and
 /// secrets).

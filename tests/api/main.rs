@@ -13,3 +13,4 @@ mod refusals;
 mod resilience;
 mod stats;
 mod telemetry;
+mod transfer;

@@ -308,6 +308,63 @@ async fn each_route_makes_exactly_its_storage_spans() {
                 op("sqlite.execute", "SELECT", Some("links")),
             ],
         ),
+        // Export and import (transfer): pages of the registry or of the
+        // clicks; each imported row is looked up, then created as a POST.
+        (
+            Method::GET,
+            "/api/export/links".into(),
+            None,
+            "GET /api/export/links",
+            200,
+            vec![
+                op("sqlite.execute", "SELECT", Some("links")),
+                op("kv.get", "get", None),
+            ],
+        ),
+        (
+            Method::GET,
+            "/api/links/routed/clicks?format=json".into(),
+            None,
+            "GET /api/links/{slug}/clicks",
+            200,
+            vec![
+                op("kv.get", "get", None),
+                op("sqlite.execute", "SELECT", Some("clicks")),
+            ],
+        ),
+        (
+            Method::POST,
+            "/api/import?source=shlink&dry_run=true".into(),
+            Some(
+                json!({"shortUrls": {"data": [{"shortCode": "dryone", "longUrl": "https://e.com/d"}]}}),
+            ),
+            "POST /api/import",
+            200,
+            vec![op("kv.get", "get", None)],
+        ),
+        (
+            Method::POST,
+            "/api/import?source=shlink".into(),
+            Some(
+                json!({"shortUrls": {"data": [{"shortCode": "imported", "longUrl": "https://e.com/i"}]}}),
+            ),
+            "POST /api/import",
+            200,
+            vec![
+                op("kv.get", "get", None),
+                op("sqlite.execute", "INSERT", Some("links")),
+                op("kv.set", "set", None),
+                op("sqlite.execute", "SELECT", Some("links")),
+            ],
+        ),
+        (
+            Method::GET,
+            "/api/whoami".into(),
+            None,
+            "GET /api/whoami",
+            200,
+            vec![],
+        ),
         (
             Method::GET,
             "/health".into(),

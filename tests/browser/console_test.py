@@ -10,7 +10,9 @@ follows the short URL, sees the click on the link's page, decodes the QR code
 (the downloaded SVG rasterised by the page into a PNG, and a screenshot of
 the shown SVG) with zbarimg back to
 the short URL, edits the target and sees the redirect change, deletes the link
-behind its confirmation, and signs out. The browser log must hold no error
+behind its confirmation, imports a CSV (a dry run first), downloads both
+exports, makes a viewer key on the keys page and signs in with it (no create,
+edit, delete, import or keys offered), revokes it, and signs out. The browser log must hold no error
 except the 401 of the wrong token. Screenshots go to
 target/console-screenshots/.
 
@@ -59,7 +61,7 @@ from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
-from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "target" / "console-screenshots"
@@ -459,6 +461,8 @@ def run(driver, base, landing, downloads):
     shot(driver, "10-deleted")
     log.check("deleting")
 
+    transfer_and_roles(driver, base, downloads, wait, log)
+
     step("sign out forgets the token")
     by_id("sign-out").click()
     visible("view-signin")
@@ -467,6 +471,124 @@ def run(driver, base, landing, downloads):
     visible("view-signin")
     log.check("signing out")
     print(f"    browser log entries: {len(log.all)}, errors other than the expected refusals: 0")
+
+
+# ------------------------------------------------ import, export, keys, roles
+
+
+def wait_for_file(path):
+    deadline = time.time() + 15
+    while not path.exists() and time.time() < deadline:
+        time.sleep(0.2)
+    assert path.exists(), f"no {path.name} in {[p.name for p in path.parent.iterdir()]}"
+    time.sleep(0.3)  # the download may still be written
+    return path.read_text()
+
+
+def sign_in_as(driver, wait, base, bearer):
+    by_id = lambda i: driver.find_element(By.ID, i)  # noqa: E731
+    driver.find_element(By.ID, "sign-out").click()
+    wait.until(EC.visibility_of_element_located((By.ID, "view-signin")))
+    by_id("token").send_keys(bearer, Keys.ENTER)
+    wait.until(EC.visibility_of_element_located((By.ID, "view-links")))
+    wait.until(lambda d: d.execute_script("return document.body.dataset.role || ''"))
+
+
+def transfer_and_roles(driver, base, downloads, wait, log):
+    """The import page (a dry run first), the export buttons, the keys page,
+    and what a viewer key is (not) offered."""
+    by_id = lambda i: driver.find_element(By.ID, i)  # noqa: E731
+    visible = lambda i: wait.until(EC.visibility_of_element_located((By.ID, i)))  # noqa: E731
+
+    def text_is(element_id, text):
+        wait.until(EC.text_to_be_present_in_element((By.ID, element_id), text))
+
+    step("the import page shows a dry run first, then imports the same file")
+    driver.get(f"{base}/console/#/links")
+    visible("view-links")
+    visible("nav-import")
+    by_id("nav-import").click()
+    visible("view-import")
+    assert not by_id("import-run").is_enabled(), "no real import before a dry run"
+    by_id("import-file").send_keys(str(ROOT / "tests" / "fixtures" / "import" / "links.csv"))
+    by_id("import-dry").click()
+    text_is("r-created", "2 would be created")
+    text_is("import-report-title", "Dry run")
+    assert status_of(f"{base}/csv-one")[0] == 404, "the dry run wrote nothing"
+    shot(driver, "11-import-dry-run")
+    wait.until(lambda d: by_id("import-run").is_enabled())
+    by_id("import-run").click()
+    text_is("r-created", "2 created")
+    assert status_of(f"{base}/csv-one")[0] == 302
+    log.check("importing")
+
+    step("the export buttons download the links as CSV and JSON")
+    by_id("nav").find_element(By.CSS_SELECTOR, "a[href='#/links']").click()
+    visible("view-links")
+    text_is("links-body", "csv-one")
+    by_id("export-csv").click()
+    text = wait_for_file(downloads / "links.csv")
+    assert text.startswith("slug,url,created_at,expires_at,tags,clicks"), text[:200]
+    assert "csv-one" in text and "csv-two" in text, text
+    by_id("export-json").click()
+    exported = json.loads(wait_for_file(downloads / "links.json"))
+    assert {link["slug"] for link in exported} >= {"csv-one", "csv-two"}, exported
+    log.check("exporting")
+
+    step("an admin makes a viewer key on the keys page: shown once, with a copy button")
+    visible("nav-keys")
+    by_id("nav-keys").click()
+    visible("view-keys")
+    by_id("key-name").send_keys("console viewer")
+    Select(by_id("key-role")).select_by_value("viewer")
+    by_id("key-form").submit()
+    visible("key-made")
+    wait.until(lambda d: by_id("key-secret").get_attribute("value").startswith("shk_"))
+    viewer_key = by_id("key-secret").get_attribute("value")
+    by_id("key-copy").click()
+    text_is("keys-body", "console viewer")
+    shot(driver, "12-keys")
+    log.check("making a key")
+
+    step("a viewer key signs in and is offered no create, edit, delete, import or keys")
+    sign_in_as(driver, wait, base, viewer_key)
+    assert driver.execute_script("return document.body.dataset.role") == "viewer"
+    text_is("links-body", "csv-one")
+    assert not by_id("create-form").is_displayed()
+    assert not by_id("nav-keys").is_displayed()
+    assert not by_id("nav-import").is_displayed()
+    assert by_id("export-csv").is_displayed()
+    for button in driver.find_elements(By.CSS_SELECTOR, "#links-body button"):
+        assert not button.is_displayed(), button.text
+    driver.get(f"{base}/console/#/links/csv-one")
+    visible("view-link")
+    text_is("link-title", "csv-one")
+    assert not by_id("edit-form").is_displayed()
+    assert not by_id("delete-link").is_displayed()
+    shot(driver, "13-viewer-link-page")
+    driver.get(f"{base}/console/#/keys")
+    visible("error")
+    assert by_id("error").get_attribute("data-code") == "forbidden"
+    log.check("signed in as a viewer")
+
+    step("back as the admin, revoking the key refuses it at once")
+    sign_in_as(driver, wait, base, TOKEN)
+    driver.get(f"{base}/console/#/keys")
+    visible("view-keys")
+    text_is("keys-body", "console viewer")
+    row = driver.find_element(By.CSS_SELECTOR, "#keys-body tr")
+    row.find_element(By.CSS_SELECTOR, "button").click()
+    driver.switch_to.alert.accept()
+    text_is("notice", "Revoked console viewer")
+    request = urllib.request.Request(
+        f"{base}/api/whoami", headers={"Authorization": f"Bearer {viewer_key}"}
+    )
+    try:
+        urllib.request.urlopen(request, timeout=10)
+        raise AssertionError("a revoked key still works")
+    except urllib.error.HTTPError as e:
+        assert e.code == 401, e.code
+    log.check("revoking the key")
 
 
 def main():

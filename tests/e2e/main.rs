@@ -27,6 +27,7 @@ mod resilience;
 mod scale;
 mod schema;
 mod telemetry;
+mod transfer;
 
 fn main() {
     let args = libtest_mimic::Arguments::from_args();
@@ -49,5 +50,6 @@ fn main() {
     trials.extend(openapi::trials());
     trials.extend(scale::trials());
     trials.extend(schema::trials());
+    trials.extend(transfer::trials());
     libtest_mimic::run(&args, trials).exit();
 }
