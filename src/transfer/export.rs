@@ -193,6 +193,12 @@ pub async fn link_page(
     after: &str,
     limit: usize,
 ) -> Result<(Vec<Map<String, Value>>, Option<String>), LinkError> {
+    if after.is_empty() {
+        // The totals count every click committed before the export began.
+        if let Err(e) = crate::rollups::fold(app.sql.as_ref()).await {
+            tracing::warn!(error = %e, "rollups not folded before an export: totals count the clicks folded so far");
+        }
+    }
     let rows = app
         .sql
         .execute(&LINKS_PAGE, vec![after.into(), int(limit)])

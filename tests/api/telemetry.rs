@@ -317,6 +317,7 @@ async fn each_route_makes_exactly_its_storage_spans() {
             "GET /api/export/links",
             200,
             vec![
+                op("sqlite.execute", "INSERT", Some("rollup_folds")),
                 op("sqlite.execute", "SELECT", Some("links")),
                 op("kv.get", "get", None),
             ],
