@@ -44,6 +44,10 @@
     internal: "Something went wrong on the server; it has been logged. Try again.",
     corrupt_record: "This link's stored record is damaged; it has been logged. Delete the link and create it again.",
     store_unavailable: "A store the server needs is unavailable; try again shortly.",
+    // Redirect options and rules (console/rules.js).
+    invalid_rule: "A redirect rule is not valid.",
+    invalid_max_clicks: "The click limit must be a whole number of at least 1, or empty.",
+    link_exhausted: "This link has reached its click limit.",
     network: "The server could not be reached. Check the connection and try again.",
   };
 

@@ -42,6 +42,17 @@ pub const RECORD: Statement = Statement {
     table: "clicks",
 };
 
+/// [`RECORD`] for a click a redirect rule served: the rule's index too
+/// (migration 8). A separate statement so that the click of a link without
+/// rules stays exactly [`RECORD`].
+pub const RECORD_BY_RULE: Statement = Statement {
+    sql: "INSERT INTO clicks (slug, at, day, referrer_host, browser, os, is_bot, visitor, rule) \
+          SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9 WHERE EXISTS (SELECT 1 FROM links WHERE slug = ?1) \
+          RETURNING id",
+    operation: "INSERT",
+    table: "clicks",
+};
+
 /// The longest referrer host we keep.
 const MAX_HOST_LEN: usize = 253;
 
@@ -116,12 +127,20 @@ impl Visitor {
     }
 }
 
+/// The device a `User-Agent` runs on (for redirect rules), read like
+/// [`Visitor::classify`] reads it: its first [`MAX_USER_AGENT_BYTES`],
+/// through the same memo.
+pub fn device(user_agent: &str) -> agents::Device {
+    Agent::of(capped(user_agent, MAX_USER_AGENT_BYTES).trim()).device
+}
+
 /// What a (trimmed) user agent says about its sender.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Agent {
     browser: &'static str,
     os: &'static str,
     is_bot: bool,
+    device: agents::Device,
 }
 
 /// Agents remembered per instance; the memo is emptied when full.
@@ -161,6 +180,7 @@ impl Agent {
         Self {
             browser: family.name,
             os: family.os,
+            device: family.device(),
             // No user agent at all is a script, not a person.
             is_bot: ua.is_empty() || family.category == "crawler" || bots::is_bot(ua),
         }
@@ -259,27 +279,33 @@ pub struct Click<'a> {
     pub visitor: &'a Visitor,
     /// Their keyed hash.
     pub visitor_hash: String,
+    /// The index of the redirect rule that served it, if one did.
+    pub rule: Option<usize>,
 }
 
-/// Records one click; `false` when the link is no longer registered (deleted
-/// while the redirect was being served), in which case nothing was written.
+/// Records one click; `false` when nothing was written: the link is no
+/// longer registered (deleted while the redirect was being served), or it
+/// has a `max_clicks` and has had them (the `clicks_limit` trigger).
 pub async fn record(sql: &dyn SqlStore, click: &Click<'_>) -> Result<bool, StoreError> {
     let at_ms = i64::try_from(click.at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX);
-    let rows = sql
-        .execute(
-            &RECORD,
-            vec![
-                click.slug.as_str().into(),
-                SqlValue::Integer(at_ms),
-                utc_day(click.at).into(),
-                click.visitor.referrer_host.clone().into(),
-                click.visitor.browser.clone().into(),
-                click.visitor.os.clone().into(),
-                click.visitor.is_bot.into(),
-                click.visitor_hash.clone().into(),
-            ],
-        )
-        .await?;
+    let mut params = vec![
+        click.slug.as_str().into(),
+        SqlValue::Integer(at_ms),
+        utc_day(click.at).into(),
+        click.visitor.referrer_host.clone().into(),
+        click.visitor.browser.clone().into(),
+        click.visitor.os.clone().into(),
+        click.visitor.is_bot.into(),
+        click.visitor_hash.clone().into(),
+    ];
+    let statement = match click.rule {
+        None => &RECORD,
+        Some(rule) => {
+            params.push(SqlValue::Integer(rule as i64));
+            &RECORD_BY_RULE
+        }
+    };
+    let rows = sql.execute(statement, params).await?;
     Ok(!rows.rows.is_empty())
 }
 
@@ -386,6 +412,22 @@ mod tests {
         let referer = format!("https://News.Example.org/{}", "a".repeat(MAX_REFERER_BYTES));
         let v = Visitor::classify(CHROME, Some(&format!("{referer}é")));
         assert_eq!(v.referrer_host.as_deref(), Some("news.example.org"));
+    }
+
+    #[test]
+    fn the_device_comes_from_the_agents_os_and_category() {
+        use agents::Device;
+        let android = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Mobile Safari/537.36";
+        let ipad = "Mozilla/5.0 (iPad; CPU OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1";
+        let docomo = "DoCoMo/2.0 P903i(c100;TB;W24H12)";
+        assert_eq!(device(android), Device::Android);
+        assert_eq!(device(SAFARI_IOS), Device::Ios);
+        assert_eq!(device(ipad), Device::Ios);
+        assert_eq!(device(docomo), Device::OtherMobile);
+        assert_eq!(device(CHROME), Device::Desktop);
+        assert_eq!(device(FIREFOX_LINUX), Device::Desktop);
+        assert_eq!(device(GOOGLEBOT), Device::Desktop);
+        assert_eq!(device(""), Device::Desktop);
     }
 
     #[test]

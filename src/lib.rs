@@ -62,6 +62,7 @@ pub mod links;
 pub mod metrics;
 pub mod migrations;
 pub mod openapi;
+pub mod orphans;
 pub mod qr;
 pub mod redirect;
 pub mod storage;

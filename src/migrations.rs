@@ -260,6 +260,73 @@ pub const MIGRATIONS: &[Migration] = &[
             ),
         ],
     },
+    // --- Migration 8: the redirect's options (`links::rules`) and orphan
+    // visits (`orphans`).
+    Migration {
+        version: 8,
+        statements: &[
+            // Which redirect rule served a click (its index; NULL: the
+            // link's own URL). Stats read it through the partial index below,
+            // which only rule-served clicks enter (`analytics::rule_clicks`).
+            Statement {
+                sql: "ALTER TABLE clicks ADD COLUMN rule INTEGER",
+                operation: "ALTER",
+                table: "clicks",
+            },
+            ddl(
+                "CREATE INDEX IF NOT EXISTS clicks_rules ON clicks (slug, rule, day) WHERE rule IS NOT NULL",
+            ),
+            // Links with a `max_clicks` (`links::rules::MaxClicks`): the
+            // limit and the clicks recorded so far. Derived from the
+            // registry's copy of the record by the triggers below, in the
+            // statement that writes it, so it never disagrees with the row.
+            ddl(
+                "CREATE TABLE IF NOT EXISTS click_limits (slug TEXT PRIMARY KEY, max_clicks INTEGER NOT NULL, used INTEGER NOT NULL) WITHOUT ROWID",
+            ),
+            ddl(
+                "CREATE TRIGGER IF NOT EXISTS click_limits_claim AFTER INSERT ON links \
+             WHEN json_extract(NEW.record, '$.max_clicks') IS NOT NULL BEGIN \
+             INSERT INTO click_limits (slug, max_clicks, used) \
+             SELECT NEW.slug, json_extract(NEW.record, '$.max_clicks'), (SELECT count(*) FROM clicks WHERE slug = NEW.slug) WHERE true \
+             ON CONFLICT (slug) DO UPDATE SET max_clicks = excluded.max_clicks; \
+             END",
+            ),
+            // An edit keeps the clicks counted so far; setting a limit on a
+            // link with clicks counts them (once, on this admin write).
+            ddl(
+                "CREATE TRIGGER IF NOT EXISTS click_limits_revise AFTER UPDATE OF record ON links BEGIN \
+             DELETE FROM click_limits WHERE slug = NEW.slug AND json_extract(NEW.record, '$.max_clicks') IS NULL; \
+             INSERT INTO click_limits (slug, max_clicks, used) \
+             SELECT NEW.slug, json_extract(NEW.record, '$.max_clicks'), (SELECT count(*) FROM clicks WHERE slug = NEW.slug) \
+             WHERE json_extract(NEW.record, '$.max_clicks') IS NOT NULL \
+             ON CONFLICT (slug) DO UPDATE SET max_clicks = excluded.max_clicks; \
+             END",
+            ),
+            ddl(
+                "CREATE TRIGGER IF NOT EXISTS click_limits_delete AFTER DELETE ON links BEGIN \
+             DELETE FROM click_limits WHERE slug = OLD.slug; \
+             END",
+            ),
+            // The limit itself, in the click's own statement: a click of a
+            // limited link that has had its clicks is dropped (the INSERT
+            // inserts and returns nothing), otherwise counted. Apart from
+            // the clicks_rollup trigger; a click of a link without a limit
+            // costs one primary-key probe of this small table (the WHEN).
+            ddl(
+                "CREATE TRIGGER IF NOT EXISTS clicks_limit BEFORE INSERT ON clicks \
+             WHEN EXISTS (SELECT 1 FROM click_limits WHERE slug = NEW.slug) BEGIN \
+             SELECT RAISE(IGNORE) FROM click_limits WHERE slug = NEW.slug AND used >= max_clicks; \
+             UPDATE click_limits SET used = used + 1 WHERE slug = NEW.slug; \
+             END",
+            ),
+            // Orphan visits (`orphans`): per UTC day and path, a count; at
+            // most `orphans::MAX_PATHS_PER_DAY` paths a day, the rest under
+            // "(other)".
+            ddl(
+                "CREATE TABLE IF NOT EXISTS orphan_visits (day TEXT NOT NULL, path TEXT NOT NULL, visits INTEGER NOT NULL, PRIMARY KEY (day, path)) WITHOUT ROWID",
+            ),
+        ],
+    },
 ];
 
 /// What a connection finds on arrival: the schema version and the journal
@@ -456,7 +523,8 @@ mod tests {
     }
 
     const TRIGGERS_ON_CLICKS: Statement = Statement {
-        sql: "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger' AND tbl_name = 'clicks'",
+        // (Migration 8's click limit is a trigger on clicks of its own.)
+        sql: "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger' AND tbl_name = 'clicks' AND name <> 'clicks_limit'",
         operation: "SELECT",
         table: "sqlite_schema",
     };
@@ -494,6 +562,7 @@ mod tests {
             at,
             visitor: &visitor,
             visitor_hash: format!("{host}{day}"),
+            rule: None,
         };
         assert!(crate::clicks::record(db, &click).await.unwrap());
     }

@@ -51,8 +51,8 @@ pub const DESCRIPTION: &str = include_str!("../openapi.json");
 #[openapi(
     info(
         title = "shortener",
-        description = "A self-hosted, instrumented URL shortener. Every `/api/links` and \
-                       `/api/keys` route needs `Authorization: Bearer <key>`: an API key \
+        description = "A self-hosted, instrumented URL shortener. Every `/api/links`, \
+                       `/api/keys` and `/api/orphans` route needs `Authorization: Bearer <key>`: an API key \
                        (`viewer`: every GET; `editor`: also link writes; `admin`: also keys) \
                        or the `admin_token` (an admin key). A role that is not enough is a \
                        403 `forbidden`. Every error answer is \
@@ -72,6 +72,8 @@ pub const DESCRIPTION: &str = include_str!("../openapi.json");
         crate::http::redirect,
         crate::http::ops::health,
         crate::http::ops::metrics_endpoint,
+        // Orphan visits (`orphans`).
+        crate::http::orphans_api::orphan_visits,
         serve,
     ),
     components(schemas(ErrorBody, ErrorDetail, Health)),
@@ -80,6 +82,7 @@ pub const DESCRIPTION: &str = include_str!("../openapi.json");
         (name = "links", description = "Create, list, read, change and delete links; their stats and QR codes."),
         (name = "keys", description = "API keys with roles (admin only)."),
         (name = "redirect", description = "The short links themselves."),
+        (name = "orphans", description = "Requests to the redirect that found no link."),
         (name = "operations", description = "Health, metrics and this description."),
     )
 )]
@@ -261,7 +264,9 @@ mod tests {
                 let secured = op["security"]
                     .as_array()
                     .is_some_and(|s| s.iter().any(|r| r.get("bearer").is_some()));
-                let public = !path.starts_with("/api/links") && !path.starts_with("/api/keys");
+                let public = !path.starts_with("/api/links")
+                    && !path.starts_with("/api/keys")
+                    && !path.starts_with("/api/orphans");
                 assert_eq!(secured, !public, "{method} {path}");
             }
         }

@@ -6,6 +6,7 @@
 //! * [`links_api`]: the `/api/links` handlers and their wire types.
 //! * [`keys_api`]: `/api/keys` (admin only).
 //! * [`ops`]: `/health` and `/metrics`.
+//! * [`orphans_api`]: `GET /api/orphans`.
 //! * here: `GET`/`HEAD /{slug}`, which reads the request into a
 //!   [`redirect::Visit`] and writes the core's [`redirect::Outcome`].
 
@@ -13,6 +14,7 @@ pub mod extract;
 pub mod keys_api;
 pub mod links_api;
 pub mod ops;
+pub mod orphans_api;
 
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
@@ -44,6 +46,7 @@ pub fn routes() -> Router<App> {
         .merge(links_api::routes())
         .merge(keys_api::routes())
         .merge(ops::routes())
+        .merge(orphans_api::routes())
 }
 
 /// The middleware that runs every request in its server span and records
@@ -70,15 +73,15 @@ pub async fn request_span(request: Request, next: Next) -> Response {
     tag = "redirect",
     params(("slug" = String, Path, description = "The link's slug: 3 to 64 of `A-Za-z0-9_-`.", example = "docs-example")),
     responses(
-        (status = 302, description = "To the link's URL (the status is `redirect_status`: 301, 302, 307 or 308).",
-            headers(("location" = String, description = "The link's URL."))),
+        (status = 302, description = "To the first matching rule's URL, else the link's URL, with the request's query appended when `forward_query` (the status is `redirect_status`: 301, 302, 307 or 308).",
+            headers(("location" = String, description = "The target URL."))),
         (status = 301, description = "As 302, when `redirect_status` is 301.", headers(("location" = String))),
         (status = 307, description = "As 302, when `redirect_status` is 307.", headers(("location" = String))),
         (status = 308, description = "As 302, when `redirect_status` is 308.", headers(("location" = String))),
-        (status = 404, description = "No link has that slug (`not_found`).", body = crate::error::ErrorBody),
-        (status = 410, description = "The link has expired (`link_expired`).", body = crate::error::ErrorBody),
+        (status = 404, description = "No link has that slug, or the link's `valid_from` is still to come (`not_found`). Counted as an orphan visit.", body = crate::error::ErrorBody),
+        (status = 410, description = "The link has expired (`link_expired`) or has had its `max_clicks` (`link_exhausted`). Counted as an orphan visit.", body = crate::error::ErrorBody),
         (status = 500, description = "A store failed (`internal`); the cause is logged, not sent.", body = crate::error::ErrorBody),
-        (status = 503, description = "The link store (key-value) is down, or neither SQLite database can count the click (`store_unavailable`; `Retry-After`). A click database that fails alone still redirects: the click is counted in `unrecorded_clicks`.",
+        (status = 503, description = "The link store (key-value) is down, or neither SQLite database can count the click, or the click of a link with `max_clicks` cannot be recorded (`store_unavailable`; `Retry-After`). A click database that fails alone still redirects links without a limit: the click is counted in `unrecorded_clicks`.",
             headers(("retry-after" = String, description = "Seconds.")), body = crate::error::ErrorBody),
     )
 ))]
@@ -110,6 +113,10 @@ pub(crate) async fn redirect(
         .map(|v| String::from_utf8_lossy(v.as_bytes()))
         .collect();
     let forwarded: Vec<&str> = forwarded.iter().map(AsRef::as_ref).collect();
+    let accept_language = lossy(
+        header::ACCEPT_LANGUAGE,
+        crate::links::rules::MAX_ACCEPT_LANGUAGE_BYTES,
+    );
     let slug = path.ok().map(|SlugPath(slug)| slug);
     let visit = Visit {
         slug: slug.as_ref(),
@@ -118,6 +125,9 @@ pub(crate) async fn redirect(
         referer: referer.as_deref(),
         forwarded_for: &forwarded,
         peer: parts.extensions.get::<ClientAddr>().map(|c| c.0),
+        path: parts.uri.path(),
+        query: parts.uri.query(),
+        accept_language: accept_language.as_deref(),
     };
     match redirect::follow(&app, visit).await? {
         Outcome::Redirect { location } => {
@@ -125,6 +135,7 @@ pub(crate) async fn redirect(
         }
         Outcome::Miss => Err(AppError::NoLink),
         Outcome::Expired => Err(AppError::Gone),
+        Outcome::Exhausted => Err(AppError::Exhausted),
     }
 }
 

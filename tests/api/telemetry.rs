@@ -228,7 +228,11 @@ async fn each_route_makes_exactly_its_storage_spans() {
             None,
             "GET /{slug}",
             404,
-            vec![op("kv.get", "get", None)],
+            // An orphan visit: one upsert (orphans::COUNT).
+            vec![
+                op("kv.get", "get", None),
+                op("sqlite.execute", "INSERT", Some("orphan_visits")),
+            ],
         ),
         (
             Method::POST,
@@ -276,6 +280,7 @@ async fn each_route_makes_exactly_its_storage_spans() {
                 op("kv.get", "get", None),
                 op("sqlite.execute", "SELECT", Some("daily_clicks")),
                 op("sqlite.execute", "SELECT", Some("link_dimensions")),
+                op("sqlite.execute", "SELECT", Some("clicks")),
             ],
         ),
         (
@@ -288,6 +293,19 @@ async fn each_route_makes_exactly_its_storage_spans() {
                 op("kv.get", "get", None),
                 op("sqlite.execute", "SELECT", Some("daily_clicks")),
                 op("sqlite.execute", "SELECT", Some("daily_dimensions")),
+                // The rules' clicks (analytics::rule_clicks).
+                op("sqlite.execute", "SELECT", Some("clicks")),
+            ],
+        ),
+        (
+            Method::GET,
+            "/api/orphans".into(),
+            None,
+            "GET /api/orphans",
+            200,
+            vec![
+                op("sqlite.execute", "SELECT", Some("orphan_visits")),
+                op("sqlite.execute", "SELECT", Some("orphan_visits")),
             ],
         ),
         (
@@ -659,7 +677,8 @@ async fn no_span_attribute_carries_a_slug_ip_user_agent_token_or_referrer() {
     app.create(json!({"url": "https://body.example/x", "slug": "bodyslug"}))
         .await;
     let spans = capture.take();
-    assert_eq!(spans.len(), 3 + 4 + 4);
+    // (The stats read the rules' clicks too: 5.)
+    assert_eq!(spans.len(), 3 + 5 + 4);
     for s in &spans {
         assert!(!s.name.contains("privateslug"));
         for kv in &s.attributes {
