@@ -654,4 +654,98 @@ mod tests {
             .unwrap();
         assert_eq!(stats.referrers[0].clicks, 1);
     }
+
+    // --- Migration 8 (`links::rules`, `orphans`).
+
+    /// A database and records as today's main wrote them (schema 6), with
+    /// clicks, keep redirecting as before once migrated: same target, same
+    /// stats, their records untouched, and their clicks still counted.
+    #[tokio::test]
+    async fn links_and_clicks_written_before_the_redirect_options_redirect_and_count_as_before() {
+        use crate::analytics::{self, DayRange};
+        use crate::config::names;
+        use crate::storage::KvStore;
+        use axum::body::Body;
+        use axum::http::{Request, StatusCode};
+        use tower::ServiceExt;
+
+        let dir = tempfile::tempdir().unwrap();
+        let old_db = SqliteStore::open(dir.path().join("clicks.db")).unwrap();
+        migrate_up_to(&old_db, 6).await;
+        let record = r#"{"slug":"oldone","url":"https://e.com/p?a=1","created_at":"2030-01-01T00:00:00Z","expires_at":null}"#;
+        let registered = Statement {
+            sql: "INSERT INTO links (slug, created_at, record) VALUES ('oldone', 0, ?1)",
+            operation: "INSERT",
+            table: "links",
+        };
+        old_db
+            .execute(&registered, vec![record.into()])
+            .await
+            .unwrap();
+        let slug = crate::links::Slug::parse("oldone").unwrap();
+        for day in 1..=3 {
+            click(&old_db, &slug, day, "news.example").await;
+        }
+        let before = analytics::stats(&old_db, &slug, &DayRange::default())
+            .await
+            .unwrap();
+        drop(old_db);
+
+        let vars = [
+            (names::ADMIN_TOKEN, "test-admin-token-0123456789abcdef"),
+            (names::PUBLIC_BASE_URL, "https://sho.rt"),
+            (names::VISITOR_SALT, "test-visitor-salt-0123456789abcdef"),
+        ];
+        let now = time::macros::datetime!(2030-01-04 12:00 UTC);
+        let host = crate::native::TestHost::start(dir.path(), &vars, now)
+            .await
+            .unwrap();
+        host.kv.set("link:oldone", record.as_bytes()).await.unwrap();
+        assert_eq!(run(host.sql.as_ref(), 1).await.unwrap(), latest_version());
+        let after = analytics::stats(host.sql.as_ref(), &slug, &DayRange::default())
+            .await
+            .unwrap();
+        assert_eq!(after, before);
+        let link = host.app.links().get(&slug).await.unwrap().unwrap();
+        assert!(link.forward_query && link.rules.is_empty());
+        assert_eq!((link.max_clicks, link.valid_from), (None, None));
+
+        let get = |uri: &str| Request::get(uri).body(Body::empty()).unwrap();
+        let r = host.router().oneshot(get("/oldone")).await.unwrap();
+        assert_eq!(r.status(), StatusCode::FOUND);
+        assert_eq!(r.headers()["location"], "https://e.com/p?a=1");
+        let total = analytics::link_total(host.sql.as_ref(), &slug)
+            .await
+            .unwrap();
+        assert_eq!(total, before.total + 1);
+        // The record stays byte for byte what the old build wrote.
+        let kv = host.kv.get("link:oldone").await.unwrap().unwrap();
+        assert_eq!(kv, record.as_bytes());
+        let rules = analytics::rule_clicks(host.sql.as_ref(), &slug, &DayRange::default())
+            .await
+            .unwrap();
+        assert!(rules.is_empty());
+    }
+
+    #[tokio::test]
+    async fn migration_8_replayed_by_another_instance_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.db");
+        let first = SqliteStore::open(&path).unwrap();
+        let second = SqliteStore::open(&path).unwrap();
+        run(&first, 1).await.unwrap();
+        let eight = MIGRATIONS.iter().find(|m| m.version == 8).unwrap();
+        for statement in eight.statements {
+            apply(&second, statement).await.unwrap();
+        }
+        let limits = Statement {
+            sql: "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger' AND name LIKE 'click%limit%'",
+            operation: "SELECT",
+            table: "sqlite_schema",
+        };
+        assert_eq!(
+            first.execute(&limits, vec![]).await.unwrap().scalar_i64(),
+            4
+        );
+    }
 }
