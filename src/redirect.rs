@@ -292,3 +292,58 @@ fn link_store_down(e: links::LinkError) -> AppError {
         other => other.into(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ANDROID: &str = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Mobile Safari/537.36";
+
+    fn visit<'a>(user_agent: &'a str, query: Option<&'a str>) -> Visit<'a> {
+        Visit {
+            slug: None,
+            counts: true,
+            user_agent,
+            referer: None,
+            forwarded_for: &[],
+            peer: None,
+            path: "/x",
+            query,
+            accept_language: None,
+        }
+    }
+
+    fn link(rules: Vec<rules::Rule>, forward_query: bool) -> Link {
+        let mut link: Link = serde_json::from_str(
+            r#"{"slug":"abc","url":"https://e.com/base","created_at":"2030-01-01T00:00:00Z","expires_at":null}"#,
+        )
+        .unwrap();
+        link.rules = rules;
+        link.forward_query = forward_query;
+        link
+    }
+
+    #[test]
+    fn the_target_is_the_first_matching_rule_or_the_links_url_with_the_query_appended() {
+        let android = rules::Rule {
+            url: "https://e.com/android".into(),
+            device: Some(rules::DeviceCondition::Android),
+            language: None,
+            query: Default::default(),
+        };
+        let ruled = link(vec![android], true);
+        assert_eq!(
+            target(&ruled, &visit(ANDROID, Some("a=1"))),
+            (Some(0), "https://e.com/android?a=1".to_owned())
+        );
+        assert_eq!(
+            target(&ruled, &visit("curl/8", None)),
+            (None, "https://e.com/base".to_owned())
+        );
+        let plain = link(Vec::new(), false);
+        assert_eq!(
+            target(&plain, &visit(ANDROID, Some("a=1"))),
+            (None, "https://e.com/base".to_owned())
+        );
+    }
+}
