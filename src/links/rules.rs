@@ -96,6 +96,8 @@ pub struct Rule {
 #[derive(Debug, Clone, Deserialize)]
 #[cfg_attr(not(target_arch = "wasm32"), derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
+// A URL and at least one condition.
+#[cfg_attr(not(target_arch = "wasm32"), schema(min_properties = 2))]
 pub struct RuleInput {
     /// Where a matching visit goes, validated like the link's `url`.
     #[cfg_attr(
