@@ -263,6 +263,7 @@ fn writer(
             visitor: &t.visitor,
             visitor_hash: t.hash.clone(),
             rule: None,
+            limited: false,
         };
         let t0 = Instant::now();
         let result = match &instance {

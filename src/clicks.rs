@@ -53,6 +53,19 @@ pub const RECORD_BY_RULE: Statement = Statement {
     table: "clicks",
 };
 
+/// The click of a link with a `max_clicks`: one UPDATE of its
+/// `click_limits` row (migration 8) that counts it only while under the
+/// limit, carrying the click's values; the row's `click_limits_click`
+/// trigger inserts them into `clicks` in the same statement. A row comes
+/// back only when the click was counted (and recorded). The row exists only
+/// while the link is registered (the triggers on `links` keep it).
+pub const RECORD_LIMITED: Statement = Statement {
+    sql: "UPDATE click_limits SET used = used + 1, at = ?2, day = ?3, referrer_host = ?4, browser = ?5, \
+          os = ?6, is_bot = ?7, visitor = ?8, rule = ?9 WHERE slug = ?1 AND used < max_clicks RETURNING used",
+    operation: "UPDATE",
+    table: "click_limits",
+};
+
 /// The longest referrer host we keep.
 const MAX_HOST_LEN: usize = 253;
 
@@ -281,11 +294,13 @@ pub struct Click<'a> {
     pub visitor_hash: String,
     /// The index of the redirect rule that served it, if one did.
     pub rule: Option<usize>,
+    /// Whether its link has a `max_clicks` ([`RECORD_LIMITED`]).
+    pub limited: bool,
 }
 
 /// Records one click; `false` when nothing was written: the link is no
 /// longer registered (deleted while the redirect was being served), or it
-/// has a `max_clicks` and has had them (the `clicks_limit` trigger).
+/// has a `max_clicks` and has had them ([`RECORD_LIMITED`]).
 pub async fn record(sql: &dyn SqlStore, click: &Click<'_>) -> Result<bool, StoreError> {
     let at_ms = i64::try_from(click.at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX);
     let mut params = vec![
@@ -298,10 +313,15 @@ pub async fn record(sql: &dyn SqlStore, click: &Click<'_>) -> Result<bool, Store
         click.visitor.is_bot.into(),
         click.visitor_hash.clone().into(),
     ];
-    let statement = match click.rule {
-        None => &RECORD,
-        Some(rule) => {
-            params.push(SqlValue::Integer(rule as i64));
+    let rule = click.rule.map(|r| SqlValue::Integer(r as i64));
+    let statement = match (click.limited, rule) {
+        (true, rule) => {
+            params.push(rule.unwrap_or(SqlValue::Null));
+            &RECORD_LIMITED
+        }
+        (false, None) => &RECORD,
+        (false, Some(rule)) => {
+            params.push(rule);
             &RECORD_BY_RULE
         }
     };

@@ -280,8 +280,21 @@ pub const MIGRATIONS: &[Migration] = &[
             // limit and the clicks recorded so far. Derived from the
             // registry's copy of the record by the triggers below, in the
             // statement that writes it, so it never disagrees with the row.
+            // A limited link's click is written through its row
+            // (`clicks::RECORD_LIMITED`): one UPDATE that counts it only
+            // while under the limit and carries the click's values, which
+            // `click_limits_click` inserts into `clicks`. So the limit costs
+            // nothing to the clicks of links without one: their INSERT and
+            // the triggers on `clicks` are as before.
             ddl(
-                "CREATE TABLE IF NOT EXISTS click_limits (slug TEXT PRIMARY KEY, max_clicks INTEGER NOT NULL, used INTEGER NOT NULL) WITHOUT ROWID",
+                "CREATE TABLE IF NOT EXISTS click_limits (slug TEXT PRIMARY KEY, max_clicks INTEGER NOT NULL, used INTEGER NOT NULL, \
+                 at INTEGER, day TEXT, referrer_host TEXT, browser TEXT, os TEXT, is_bot INTEGER, visitor TEXT, rule INTEGER) WITHOUT ROWID",
+            ),
+            ddl(
+                "CREATE TRIGGER IF NOT EXISTS click_limits_click AFTER UPDATE OF used ON click_limits BEGIN \
+             INSERT INTO clicks (slug, at, day, referrer_host, browser, os, is_bot, visitor, rule) \
+             VALUES (NEW.slug, NEW.at, NEW.day, NEW.referrer_host, NEW.browser, NEW.os, NEW.is_bot, NEW.visitor, NEW.rule); \
+             END",
             ),
             ddl(
                 "CREATE TRIGGER IF NOT EXISTS click_limits_claim AFTER INSERT ON links \
@@ -305,18 +318,6 @@ pub const MIGRATIONS: &[Migration] = &[
             ddl(
                 "CREATE TRIGGER IF NOT EXISTS click_limits_delete AFTER DELETE ON links BEGIN \
              DELETE FROM click_limits WHERE slug = OLD.slug; \
-             END",
-            ),
-            // The limit itself, in the click's own statement: a click of a
-            // limited link that has had its clicks is dropped (the INSERT
-            // inserts and returns nothing), otherwise counted. Apart from
-            // the clicks_rollup trigger; a click of a link without a limit
-            // costs one primary-key probe of this small table (the WHEN).
-            ddl(
-                "CREATE TRIGGER IF NOT EXISTS clicks_limit BEFORE INSERT ON clicks \
-             WHEN EXISTS (SELECT 1 FROM click_limits WHERE slug = NEW.slug) BEGIN \
-             SELECT RAISE(IGNORE) FROM click_limits WHERE slug = NEW.slug AND used >= max_clicks; \
-             UPDATE click_limits SET used = used + 1 WHERE slug = NEW.slug; \
              END",
             ),
             // Orphan visits (`orphans`): per UTC day and path, a count; at
@@ -523,8 +524,7 @@ mod tests {
     }
 
     const TRIGGERS_ON_CLICKS: Statement = Statement {
-        // (Migration 8's click limit is a trigger on clicks of its own.)
-        sql: "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger' AND tbl_name = 'clicks' AND name <> 'clicks_limit'",
+        sql: "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger' AND tbl_name = 'clicks'",
         operation: "SELECT",
         table: "sqlite_schema",
     };
@@ -563,6 +563,7 @@ mod tests {
             visitor: &visitor,
             visitor_hash: format!("{host}{day}"),
             rule: None,
+            limited: false,
         };
         assert!(crate::clicks::record(db, &click).await.unwrap());
     }

@@ -9,8 +9,8 @@
 //!   exist;
 //! * an expired link: [`Outcome::Expired`] (410);
 //! * a link that has had its `max_clicks`: [`Outcome::Exhausted`] (410).
-//!   The limit is kept by SQLite in the click's own statement (the
-//!   `clicks_limit` trigger of migration 8), so exactly `max_clicks`
+//!   The limit is kept by SQLite in the click's own statement
+//!   ([`clicks::RECORD_LIMITED`], migration 8), so exactly `max_clicks`
 //!   redirects are served however many instances race. A limited link's
 //!   click is never tallied as unrecorded: when the click database refuses
 //!   it, the answer is 503, so a limit is never exceeded;
@@ -209,6 +209,7 @@ pub async fn follow(app: &App, visit: Visit<'_>) -> Result<Outcome, AppError> {
         visitor: &visitor,
         visitor_hash: clicks::visitor_hash(salt, ip, visit.user_agent, &day),
         rule,
+        limited,
     };
     // Answer only once the click is committed: a redirect served is a click
     // recorded, or (the click store failed) a click counted as unrecorded.

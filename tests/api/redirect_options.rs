@@ -214,6 +214,7 @@ async fn concurrent_instances_record_exactly_max_clicks_of_a_limited_link() {
                             visitor: &visitor,
                             visitor_hash: clicks::visitor_hash("salt", Some(ip), CHROME, "d"),
                             rule: None,
+                            limited: true,
                         };
                         // A busy database is retried, like a client would.
                         loop {
