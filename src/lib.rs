@@ -90,7 +90,7 @@ pub fn router(app: App) -> Router {
         .merge(http::routes())
         .merge(console::routes())
         .merge(openapi::routes())
-        .fallback(async || AppError::NoRoute)
+        .fallback(http::fallback)
         .method_not_allowed_fallback(async || AppError::MethodNotAllowed)
         .with_state(app)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -1,6 +1,7 @@
 //! Orphan visits: requests that reached the redirect for no link (an unknown
 //! slug, a path that is no slug, a link not yet valid, expired or
-//! exhausted). Only counts are kept, per UTC day and path: no row per
+//! exhausted; and a `GET` the router has no route for, outside the app's own
+//! first segments: `/`, `/wp-admin/setup.php`). Only counts are kept, per UTC day and path: no row per
 //! visit, nothing about the visitor.
 //!
 //! Anyone can send any path, so what is kept is bounded: a path is cut to

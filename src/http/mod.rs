@@ -147,6 +147,25 @@ fn redirect_response(status: StatusCode, location: &str) -> Response {
     response
 }
 
+/// The router's fallback: no route (404). A `GET` of a path the redirect
+/// would serve (not under a reserved first segment such as `api`) counts as
+/// an orphan visit, like an unknown slug: `/`, `/wp-admin/setup.php`.
+pub(crate) async fn fallback(State(app): State<App>, request: Request) -> AppError {
+    let path = request.uri().path();
+    let first = path
+        .trim_start_matches('/')
+        .split('/')
+        .next()
+        .unwrap_or_default();
+    let reserved = crate::links::RESERVED_SLUGS
+        .iter()
+        .any(|r| r.eq_ignore_ascii_case(first));
+    if request.method() == Method::GET && !reserved {
+        crate::orphans::count(app.sql.as_ref(), path, app.now()).await;
+    }
+    AppError::NoRoute
+}
+
 /// `Cache-Control` of every `/{slug}` answer, the errors included.
 pub const SLUG_CACHE_CONTROL: &str = "private, no-store";
 

@@ -35,7 +35,7 @@ pub(crate) struct OrphansQuery {
     security(("bearer" = [])),
     params(OrphansQuery),
     responses(
-        (status = 200, description = "Requests to the redirect that found no link (unknown slug, no slug, not yet valid, expired, exhausted) over the range: per day, and the 100 most visited paths. Per day at most 1,000 paths are counted by name, the rest as `(other)`; paths are cut to 256 bytes.", body = orphans::Report),
+        (status = 200, description = "GETs that found no link (unknown slug, no slug, not yet valid, expired, exhausted; a path with no route outside the app's own) over the range: per day, and the 100 most visited paths. Per day at most 1,000 paths are counted by name, the rest as `(other)`; paths are cut to 256 bytes.", body = orphans::Report),
         (status = 400, description = "`invalid_date`, `invalid_date_range` or `invalid_query`.", body = crate::error::ErrorBody),
         (status = 401, description = "No or a wrong bearer token (`unauthorized`), or the API is disabled (`api_disabled`).", body = crate::error::ErrorBody),
         (status = 500, description = "A store failed (`internal`); the cause is logged, not sent.", body = crate::error::ErrorBody),

@@ -477,6 +477,8 @@ async fn requests_for_no_link_are_counted_as_orphan_visits_by_day_and_path() {
     app.follow("nope").await;
     app.follow("nope?x=1").await;
     app.follow("x").await; // no slug
+    app.follow("wp-admin/setup.php").await; // no route: a path that is no slug
+    app.follow("api/nope").await; // the API's own 404: not an orphan
     app.follow("later").await;
     app.follow("once").await; // served: no orphan
     app.follow("once").await; // exhausted
@@ -485,10 +487,10 @@ async fn requests_for_no_link_are_counted_as_orphan_visits_by_day_and_path() {
     app.set_now(datetime!(2030-01-02 12:00 UTC));
     app.follow("ended").await;
     let all = orphans(&app, "").await;
-    assert_eq!(all["total"], 6);
+    assert_eq!(all["total"], 7);
     assert_eq!(
         all["daily"],
-        json!([{"date": "2030-01-01", "visits": 5}, {"date": "2030-01-02", "visits": 1}])
+        json!([{"date": "2030-01-01", "visits": 6}, {"date": "2030-01-02", "visits": 1}])
     );
     assert_eq!(all["paths"][0], json!({"path": "/nope", "visits": 2}));
     let paths: Vec<&str> = all["paths"]
@@ -497,7 +499,8 @@ async fn requests_for_no_link_are_counted_as_orphan_visits_by_day_and_path() {
         .iter()
         .map(|p| p["path"].as_str().unwrap())
         .collect();
-    for p in ["/x", "/later", "/once", "/ended"] {
+    assert!(!paths.contains(&"/api/nope"), "{paths:?}");
+    for p in ["/x", "/wp-admin/setup.php", "/later", "/once", "/ended"] {
         assert!(paths.contains(&p), "{paths:?}");
     }
     let second = orphans(&app, "?from=2030-01-02&to=2030-01-02").await;
