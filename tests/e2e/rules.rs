@@ -114,12 +114,12 @@ fn rules_forwarded_queries_and_orphan_visits_work_through_spin() -> Result<(), F
             && stats["total"] == 3,
         "stats: {stats}"
     );
-    for path in ["/nope", "/nope", "/x"] {
+    for path in ["/nope", "/nope", "/x", "/wp-admin/setup.php"] {
         crate::ensure!(spin.get(path).status == 404, "{path}");
     }
     let orphans = spin.api("GET", "/api/orphans", None).json();
     crate::ensure!(
-        orphans["total"] == 3 && orphans["paths"][0] == json!({"path": "/nope", "visits": 2}),
+        orphans["total"] == 4 && orphans["paths"][0] == json!({"path": "/nope", "visits": 2}),
         "orphans: {orphans}"
     );
     Ok(())
