@@ -262,6 +262,8 @@ fn writer(
             at: OffsetDateTime::now_utc(),
             visitor: &t.visitor,
             visitor_hash: t.hash.clone(),
+            rule: None,
+            limited: false,
         };
         let t0 = Instant::now();
         let result = match &instance {

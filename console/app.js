@@ -27,7 +27,7 @@
     invalid_timestamp: "The expiry is not a valid date and time.",
     invalid_expiry: "The expiry must be in the future.",
     invalid_json: "The request was malformed.",
-    empty_patch: "Nothing to save: change the target URL or the expiry first.",
+    empty_patch: "Nothing to save: change a field first.",
     slug_taken: "That slug is already taken; pick another.",
     not_found: "No such link: it may have been deleted.",
     link_expired: "This link has expired.",
@@ -44,6 +44,10 @@
     internal: "Something went wrong on the server; it has been logged. Try again.",
     corrupt_record: "This link's stored record is damaged; it has been logged. Delete the link and create it again.",
     store_unavailable: "A store the server needs is unavailable; try again shortly.",
+    // Redirect options and rules (console/rules.js).
+    invalid_rule: "A redirect rule is not valid.",
+    invalid_max_clicks: "The click limit must be a whole number of at least 1, or empty.",
+    link_exhausted: "This link has reached its click limit.",
     network: "The server could not be reached. Check the connection and try again.",
     // Export and import.
     invalid_format: "An export is CSV or JSON.",
@@ -204,8 +208,11 @@
     signedOut: null,
   };
 
+  // Redirect options, rules and orphan visits live in rules.js.
+  const ext = window.ShortenerRules;
+
   function show(view) {
-    for (const id of ["view-signin", "view-links", "view-link", "view-keys", "view-import"]) {
+    for (const id of ["view-signin", "view-links", "view-link", "view-keys", "view-import", "view-orphans"]) {
       $(id).hidden = id !== view;
     }
     $("nav").hidden = view === "view-signin";
@@ -237,6 +244,10 @@
         await views.route(hash, show);
       } else if (m) {
         await showLink(m[1]);
+      } else if (hash === "#/orphans") {
+        show("view-orphans");
+        focusTitle("orphans-title");
+        await ext.showOrphans(api);
       } else {
         if (hash !== "#/links") history.replaceState(null, "", "#/links");
         await showLinks();
@@ -348,11 +359,13 @@
     try {
       const expires = localToIso($("create-expiry").value);
       if (expires) body.expires_at = expires;
+      Object.assign(body, ext.read("create"));
       const link = await api("POST", "links", body);
       $("created").hidden = false;
       $("created-url").value = link.short_url;
       $("created-open").href = `#/links/${encodeURIComponent(link.slug)}`;
       $("create-form").reset();
+      ext.fill("create", null);
       showNotice(`Created ${link.short_url}`);
       $("created-url").focus();
       $("created-url").select();
@@ -435,6 +448,8 @@
     $("edit-expiry").value = isoToLocal(link.expires_at);
     $("edit-no-expiry").checked = !link.expires_at;
     $("edit-expiry").disabled = !link.expires_at;
+    ext.fill("edit", link);
+    ext.showFacts(link);
     if (!$("range-from").value || !$("range-to").value) {
       const now = Date.now();
       $("range-to").value = utcDay(now);
@@ -488,6 +503,7 @@
     renderTop("top-browsers", stats.browsers, (b) => b.name);
     renderTop("top-os", stats.operating_systems, (o) => o.name);
     renderDaily(from, to, stats.daily);
+    ext.renderRuleStats(stats.rules);
   }
 
   function renderTop(id, rows, name) {
@@ -591,6 +607,7 @@
       } else if (!link.expires_at || Date.parse(expires) !== Date.parse(link.expires_at)) {
         patch.expires_at = expires;
       }
+      Object.assign(patch, ext.changes("edit", link));
       if (!Object.keys(patch).length) throw new ApiError("empty_patch", 0, "");
       const updated = await api("PATCH", `links/${encodeURIComponent(link.slug)}`, patch);
       state.link = Object.assign({}, link, updated);
@@ -598,6 +615,8 @@
       $("link-expires").textContent = when(updated.expires_at);
       $("edit-url").value = updated.url;
       $("edit-expiry").value = isoToLocal(updated.expires_at);
+      ext.fill("edit", updated);
+      ext.showFacts(updated);
       showNotice(`Saved: ${updated.short_url} now leads to ${updated.url}`);
     } catch (err) {
       showError(err);
@@ -630,6 +649,7 @@
     $("edit-no-expiry").addEventListener("change", () => {
       $("edit-expiry").disabled = $("edit-no-expiry").checked;
     });
+    ext.wire(api, showError);
     $("delete-link").addEventListener("click", () => confirmDelete(state.link.slug, $("delete-link")));
     for (const button of document.querySelectorAll("button.copy")) {
       button.addEventListener("click", () => copyFrom(button.dataset.copy, button));

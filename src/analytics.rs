@@ -216,6 +216,53 @@ pub struct Stats {
     pub browsers: Vec<Family>,
     /// By OS family, most first.
     pub operating_systems: Vec<Family>,
+    /// Clicks each redirect rule served, by rule index (rules that served
+    /// none left out); the rest went to the link's URL. Filled by
+    /// [`rule_clicks`] (its own read, so that it can move on its own).
+    pub rules: Vec<RuleClicks>,
+}
+
+/// Clicks a redirect rule served.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(utoipa::ToSchema))]
+pub struct RuleClicks {
+    /// The rule's index in the link's `rules` when the clicks were served.
+    pub index: i64,
+    /// Clicks.
+    pub clicks: i64,
+}
+
+/// The clicks served by each rule, from the raw `clicks` rows through the
+/// partial index `clicks_rules` (migration 8), which holds only
+/// rule-served clicks: the one place that knows where these counts live.
+const RULE_CLICKS: Statement = Statement {
+    sql: "SELECT rule, count(*) FROM clicks WHERE slug = ?1 AND rule IS NOT NULL \
+          AND day >= ?2 AND day <= ?3 GROUP BY rule ORDER BY rule",
+    operation: "SELECT",
+    table: "clicks",
+};
+
+/// The clicks each redirect rule of `slug` served over `range`.
+pub async fn rule_clicks(
+    sql: &dyn SqlStore,
+    slug: &Slug,
+    range: &DayRange,
+) -> Result<Vec<RuleClicks>, StoreError> {
+    let (from, to) = range.sql_bounds();
+    let rows = sql
+        .execute(
+            &RULE_CLICKS,
+            vec![slug.as_str().into(), from.into(), to.into()],
+        )
+        .await?;
+    Ok(rows
+        .rows
+        .iter()
+        .map(|r| RuleClicks {
+            index: int(r, 0),
+            clicks: int(r, 1),
+        })
+        .collect())
 }
 
 fn int(row: &[SqlValue], i: usize) -> i64 {
@@ -289,6 +336,7 @@ fn assemble(slug: &Slug, range: &DayRange, daily_rows: &Rows, breakdown: &Rows) 
         referrers: Vec::new(),
         browsers: Vec::new(),
         operating_systems: Vec::new(),
+        rules: Vec::new(),
     };
     for row in &daily_rows.rows {
         let day = Daily {

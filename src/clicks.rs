@@ -43,6 +43,30 @@ pub const RECORD: Statement = Statement {
     table: "clicks",
 };
 
+/// [`RECORD`] for a click a redirect rule served: the rule's index too
+/// (migration 8). A separate statement so that the click of a link without
+/// rules stays exactly [`RECORD`].
+pub const RECORD_BY_RULE: Statement = Statement {
+    sql: "INSERT INTO clicks (slug, at, day, referrer_host, browser, os, is_bot, visitor, rule) \
+          SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9 WHERE EXISTS (SELECT 1 FROM links WHERE slug = ?1) \
+          RETURNING id",
+    operation: "INSERT",
+    table: "clicks",
+};
+
+/// The click of a link with a `max_clicks`: one UPDATE of its
+/// `click_limits` row (migration 8) that counts it only while under the
+/// limit, carrying the click's values; the row's `click_limits_click`
+/// trigger inserts them into `clicks` in the same statement. A row comes
+/// back only when the click was counted (and recorded). The row exists only
+/// while the link is registered (the triggers on `links` keep it).
+pub const RECORD_LIMITED: Statement = Statement {
+    sql: "UPDATE click_limits SET used = used + 1, at = ?2, day = ?3, referrer_host = ?4, browser = ?5, \
+          os = ?6, is_bot = ?7, visitor = ?8, rule = ?9 WHERE slug = ?1 AND used < max_clicks RETURNING used",
+    operation: "UPDATE",
+    table: "click_limits",
+};
+
 /// The longest referrer host we keep.
 const MAX_HOST_LEN: usize = 253;
 
@@ -117,12 +141,20 @@ impl Visitor {
     }
 }
 
+/// The device a `User-Agent` runs on (for redirect rules), read like
+/// [`Visitor::classify`] reads it: its first [`MAX_USER_AGENT_BYTES`],
+/// through the same memo.
+pub fn device(user_agent: &str) -> agents::Device {
+    Agent::of(capped(user_agent, MAX_USER_AGENT_BYTES).trim()).device
+}
+
 /// What a (trimmed) user agent says about its sender.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Agent {
     browser: &'static str,
     os: &'static str,
     is_bot: bool,
+    device: agents::Device,
 }
 
 /// Agents remembered per instance; the memo is emptied when full.
@@ -162,6 +194,7 @@ impl Agent {
         Self {
             browser: family.name,
             os: family.os,
+            device: family.device(),
             // No user agent at all is a script, not a person.
             is_bot: ua.is_empty() || family.category == "crawler" || bots::is_bot(ua),
         }
@@ -260,28 +293,42 @@ pub struct Click<'a> {
     pub visitor: &'a Visitor,
     /// Their keyed hash.
     pub visitor_hash: String,
+    /// The index of the redirect rule that served it, if one did.
+    pub rule: Option<usize>,
+    /// Whether its link has a `max_clicks` ([`RECORD_LIMITED`]).
+    pub limited: bool,
 }
 
-/// Records one click: its id, or `None` when the link is no longer
-/// registered (deleted while the redirect was being served), in which case
-/// nothing was written.
+/// Records one click. Returns a number that grows with every click it
+/// records (the click's id; for a limited link, its count of clicks), which
+/// [`crate::rollups::due`] reads, or `None` when nothing was written: the
+/// link is no longer registered (deleted while the redirect was being
+/// served), or it has a `max_clicks` and has had them ([`RECORD_LIMITED`]).
 pub async fn record(sql: &dyn SqlStore, click: &Click<'_>) -> Result<Option<i64>, StoreError> {
     let at_ms = i64::try_from(click.at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX);
-    let rows = sql
-        .execute(
-            &RECORD,
-            vec![
-                click.slug.as_str().into(),
-                SqlValue::Integer(at_ms),
-                utc_day(click.at).into(),
-                click.visitor.referrer_host.clone().into(),
-                click.visitor.browser.clone().into(),
-                click.visitor.os.clone().into(),
-                click.visitor.is_bot.into(),
-                click.visitor_hash.clone().into(),
-            ],
-        )
-        .await?;
+    let mut params = vec![
+        click.slug.as_str().into(),
+        SqlValue::Integer(at_ms),
+        utc_day(click.at).into(),
+        click.visitor.referrer_host.clone().into(),
+        click.visitor.browser.clone().into(),
+        click.visitor.os.clone().into(),
+        click.visitor.is_bot.into(),
+        click.visitor_hash.clone().into(),
+    ];
+    let rule = click.rule.map(|r| SqlValue::Integer(r as i64));
+    let statement = match (click.limited, rule) {
+        (true, rule) => {
+            params.push(rule.unwrap_or(SqlValue::Null));
+            &RECORD_LIMITED
+        }
+        (false, None) => &RECORD,
+        (false, Some(rule)) => {
+            params.push(rule);
+            &RECORD_BY_RULE
+        }
+    };
+    let rows = sql.execute(statement, params).await?;
     Ok(rows
         .rows
         .first()
@@ -392,6 +439,22 @@ mod tests {
         let referer = format!("https://News.Example.org/{}", "a".repeat(MAX_REFERER_BYTES));
         let v = Visitor::classify(CHROME, Some(&format!("{referer}é")));
         assert_eq!(v.referrer_host.as_deref(), Some("news.example.org"));
+    }
+
+    #[test]
+    fn the_device_comes_from_the_agents_os_and_category() {
+        use agents::Device;
+        let android = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Mobile Safari/537.36";
+        let ipad = "Mozilla/5.0 (iPad; CPU OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1";
+        let docomo = "DoCoMo/2.0 P903i(c100;TB;W24H12)";
+        assert_eq!(device(android), Device::Android);
+        assert_eq!(device(SAFARI_IOS), Device::Ios);
+        assert_eq!(device(ipad), Device::Ios);
+        assert_eq!(device(docomo), Device::OtherMobile);
+        assert_eq!(device(CHROME), Device::Desktop);
+        assert_eq!(device(FIREFOX_LINUX), Device::Desktop);
+        assert_eq!(device(GOOGLEBOT), Device::Desktop);
+        assert_eq!(device(""), Device::Desktop);
     }
 
     #[test]

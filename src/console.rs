@@ -70,6 +70,8 @@ pub const ASSETS: &[Asset] = &[
         "transfer.js",
         "text/javascript; charset=utf-8"
     ),
+    // Redirect options, rules and orphan visits.
+    asset!("rules.js", "rules.js", "text/javascript; charset=utf-8"),
     asset!("app.css", "app.css", "text/css; charset=utf-8"),
     asset!("favicon.svg", "favicon.svg", "image/svg+xml"),
     asset!(

@@ -88,6 +88,10 @@ error_codes! {
     InvalidSource => "invalid_source",
     /// 400: an import body that is not its source's format.
     InvalidImport => "invalid_import",
+    /// 400: a redirect rule that is not valid.
+    InvalidRule => "invalid_rule",
+    /// 400: a `max_clicks` below 1.
+    InvalidMaxClicks => "invalid_max_clicks",
     /// 401: no or a wrong bearer token.
     Unauthorized => "unauthorized",
     /// 401: the API is disabled (no usable `admin_token`).
@@ -102,6 +106,8 @@ error_codes! {
     SlugTaken => "slug_taken",
     /// 410: the link has expired.
     LinkExpired => "link_expired",
+    /// 410: the link has had its `max_clicks`.
+    LinkExhausted => "link_exhausted",
     /// 413: the body is too large.
     PayloadTooLarge => "payload_too_large",
     /// 415: the body is not JSON.
@@ -225,6 +231,9 @@ pub enum AppError {
     /// The link existed but has expired (410).
     #[error("This link has expired.")]
     Gone,
+    /// The link has had all the clicks its `max_clicks` allows (410).
+    #[error("This link has reached its click limit.")]
+    Exhausted,
     /// The body is larger than we accept (413).
     #[error("The body is larger than {} KiB.", MAX_BODY_BYTES / 1024)]
     PayloadTooLarge,
@@ -296,6 +305,7 @@ impl AppError {
             AppError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, C::MethodNotAllowed),
             AppError::Conflict(_) => (StatusCode::CONFLICT, C::SlugTaken),
             AppError::Gone => (StatusCode::GONE, C::LinkExpired),
+            AppError::Exhausted => (StatusCode::GONE, C::LinkExhausted),
             AppError::PayloadTooLarge | AppError::ImportTooLarge => {
                 (StatusCode::PAYLOAD_TOO_LARGE, C::PayloadTooLarge)
             }

@@ -69,6 +69,7 @@ pub mod links;
 pub mod metrics;
 pub mod migrations;
 pub mod openapi;
+pub mod orphans;
 pub mod qr;
 pub mod redirect;
 pub mod rollups;
@@ -98,7 +99,7 @@ pub fn router(app: App) -> Router {
         .merge(http::routes())
         .merge(console::routes())
         .merge(openapi::routes())
-        .fallback(async || AppError::NoRoute)
+        .fallback(http::fallback)
         .method_not_allowed_fallback(async || AppError::MethodNotAllowed)
         .with_state(app)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

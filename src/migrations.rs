@@ -261,6 +261,74 @@ pub const MIGRATIONS: &[Migration] = &[
             ),
         ],
     },
+    // --- Migration 8: the redirect's options (`links::rules`) and orphan
+    // visits (`orphans`).
+    Migration {
+        version: 8,
+        statements: &[
+            // Which redirect rule served a click (its index; NULL: the
+            // link's own URL). Stats read it through the partial index below,
+            // which only rule-served clicks enter (`analytics::rule_clicks`).
+            Statement {
+                sql: "ALTER TABLE clicks ADD COLUMN rule INTEGER",
+                operation: "ALTER",
+                table: "clicks",
+            },
+            ddl(
+                "CREATE INDEX IF NOT EXISTS clicks_rules ON clicks (slug, rule, day) WHERE rule IS NOT NULL",
+            ),
+            // Links with a `max_clicks` (`links::rules::MaxClicks`): the
+            // limit and the clicks recorded so far. Derived from the
+            // registry's copy of the record by the triggers below, in the
+            // statement that writes it, so it never disagrees with the row.
+            // A limited link's click is written through its row
+            // (`clicks::RECORD_LIMITED`): one UPDATE that counts it only
+            // while under the limit and carries the click's values, which
+            // `click_limits_click` inserts into `clicks`. So the limit costs
+            // nothing to the clicks of links without one: their INSERT and
+            // the triggers on `clicks` are as before.
+            ddl(
+                "CREATE TABLE IF NOT EXISTS click_limits (slug TEXT PRIMARY KEY, max_clicks INTEGER NOT NULL, used INTEGER NOT NULL, \
+                 at INTEGER, day TEXT, referrer_host TEXT, browser TEXT, os TEXT, is_bot INTEGER, visitor TEXT, rule INTEGER) WITHOUT ROWID",
+            ),
+            ddl(
+                "CREATE TRIGGER IF NOT EXISTS click_limits_click AFTER UPDATE OF used ON click_limits BEGIN \
+             INSERT INTO clicks (slug, at, day, referrer_host, browser, os, is_bot, visitor, rule) \
+             VALUES (NEW.slug, NEW.at, NEW.day, NEW.referrer_host, NEW.browser, NEW.os, NEW.is_bot, NEW.visitor, NEW.rule); \
+             END",
+            ),
+            ddl(
+                "CREATE TRIGGER IF NOT EXISTS click_limits_claim AFTER INSERT ON links \
+             WHEN json_extract(NEW.record, '$.max_clicks') IS NOT NULL BEGIN \
+             INSERT INTO click_limits (slug, max_clicks, used) \
+             SELECT NEW.slug, json_extract(NEW.record, '$.max_clicks'), (SELECT count(*) FROM clicks WHERE slug = NEW.slug) WHERE true \
+             ON CONFLICT (slug) DO UPDATE SET max_clicks = excluded.max_clicks; \
+             END",
+            ),
+            // An edit keeps the clicks counted so far; setting a limit on a
+            // link with clicks counts them (once, on this admin write).
+            ddl(
+                "CREATE TRIGGER IF NOT EXISTS click_limits_revise AFTER UPDATE OF record ON links BEGIN \
+             DELETE FROM click_limits WHERE slug = NEW.slug AND json_extract(NEW.record, '$.max_clicks') IS NULL; \
+             INSERT INTO click_limits (slug, max_clicks, used) \
+             SELECT NEW.slug, json_extract(NEW.record, '$.max_clicks'), (SELECT count(*) FROM clicks WHERE slug = NEW.slug) \
+             WHERE json_extract(NEW.record, '$.max_clicks') IS NOT NULL \
+             ON CONFLICT (slug) DO UPDATE SET max_clicks = excluded.max_clicks; \
+             END",
+            ),
+            ddl(
+                "CREATE TRIGGER IF NOT EXISTS click_limits_delete AFTER DELETE ON links BEGIN \
+             DELETE FROM click_limits WHERE slug = OLD.slug; \
+             END",
+            ),
+            // Orphan visits (`orphans`): per UTC day and path, a count; at
+            // most `orphans::MAX_PATHS_PER_DAY` paths a day, the rest under
+            // "(other)".
+            ddl(
+                "CREATE TABLE IF NOT EXISTS orphan_visits (day TEXT NOT NULL, path TEXT NOT NULL, visits INTEGER NOT NULL, PRIMARY KEY (day, path)) WITHOUT ROWID",
+            ),
+        ],
+    },
     Migration {
         version: 9,
         // The rollups leave the redirect path (`crate::rollups`): a click is
@@ -651,6 +719,8 @@ mod tests {
             at,
             visitor: &visitor,
             visitor_hash: format!("{host}{day}"),
+            rule: None,
+            limited: false,
         };
         assert!(crate::clicks::record(db, &click).await.unwrap().is_some());
     }
@@ -859,5 +929,99 @@ mod tests {
                 "seed {seed}"
             );
         }
+    }
+
+    // --- Migration 8 (`links::rules`, `orphans`).
+
+    /// A database and records as today's main wrote them (schema 6), with
+    /// clicks, keep redirecting as before once migrated: same target, same
+    /// stats, their records untouched, and their clicks still counted.
+    #[tokio::test]
+    async fn links_and_clicks_written_before_the_redirect_options_redirect_and_count_as_before() {
+        use crate::analytics::{self, DayRange};
+        use crate::config::names;
+        use crate::storage::KvStore;
+        use axum::body::Body;
+        use axum::http::{Request, StatusCode};
+        use tower::ServiceExt;
+
+        let dir = tempfile::tempdir().unwrap();
+        let old_db = SqliteStore::open(dir.path().join("clicks.db")).unwrap();
+        migrate_up_to(&old_db, 6).await;
+        let record = r#"{"slug":"oldone","url":"https://e.com/p?a=1","created_at":"2030-01-01T00:00:00Z","expires_at":null}"#;
+        let registered = Statement {
+            sql: "INSERT INTO links (slug, created_at, record) VALUES ('oldone', 0, ?1)",
+            operation: "INSERT",
+            table: "links",
+        };
+        old_db
+            .execute(&registered, vec![record.into()])
+            .await
+            .unwrap();
+        let slug = crate::links::Slug::parse("oldone").unwrap();
+        for day in 1..=3 {
+            click(&old_db, &slug, day, "news.example").await;
+        }
+        let before = analytics::stats(&old_db, &slug, &DayRange::default())
+            .await
+            .unwrap();
+        drop(old_db);
+
+        let vars = [
+            (names::ADMIN_TOKEN, "test-admin-token-0123456789abcdef"),
+            (names::PUBLIC_BASE_URL, "https://sho.rt"),
+            (names::VISITOR_SALT, "test-visitor-salt-0123456789abcdef"),
+        ];
+        let now = time::macros::datetime!(2030-01-04 12:00 UTC);
+        let host = crate::native::TestHost::start(dir.path(), &vars, now)
+            .await
+            .unwrap();
+        host.kv.set("link:oldone", record.as_bytes()).await.unwrap();
+        assert_eq!(run(host.sql.as_ref(), 1).await.unwrap(), latest_version());
+        let after = analytics::stats(host.sql.as_ref(), &slug, &DayRange::default())
+            .await
+            .unwrap();
+        assert_eq!(after, before);
+        let link = host.app.links().get(&slug).await.unwrap().unwrap();
+        assert!(link.forward_query && link.rules.is_empty());
+        assert_eq!((link.max_clicks, link.valid_from), (None, None));
+
+        let get = |uri: &str| Request::get(uri).body(Body::empty()).unwrap();
+        let r = host.router().oneshot(get("/oldone")).await.unwrap();
+        assert_eq!(r.status(), StatusCode::FOUND);
+        assert_eq!(r.headers()["location"], "https://e.com/p?a=1");
+        let total = analytics::link_total(host.sql.as_ref(), &slug)
+            .await
+            .unwrap();
+        assert_eq!(total, before.total + 1);
+        // The record stays byte for byte what the old build wrote.
+        let kv = host.kv.get("link:oldone").await.unwrap().unwrap();
+        assert_eq!(kv, record.as_bytes());
+        let rules = analytics::rule_clicks(host.sql.as_ref(), &slug, &DayRange::default())
+            .await
+            .unwrap();
+        assert!(rules.is_empty());
+    }
+
+    #[tokio::test]
+    async fn migration_8_replayed_by_another_instance_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.db");
+        let first = SqliteStore::open(&path).unwrap();
+        let second = SqliteStore::open(&path).unwrap();
+        run(&first, 1).await.unwrap();
+        let eight = MIGRATIONS.iter().find(|m| m.version == 8).unwrap();
+        for statement in eight.statements {
+            apply(&second, statement).await.unwrap();
+        }
+        let limits = Statement {
+            sql: "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger' AND name LIKE 'click%limit%'",
+            operation: "SELECT",
+            table: "sqlite_schema",
+        };
+        assert_eq!(
+            first.execute(&limits, vec![]).await.unwrap().scalar_i64(),
+            4
+        );
     }
 }

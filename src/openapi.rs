@@ -76,6 +76,8 @@ pub const DESCRIPTION: &str = include_str!("../openapi.json");
         crate::http::redirect,
         crate::http::ops::health,
         crate::http::ops::metrics_endpoint,
+        // Orphan visits (`orphans`).
+        crate::http::orphans_api::orphan_visits,
         serve,
     ),
     components(schemas(ErrorBody, ErrorDetail, Health)),
@@ -85,6 +87,7 @@ pub const DESCRIPTION: &str = include_str!("../openapi.json");
         (name = "keys", description = "API keys with roles (admin only), and who the caller is."),
         (name = "transfer", description = "Export links and clicks (CSV or JSON, streamed); import other shorteners' exports."),
         (name = "redirect", description = "The short links themselves."),
+        (name = "orphans", description = "Requests to the redirect that found no link."),
         (name = "operations", description = "Health, metrics and this description."),
     )
 )]

@@ -5,8 +5,24 @@
 //! a `Visit` and writes the outcome as a response. The rules:
 //!
 //! * no link, or a path that is no slug: [`Outcome::Miss`] (404);
+//! * a link before its `valid_from`: [`Outcome::Miss`], as if it did not
+//!   exist;
 //! * an expired link: [`Outcome::Expired`] (410);
-//! * `HEAD`: the redirect, no click (link previews and checkers);
+//! * a link that has had its `max_clicks`: [`Outcome::Exhausted`] (410).
+//!   The limit is kept by SQLite in the click's own statement
+//!   ([`clicks::RECORD_LIMITED`], migration 8), so exactly `max_clicks`
+//!   redirects are served however many instances race. A limited link's
+//!   click is never tallied as unrecorded: when the click database refuses
+//!   it, the answer is 503, so a limit is never exceeded;
+//! * the target: the first redirect rule that matches the visit
+//!   ([`links::rules::choose`]), else the link's URL; with `forward_query`
+//!   the request's query is appended ([`links::rules::forward_query`]);
+//! * every `GET` answered [`Outcome::Miss`], [`Outcome::Expired`] or
+//!   [`Outcome::Exhausted`] is counted as an orphan visit
+//!   ([`crate::orphans`]: one more statement; a failure is logged, never
+//!   the answer);
+//! * `HEAD`: the redirect, no click (link previews and checkers); a limited
+//!   link reads whether it is exhausted;
 //! * `GET`: the click is committed first, then the redirect is answered. A
 //!   redirect served is a click recorded or, when the click database
 //!   refuses it, a click counted in the unrecorded tally
@@ -27,9 +43,10 @@ use time::OffsetDateTime;
 use crate::app::App;
 use crate::clicks::{self, Visitor};
 use crate::error::{AppError, Store};
-use crate::links::{self, Link, Slug};
+use crate::links::{self, Link, Slug, rules};
+use crate::orphans;
 use crate::rollups;
-use crate::storage::StoreError;
+use crate::storage::{Statement, StoreError};
 use crate::telemetry::attr;
 use crate::unrecorded;
 
@@ -50,6 +67,13 @@ pub struct Visit<'a> {
     pub forwarded_for: &'a [&'a str],
     /// The socket peer, as the host saw it.
     pub peer: Option<IpAddr>,
+    /// The request's path (for orphan visits).
+    pub path: &'a str,
+    /// The request's query, as sent (without `?`).
+    pub query: Option<&'a str>,
+    /// The `Accept-Language`, if any; only its first
+    /// [`links::rules::MAX_ACCEPT_LANGUAGE_BYTES`] are read.
+    pub accept_language: Option<&'a str>,
 }
 
 /// What the redirect answers.
@@ -65,6 +89,61 @@ pub enum Outcome {
     Miss,
     /// The link has expired (410).
     Expired,
+    /// The link has had its `max_clicks` (410).
+    Exhausted,
+}
+
+/// What a link answers for `visit` before anything is recorded: the rule
+/// that serves it (its index) and the `Location`.
+pub fn target(link: &Link, visit: &Visit<'_>) -> (Option<usize>, String) {
+    let (rule, url) = if link.rules.is_empty() {
+        (None, link.url.as_str())
+    } else {
+        let seen = rules::Seen::of(
+            clicks::device(visit.user_agent),
+            visit.accept_language,
+            visit.query,
+        );
+        match rules::choose(&link.rules, &seen) {
+            Some((i, rule)) => (Some(i), rule.url.as_str()),
+            None => (None, link.url.as_str()),
+        }
+    };
+    let location = if link.forward_query {
+        rules::forward_query(url, visit.query).into_owned()
+    } else {
+        url.to_owned()
+    };
+    (rule, location)
+}
+
+/// Whether a limited link has had its clicks (for `HEAD`, which records
+/// none). A failed read answers `false`: a `HEAD` counts nothing either way.
+const EXHAUSTED: Statement = Statement {
+    sql: "SELECT 1 FROM click_limits WHERE slug = ?1 AND used >= max_clicks",
+    operation: "SELECT",
+    table: "click_limits",
+};
+
+async fn is_exhausted(app: &App, slug: &Slug) -> bool {
+    match app
+        .sql
+        .execute(&EXHAUSTED, vec![slug.as_str().into()])
+        .await
+    {
+        Ok(rows) => !rows.rows.is_empty(),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read a click limit");
+            false
+        }
+    }
+}
+
+/// Counts `visit` as an orphan visit when it counts (a `GET`).
+async fn orphan(app: &App, visit: &Visit<'_>) {
+    if visit.counts {
+        orphans::count(app.sql.as_ref(), visit.path, app.now()).await;
+    }
 }
 
 /// Decides the answer to `visit`, recording its click first.
@@ -73,20 +152,34 @@ pub async fn follow(app: &App, visit: Visit<'_>) -> Result<Outcome, AppError> {
     let outcome = |o: &'static str| span.record(attr::REDIRECT_OUTCOME, o);
     let Some(slug) = visit.slug else {
         outcome("miss");
+        orphan(app, &visit).await;
         return Ok(Outcome::Miss);
     };
     let Some(link) = app.links().get(slug).await.map_err(link_store_down)? else {
         outcome("miss");
+        orphan(app, &visit).await;
         return Ok(Outcome::Miss);
     };
     let now = app.now();
+    if link.is_not_yet_valid(now) {
+        outcome("miss");
+        orphan(app, &visit).await;
+        return Ok(Outcome::Miss);
+    }
     if link.is_expired(now) {
         outcome("expired");
+        orphan(app, &visit).await;
         return Ok(Outcome::Expired);
     }
+    let limited = link.max_clicks.is_some();
+    let (rule, location) = target(&link, &visit);
     if !visit.counts {
+        if limited && is_exhausted(app, slug).await {
+            outcome("exhausted");
+            return Ok(Outcome::Exhausted);
+        }
         outcome("hit");
-        return Ok(Outcome::Redirect { location: link.url });
+        return Ok(Outcome::Redirect { location });
     }
 
     let visitor = if crate::ablation::skip(crate::ablation::Part::Classify) {
@@ -112,9 +205,12 @@ pub async fn follow(app: &App, visit: Visit<'_>) -> Result<Outcome, AppError> {
         // salt; the instance logged it once).
         let refused = app.settings.visitor_salt_refused.unwrap_or_default();
         let error = StoreError::new("visitor_salt_refused", refused);
+        if limited {
+            return Err(limit_unkept(error));
+        }
         click_unrecorded(app, &span, &link, visitor.kind(), now, error).await?;
         outcome("hit");
-        return Ok(Outcome::Redirect { location: link.url });
+        return Ok(Outcome::Redirect { location });
     };
     let day = clicks::utc_day(now);
     let click = clicks::Click {
@@ -126,6 +222,8 @@ pub async fn follow(app: &App, visit: Visit<'_>) -> Result<Outcome, AppError> {
         } else {
             clicks::visitor_hash(salt, ip, visit.user_agent, &day)
         },
+        rule,
+        limited,
     };
     // Answer only once the click is committed: a redirect served is a click
     // recorded, or (the click store failed) a click counted as unrecorded.
@@ -140,15 +238,31 @@ pub async fn follow(app: &App, visit: Visit<'_>) -> Result<Outcome, AppError> {
                 }
             }
         }
+        Ok(None) if limited => {
+            // The limit was reached (or, rarely, the link deleted meanwhile).
+            outcome("exhausted");
+            orphan(app, &visit).await;
+            return Ok(Outcome::Exhausted);
+        }
         Ok(None) => {
             // The link was deleted between the read and the click.
             outcome("miss");
+            orphan(app, &visit).await;
             return Ok(Outcome::Miss);
         }
+        Err(e) if limited => return Err(limit_unkept(e)),
         Err(e) => click_unrecorded(app, &span, &link, visitor.kind(), now, e).await?,
     }
     outcome("hit");
-    Ok(Outcome::Redirect { location: link.url })
+    Ok(Outcome::Redirect { location })
+}
+
+/// A limited link's click that cannot be recorded is refused (503 naming
+/// the click store), never tallied: only a recorded click counts against the
+/// limit, so serving it would let the limit be exceeded.
+fn limit_unkept(error: StoreError) -> AppError {
+    tracing::warn!(error = %error, "click of a limited link not recorded: redirect refused");
+    AppError::unavailable(Store::Clicks, error)
 }
 
 /// The click store refused the click: the redirect is served anyway, and the
@@ -198,5 +312,60 @@ fn link_store_down(e: links::LinkError) -> AppError {
     match e {
         links::LinkError::Store(source) => AppError::unavailable(Store::Links, source),
         other => other.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ANDROID: &str = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Mobile Safari/537.36";
+
+    fn visit<'a>(user_agent: &'a str, query: Option<&'a str>) -> Visit<'a> {
+        Visit {
+            slug: None,
+            counts: true,
+            user_agent,
+            referer: None,
+            forwarded_for: &[],
+            peer: None,
+            path: "/x",
+            query,
+            accept_language: None,
+        }
+    }
+
+    fn link(rules: Vec<rules::Rule>, forward_query: bool) -> Link {
+        let mut link: Link = serde_json::from_str(
+            r#"{"slug":"abc","url":"https://e.com/base","created_at":"2030-01-01T00:00:00Z","expires_at":null}"#,
+        )
+        .unwrap();
+        link.rules = rules;
+        link.forward_query = forward_query;
+        link
+    }
+
+    #[test]
+    fn the_target_is_the_first_matching_rule_or_the_links_url_with_the_query_appended() {
+        let android = rules::Rule {
+            url: "https://e.com/android".into(),
+            device: Some(rules::DeviceCondition::Android),
+            language: None,
+            query: Default::default(),
+        };
+        let ruled = link(vec![android], true);
+        assert_eq!(
+            target(&ruled, &visit(ANDROID, Some("a=1"))),
+            (Some(0), "https://e.com/android?a=1".to_owned())
+        );
+        assert_eq!(
+            target(&ruled, &visit("curl/8", None)),
+            (None, "https://e.com/base".to_owned())
+        );
+        let plain = link(Vec::new(), false);
+        assert_eq!(
+            target(&plain, &visit(ANDROID, Some("a=1"))),
+            (None, "https://e.com/base".to_owned())
+        );
     }
 }

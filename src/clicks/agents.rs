@@ -39,6 +39,32 @@ impl Family {
     };
 }
 
+/// The kind of device an agent runs on, as redirect rules ask for it
+/// (`links::rules`): derived from the family's OS and category.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Device {
+    /// An Android OS.
+    Android,
+    /// iPhone, iPad, iPod or iOS.
+    Ios,
+    /// Another phone or smartphone (`smartphone`, `mobilephone`).
+    OtherMobile,
+    /// Anything else: PCs, appliances, crawlers, unknown agents.
+    Desktop,
+}
+
+impl Family {
+    /// The device this family runs on.
+    pub fn device(&self) -> Device {
+        match (self.os, self.category) {
+            ("Android", _) => Device::Android,
+            ("iPhone" | "iPad" | "iPod" | "iOS", _) => Device::Ios,
+            (_, "smartphone" | "mobilephone") => Device::OtherMobile,
+            _ => Device::Desktop,
+        }
+    }
+}
+
 type Data = woothee::parser::WootheeResult<'static>;
 
 fn data(label: &str) -> Option<&'static Data> {

@@ -15,7 +15,9 @@ use crate::analytics::{self, DayRange};
 use crate::app::App;
 use crate::config::Settings;
 use crate::error::{AppError, ErrorCode, Store};
-use crate::links::{self, Link, LinkPatch, NewLink, SearchText, Slug, TargetUrl};
+use crate::links::{
+    self, Link, LinkPatch, MaxClicks, NewLink, RedirectOptions, SearchText, Slug, TargetUrl, rules,
+};
 use crate::qr;
 use crate::unrecorded;
 
@@ -59,6 +61,22 @@ pub(crate) struct CreateRequest {
     #[serde(default)]
     #[cfg_attr(not(target_arch = "wasm32"), schema(format = DateTime))]
     expires_at: Option<String>,
+    // --- The redirect's options (`links::rules`).
+    /// Append the request's query to the target's (default `true`).
+    #[serde(default)]
+    forward_query: Option<bool>,
+    /// After this many recorded clicks the link answers 410 (`null`: no limit).
+    #[serde(default)]
+    #[cfg_attr(not(target_arch = "wasm32"), schema(minimum = 1))]
+    max_clicks: Option<i64>,
+    /// Before this instant (RFC 3339) the link answers 404.
+    #[serde(default)]
+    #[cfg_attr(not(target_arch = "wasm32"), schema(format = DateTime))]
+    valid_from: Option<String>,
+    /// Redirect rules, first match wins (at most 10).
+    #[serde(default)]
+    #[cfg_attr(not(target_arch = "wasm32"), schema(max_items = 10))]
+    rules: Option<Vec<rules::RuleInput>>,
 }
 
 /// A link as the API shows it.
@@ -75,6 +93,18 @@ pub(crate) struct LinkView {
     /// `null`: never expires.
     #[cfg_attr(not(target_arch = "wasm32"), schema(format = DateTime, required = true))]
     expires_at: Option<String>,
+    // --- The redirect's options (`links::rules`).
+    /// Whether the request's query is appended to the target's.
+    forward_query: bool,
+    /// `null`: no click limit.
+    #[cfg_attr(not(target_arch = "wasm32"), schema(required = true, minimum = 1))]
+    max_clicks: Option<i64>,
+    /// `null`: valid from its creation.
+    #[cfg_attr(not(target_arch = "wasm32"), schema(format = DateTime, required = true))]
+    valid_from: Option<String>,
+    /// Redirect rules, first match wins.
+    #[cfg_attr(not(target_arch = "wasm32"), schema(value_type = Vec<rules::RuleView>))]
+    rules: Vec<links::Rule>,
     /// All-time clicks (GET of one link only).
     #[serde(skip_serializing_if = "Option::is_none")]
     clicks: Option<i64>,
@@ -92,6 +122,10 @@ impl LinkView {
             url: link.url,
             created_at: links::rfc3339(link.created_at),
             expires_at: link.expires_at.map(links::rfc3339),
+            forward_query: link.forward_query,
+            max_clicks: link.max_clicks.map(links::MaxClicks::get),
+            valid_from: link.valid_from.map(links::rfc3339),
+            rules: link.rules,
             clicks,
             unrecorded_clicks: None,
         }
@@ -107,7 +141,7 @@ impl LinkView {
     responses(
         (status = 201, description = "Created.", body = LinkView,
             headers(("location" = String, description = "`/api/links/{slug}`."))),
-        (status = 400, description = "A field is invalid: `invalid_json`, `invalid_url`, `self_referencing_url`, `invalid_slug`, `reserved_slug`, `invalid_timestamp`, `invalid_expiry`.", body = crate::error::ErrorBody),
+        (status = 400, description = "A field is invalid: `invalid_json`, `invalid_url`, `self_referencing_url`, `invalid_slug`, `reserved_slug`, `invalid_timestamp`, `invalid_expiry`, `invalid_max_clicks`, `invalid_rule`.", body = crate::error::ErrorBody),
         (status = 401, description = "No or a wrong bearer token (`unauthorized`), or the API is disabled (`api_disabled`).", body = crate::error::ErrorBody),
         (status = 409, description = "The custom slug is taken (`slug_taken`).", body = crate::error::ErrorBody),
         (status = 413, description = "The body is over 16 KiB (`payload_too_large`).", body = crate::error::ErrorBody),
@@ -129,6 +163,21 @@ pub(crate) async fn create_link(
         .as_deref()
         .map(|raw| links::parse_expiry(raw, now))
         .transpose()?;
+    let options = RedirectOptions {
+        forward_query: body.forward_query.unwrap_or(true),
+        max_clicks: body.max_clicks.map(MaxClicks::parse).transpose()?,
+        valid_from: body
+            .valid_from
+            .as_deref()
+            .map(|raw| links::parse_timestamp("valid_from", raw))
+            .transpose()?,
+        rules: body
+            .rules
+            .as_deref()
+            .map(|r| rules::parse_rules(r, &app.settings.own_origins))
+            .transpose()?
+            .unwrap_or_default(),
+    };
     let link = app
         .links()
         .create(
@@ -136,6 +185,7 @@ pub(crate) async fn create_link(
                 url,
                 slug,
                 expires_at,
+                options,
             },
             app.settings.slug_length,
             now,
@@ -298,8 +348,9 @@ pub(crate) async fn delete_link(
     }
 }
 
-/// `PATCH /api/links/{slug}`: `url` and/or `expires_at` (`null` removes the
-/// expiry); an absent field is left as it is.
+/// `PATCH /api/links/{slug}`: any of the fields of a create but the slug
+/// (`null` removes an expiry, a limit, a start, the rules); an absent field
+/// is left as it is.
 #[derive(Deserialize)]
 #[cfg_attr(not(target_arch = "wasm32"), derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
@@ -316,6 +367,23 @@ pub(crate) struct PatchRequest {
     #[serde(default, deserialize_with = "present")]
     #[cfg_attr(not(target_arch = "wasm32"), schema(value_type = Option<String>, format = DateTime))]
     expires_at: Option<Option<String>>,
+    // --- The redirect's options (`links::rules`); `null` clears.
+    /// Query forwarding on or off (`null`: back to the default, on).
+    #[serde(default, deserialize_with = "present")]
+    #[cfg_attr(not(target_arch = "wasm32"), schema(value_type = Option<bool>))]
+    forward_query: Option<Option<bool>>,
+    /// A new click limit; `null` removes it.
+    #[serde(default, deserialize_with = "present")]
+    #[cfg_attr(not(target_arch = "wasm32"), schema(value_type = Option<i64>, minimum = 1))]
+    max_clicks: Option<Option<i64>>,
+    /// A new start (RFC 3339); `null` removes it.
+    #[serde(default, deserialize_with = "present")]
+    #[cfg_attr(not(target_arch = "wasm32"), schema(value_type = Option<String>, format = DateTime))]
+    valid_from: Option<Option<String>>,
+    /// New rules, replacing the old ones; `null` or `[]` removes them.
+    #[serde(default, deserialize_with = "present")]
+    #[cfg_attr(not(target_arch = "wasm32"), schema(value_type = Option<Vec<rules::RuleInput>>, max_items = 10))]
+    rules: Option<Option<Vec<rules::RuleInput>>>,
 }
 
 /// Tells a field sent as `null` (`Some(None)`) from an absent one (`None`).
@@ -336,7 +404,7 @@ where
     request_body = PatchRequest,
     responses(
         (status = 200, description = "The changed link.", body = LinkView),
-        (status = 400, description = "`empty_patch` or a field is invalid: `invalid_json`, `invalid_url`, `self_referencing_url`, `invalid_timestamp`, `invalid_expiry`.", body = crate::error::ErrorBody),
+        (status = 400, description = "`empty_patch` or a field is invalid: `invalid_json`, `invalid_url`, `self_referencing_url`, `invalid_timestamp`, `invalid_expiry`, `invalid_max_clicks`, `invalid_rule`.", body = crate::error::ErrorBody),
         (status = 401, description = "No or a wrong bearer token (`unauthorized`), or the API is disabled (`api_disabled`).", body = crate::error::ErrorBody),
         (status = 404, description = "No link has that slug (`not_found`).", body = crate::error::ErrorBody),
         (status = 413, description = "The body is over 16 KiB (`payload_too_large`).", body = crate::error::ErrorBody),
@@ -350,10 +418,16 @@ pub(crate) async fn update_link(
     SlugPath(slug): SlugPath,
     JsonBody(body): JsonBody<PatchRequest>,
 ) -> Result<Json<LinkView>, AppError> {
-    if body.url.is_none() && body.expires_at.is_none() {
+    if body.url.is_none()
+        && body.expires_at.is_none()
+        && body.forward_query.is_none()
+        && body.max_clicks.is_none()
+        && body.valid_from.is_none()
+        && body.rules.is_none()
+    {
         return Err(AppError::validation(
             ErrorCode::EmptyPatch,
-            "Send `url`, `expires_at` or both.",
+            "Send at least one of `url`, `expires_at`, `forward_query`, `max_clicks`, `valid_from`, `rules`.",
         ));
     }
     let now = (app.clock)();
@@ -371,9 +445,38 @@ pub(crate) async fn update_link(
                 .transpose()
         })
         .transpose()?;
+    let max_clicks = body
+        .max_clicks
+        .map(|m| m.map(MaxClicks::parse).transpose())
+        .transpose()?;
+    let valid_from = body
+        .valid_from
+        .map(|v| {
+            v.as_deref()
+                .map(|raw| links::parse_timestamp("valid_from", raw))
+                .transpose()
+        })
+        .transpose()?;
+    let new_rules = body
+        .rules
+        .map(|r| {
+            r.as_deref()
+                .map(|r| rules::parse_rules(r, &app.settings.own_origins))
+                .transpose()
+                .map(Option::unwrap_or_default)
+        })
+        .transpose()?;
+    let patch = LinkPatch {
+        url,
+        expires_at,
+        forward_query: body.forward_query.map(|f| f.unwrap_or(true)),
+        max_clicks,
+        valid_from,
+        rules: new_rules,
+    };
     let link = app
         .links()
-        .update(&slug, LinkPatch { url, expires_at })
+        .update(&slug, patch)
         .await?
         .ok_or(AppError::NoLink)?;
     Ok(Json(LinkView::new(link, &app.settings, None)))
@@ -452,7 +555,7 @@ pub(crate) async fn link_stats(
     if app.links().get(&slug).await?.is_none() {
         return Err(AppError::NoLink);
     }
-    Ok(Json(
-        analytics::stats(app.sql.as_ref(), &slug, &range).await?,
-    ))
+    let mut stats = analytics::stats(app.sql.as_ref(), &slug, &range).await?;
+    stats.rules = analytics::rule_clicks(app.sql.as_ref(), &slug, &range).await?;
+    Ok(Json(stats))
 }

@@ -7,6 +7,7 @@
 //! * [`keys_api`]: `/api/keys` (admin only).
 //! * [`ops`]: `/health` and `/metrics`.
 //! * [`transfer_api`]: the exports, the import and `/api/whoami`.
+//! * [`orphans_api`]: `GET /api/orphans`.
 //! * here: `GET`/`HEAD /{slug}`, which reads the request into a
 //!   [`redirect::Visit`] and writes the core's [`redirect::Outcome`].
 
@@ -15,6 +16,7 @@ pub mod keys_api;
 pub mod links_api;
 pub mod ops;
 pub mod transfer_api;
+pub mod orphans_api;
 
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
@@ -47,6 +49,7 @@ pub fn routes() -> Router<App> {
         .merge(keys_api::routes())
         .merge(ops::routes())
         .merge(transfer_api::routes())
+        .merge(orphans_api::routes())
 }
 
 /// The middleware that runs every request in its server span and records
@@ -76,15 +79,15 @@ pub async fn request_span(request: Request, next: Next) -> Response {
     tag = "redirect",
     params(("slug" = String, Path, description = "The link's slug: 3 to 64 of `A-Za-z0-9_-`.", example = "docs-example")),
     responses(
-        (status = 302, description = "To the link's URL (the status is `redirect_status`: 301, 302, 307 or 308).",
-            headers(("location" = String, description = "The link's URL."))),
+        (status = 302, description = "To the first matching rule's URL, else the link's URL, with the request's query appended when `forward_query` (the status is `redirect_status`: 301, 302, 307 or 308).",
+            headers(("location" = String, description = "The target URL."))),
         (status = 301, description = "As 302, when `redirect_status` is 301.", headers(("location" = String))),
         (status = 307, description = "As 302, when `redirect_status` is 307.", headers(("location" = String))),
         (status = 308, description = "As 302, when `redirect_status` is 308.", headers(("location" = String))),
-        (status = 404, description = "No link has that slug (`not_found`).", body = crate::error::ErrorBody),
-        (status = 410, description = "The link has expired (`link_expired`).", body = crate::error::ErrorBody),
+        (status = 404, description = "No link has that slug, or the link's `valid_from` is still to come (`not_found`). Counted as an orphan visit.", body = crate::error::ErrorBody),
+        (status = 410, description = "The link has expired (`link_expired`) or has had its `max_clicks` (`link_exhausted`). Counted as an orphan visit.", body = crate::error::ErrorBody),
         (status = 500, description = "A store failed (`internal`); the cause is logged, not sent.", body = crate::error::ErrorBody),
-        (status = 503, description = "The link store (key-value) is down, or neither SQLite database can count the click (`store_unavailable`; `Retry-After`). A click database that fails alone still redirects: the click is counted in `unrecorded_clicks`.",
+        (status = 503, description = "The link store (key-value) is down, or neither SQLite database can count the click, or the click of a link with `max_clicks` cannot be recorded (`store_unavailable`; `Retry-After`). A click database that fails alone still redirects links without a limit: the click is counted in `unrecorded_clicks`.",
             headers(("retry-after" = String, description = "Seconds.")), body = crate::error::ErrorBody),
     )
 ))]
@@ -116,6 +119,10 @@ pub(crate) async fn redirect(
         .map(|v| String::from_utf8_lossy(v.as_bytes()))
         .collect();
     let forwarded: Vec<&str> = forwarded.iter().map(AsRef::as_ref).collect();
+    let accept_language = lossy(
+        header::ACCEPT_LANGUAGE,
+        crate::links::rules::MAX_ACCEPT_LANGUAGE_BYTES,
+    );
     let slug = path.ok().map(|SlugPath(slug)| slug);
     let visit = Visit {
         slug: slug.as_ref(),
@@ -124,6 +131,9 @@ pub(crate) async fn redirect(
         referer: referer.as_deref(),
         forwarded_for: &forwarded,
         peer: parts.extensions.get::<ClientAddr>().map(|c| c.0),
+        path: parts.uri.path(),
+        query: parts.uri.query(),
+        accept_language: accept_language.as_deref(),
     };
     match redirect::follow(&app, visit).await? {
         Outcome::Redirect { location } => {
@@ -131,6 +141,7 @@ pub(crate) async fn redirect(
         }
         Outcome::Miss => Err(AppError::NoLink),
         Outcome::Expired => Err(AppError::Gone),
+        Outcome::Exhausted => Err(AppError::Exhausted),
     }
 }
 
@@ -162,6 +173,25 @@ fn redirect_response(status: StatusCode, location: &str) -> Response {
         response.headers_mut().insert(header::LOCATION, v);
     }
     response
+}
+
+/// The router's fallback: no route (404). A `GET` of a path the redirect
+/// would serve (not under a reserved first segment such as `api`) counts as
+/// an orphan visit, like an unknown slug: `/`, `/wp-admin/setup.php`.
+pub(crate) async fn fallback(State(app): State<App>, request: Request) -> AppError {
+    let path = request.uri().path();
+    let first = path
+        .trim_start_matches('/')
+        .split('/')
+        .next()
+        .unwrap_or_default();
+    let reserved = crate::links::RESERVED_SLUGS
+        .iter()
+        .any(|r| r.eq_ignore_ascii_case(first));
+    if request.method() == Method::GET && !reserved {
+        crate::orphans::count(app.sql.as_ref(), path, app.now()).await;
+    }
+    AppError::NoRoute
 }
 
 /// `Cache-Control` of every `/{slug}` answer, the errors included.

@@ -8,13 +8,16 @@
 //! * [`slug`]: `Slug`, its parse and random draws.
 //! * [`target`]: `TargetUrl` and `OwnOrigins` (no link points back at us).
 //! * [`store`]: `Links`, the storage over the two ports.
+//! * [`rules`]: redirect rules, click limits and query forwarding.
 //! * here: `Link`, `LinkError`, timestamps, `NewLink`, `LinkPatch`,
 //!   `SearchText`.
 
+pub mod rules;
 mod slug;
 mod store;
 mod target;
 
+pub use rules::{MaxClicks, Rule};
 pub use slug::{Slug, SlugSource, random_slugs};
 pub use store::{CORRUPT_COUNT, COUNT, Links, SEARCH_SCAN_LIMIT};
 pub use target::{OwnOrigins, TargetUrl};
@@ -71,6 +74,12 @@ pub enum LinkError {
     /// An expiry that is not in the future.
     #[error("`expires_at` must be in the future.")]
     ExpiryNotInFuture,
+    /// A redirect rule that is not valid (the message names it and says why).
+    #[error("{0}")]
+    InvalidRule(String),
+    /// A `max_clicks` below 1.
+    #[error("`max_clicks` must be a whole number of at least 1, or null.")]
+    InvalidMaxClicks,
     /// The custom slug is owned by another link.
     #[error("The slug `{0}` is already taken.")]
     SlugTaken(Slug),
@@ -106,6 +115,8 @@ impl LinkError {
             LinkError::SelfReferencing => ErrorCode::SelfReferencingUrl,
             LinkError::InvalidTimestamp(_) => ErrorCode::InvalidTimestamp,
             LinkError::ExpiryNotInFuture => ErrorCode::InvalidExpiry,
+            LinkError::InvalidRule(_) => ErrorCode::InvalidRule,
+            LinkError::InvalidMaxClicks => ErrorCode::InvalidMaxClicks,
             LinkError::SlugTaken(_) => ErrorCode::SlugTaken,
             LinkError::SearchTooLong => ErrorCode::InvalidSearch,
             LinkError::CorruptRecord { .. } => ErrorCode::CorruptRecord,
@@ -151,12 +162,44 @@ pub struct Link {
     /// When it stops redirecting (UTC); `None` = never.
     #[serde(with = "time::serde::rfc3339::option")]
     pub expires_at: Option<OffsetDateTime>,
+    // --- The redirect's options (`rules`). Each has a serde default and is
+    // left out of the record at that default, so records written before
+    // them decode, and encode again, unchanged.
+    /// Whether the request's query is appended to the target's.
+    #[serde(default = "yes", skip_serializing_if = "is_yes")]
+    pub forward_query: bool,
+    /// After this many recorded clicks the link answers 410.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_clicks: Option<MaxClicks>,
+    /// Before this instant the link answers as if it did not exist.
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub valid_from: Option<OffsetDateTime>,
+    /// Redirect rules, first match wins.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<Rule>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_yes(b: &bool) -> bool {
+    *b
 }
 
 impl Link {
     /// Whether the link has expired at `now`.
     pub fn is_expired(&self, now: OffsetDateTime) -> bool {
         self.expires_at.is_some_and(|e| now >= e)
+    }
+
+    /// Whether `now` is before the link's `valid_from`.
+    pub fn is_not_yet_valid(&self, now: OffsetDateTime) -> bool {
+        self.valid_from.is_some_and(|v| now < v)
     }
 }
 
@@ -183,6 +226,32 @@ pub struct NewLink {
     pub slug: Option<Slug>,
     /// When it stops redirecting.
     pub expires_at: Option<OffsetDateTime>,
+    /// The redirect's options.
+    pub options: RedirectOptions,
+}
+
+/// The redirect's options of a new link (see [`Link`]).
+#[derive(Debug, Clone)]
+pub struct RedirectOptions {
+    /// Append the request's query to the target's.
+    pub forward_query: bool,
+    /// The click limit.
+    pub max_clicks: Option<MaxClicks>,
+    /// Not before.
+    pub valid_from: Option<OffsetDateTime>,
+    /// Redirect rules.
+    pub rules: Vec<Rule>,
+}
+
+impl Default for RedirectOptions {
+    fn default() -> Self {
+        Self {
+            forward_query: true,
+            max_clicks: None,
+            valid_from: None,
+            rules: Vec::new(),
+        }
+    }
 }
 
 /// What an edit changes, validated. `None` leaves a field as it is.
@@ -192,6 +261,49 @@ pub struct LinkPatch {
     pub url: Option<TargetUrl>,
     /// A new expiry; `Some(None)` removes it.
     pub expires_at: Option<Option<OffsetDateTime>>,
+    // --- The redirect's options; `Some(None)` (or an empty list) clears.
+    /// Query forwarding on or off.
+    pub forward_query: Option<bool>,
+    /// A new click limit.
+    pub max_clicks: Option<Option<MaxClicks>>,
+    /// A new start.
+    pub valid_from: Option<Option<OffsetDateTime>>,
+    /// New rules.
+    pub rules: Option<Vec<Rule>>,
+}
+
+impl LinkPatch {
+    /// Applies the patch to `link`.
+    pub fn apply(&self, link: &mut Link) {
+        if let Some(url) = &self.url {
+            link.url = url.as_str().to_owned();
+        }
+        if let Some(expires_at) = self.expires_at {
+            link.expires_at = expires_at;
+        }
+        if let Some(forward_query) = self.forward_query {
+            link.forward_query = forward_query;
+        }
+        if let Some(max_clicks) = self.max_clicks {
+            link.max_clicks = max_clicks;
+        }
+        if let Some(valid_from) = self.valid_from {
+            link.valid_from = valid_from;
+        }
+        if let Some(rules) = &self.rules {
+            link.rules = rules.clone();
+        }
+    }
+
+    /// Whether the patch changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.url.is_none()
+            && self.expires_at.is_none()
+            && self.forward_query.is_none()
+            && self.max_clicks.is_none()
+            && self.valid_from.is_none()
+            && self.rules.is_none()
+    }
 }
 
 /// A search: what a slug or target URL must contain, lower-cased; 1 to
@@ -221,6 +333,42 @@ impl SearchText {
 mod tests {
     use super::*;
 
+    fn legacy() -> Link {
+        serde_json::from_str(
+            r#"{"slug":"old","url":"https://e.com/","created_at":"2030-01-01T00:00:00Z","expires_at":null}"#,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_record_written_before_the_redirect_options_decodes_and_encodes_unchanged() {
+        let raw = r#"{"slug":"old","url":"https://e.com/","created_at":"2030-01-01T00:00:00Z","expires_at":null}"#;
+        let link: Link = serde_json::from_str(raw).unwrap();
+        assert!(link.forward_query);
+        assert_eq!((link.max_clicks, link.valid_from), (None, None));
+        assert!(link.rules.is_empty());
+        assert_eq!(serde_json::to_string(&link).unwrap(), raw);
+        let mut limited = link.clone();
+        limited.forward_query = false;
+        limited.max_clicks = Some(MaxClicks::parse(3).unwrap());
+        let text = serde_json::to_string(&limited).unwrap();
+        assert!(
+            text.contains(r#""forward_query":false"#) && text.contains(r#""max_clicks":3"#),
+            "{text}"
+        );
+        assert_eq!(serde_json::from_str::<Link>(&text).unwrap(), limited);
+    }
+
+    #[test]
+    fn a_link_is_valid_from_its_start_inclusive() {
+        let at = |s| OffsetDateTime::parse(s, &Rfc3339).unwrap();
+        let mut link = legacy();
+        assert!(!link.is_not_yet_valid(at("2000-01-01T00:00:00Z")));
+        link.valid_from = Some(at("2030-01-02T00:00:00Z"));
+        assert!(link.is_not_yet_valid(at("2030-01-01T23:59:59Z")));
+        assert!(!link.is_not_yet_valid(at("2030-01-02T00:00:00Z")));
+    }
+
     #[test]
     fn search_text_matches_slug_or_url_ignoring_ascii_case() {
         let link = Link {
@@ -228,6 +376,7 @@ mod tests {
             url: "https://example.com/Docs?x=1".into(),
             created_at: OffsetDateTime::UNIX_EPOCH,
             expires_at: None,
+            ..legacy()
         };
         let q = |raw| SearchText::parse(raw).unwrap().unwrap();
         assert!(q("launch").matches(&link));
@@ -254,6 +403,7 @@ mod tests {
             url: "https://e.com/".into(),
             created_at: at("2030-01-01T00:00:00Z"),
             expires_at: Some(at("2030-01-02T00:00:00Z")),
+            ..legacy()
         };
         assert!(!link.is_expired(at("2030-01-01T23:59:59Z")));
         assert!(link.is_expired(at("2030-01-02T00:00:00Z")));

@@ -148,6 +148,10 @@ impl Links<'_> {
             url: new.url.as_str().to_owned(),
             created_at: now,
             expires_at: new.expires_at,
+            forward_query: new.options.forward_query,
+            max_clicks: new.options.max_clicks,
+            valid_from: new.options.valid_from,
+            rules: new.options.rules.clone(),
         };
         let (link, record) = match &new.slug {
             Some(slug) => {
@@ -445,12 +449,7 @@ impl Links<'_> {
                     None => return Ok(None),
                 },
             };
-            if let Some(url) = &patch.url {
-                link.url = url.as_str().to_owned();
-            }
-            if let Some(expires_at) = patch.expires_at {
-                link.expires_at = expires_at;
-            }
+            patch.apply(&mut link);
             let record = encode(&link)?;
             let revised = self
                 .sql

@@ -42,7 +42,7 @@ pub mod attr {
     pub const HTTP_ROUTE: &str = "http.route";
     /// The status code answered.
     pub const HTTP_RESPONSE_STATUS_CODE: &str = "http.response.status_code";
-    /// Redirect outcome: `hit`, `miss` or `expired`.
+    /// Redirect outcome: `hit`, `miss`, `expired` or `exhausted`.
     pub const REDIRECT_OUTCOME: &str = "shortener.redirect.outcome";
     /// Who followed a link: `human` or `bot`.
     pub const VISITOR_KIND: &str = "shortener.visitor.kind";

@@ -50,6 +50,8 @@ fn instance(db: &std::path::Path, slugs: &[Slug], seed: u64, start: &Barrier) ->
             at,
             visitor: &visitor,
             visitor_hash: clicks::visitor_hash("salt", Some(ip), ua, &clicks::utc_day(at)),
+            rule: None,
+            limited: false,
         };
         match runtime.block_on(clicks::record(&store, &click)) {
             Ok(Some(_)) => acked += 1,

@@ -9,6 +9,7 @@ mod helpers;
 mod keys;
 mod links;
 mod redirect;
+mod redirect_options;
 mod refusals;
 mod resilience;
 mod stats;

@@ -228,7 +228,11 @@ async fn each_route_makes_exactly_its_storage_spans() {
             None,
             "GET /{slug}",
             404,
-            vec![op("kv.get", "get", None)],
+            // An orphan visit: one upsert (orphans::COUNT).
+            vec![
+                op("kv.get", "get", None),
+                op("sqlite.execute", "INSERT", Some("orphan_visits")),
+            ],
         ),
         (
             Method::POST,
@@ -278,6 +282,7 @@ async fn each_route_makes_exactly_its_storage_spans() {
                 op("sqlite.execute", "INSERT", Some("rollup_folds")),
                 op("sqlite.execute", "SELECT", Some("daily_clicks")),
                 op("sqlite.execute", "SELECT", Some("link_dimensions")),
+                op("sqlite.execute", "SELECT", Some("clicks")),
             ],
         ),
         (
@@ -291,6 +296,19 @@ async fn each_route_makes_exactly_its_storage_spans() {
                 op("sqlite.execute", "INSERT", Some("rollup_folds")),
                 op("sqlite.execute", "SELECT", Some("daily_clicks")),
                 op("sqlite.execute", "SELECT", Some("daily_dimensions")),
+                // The rules' clicks (analytics::rule_clicks).
+                op("sqlite.execute", "SELECT", Some("clicks")),
+            ],
+        ),
+        (
+            Method::GET,
+            "/api/orphans".into(),
+            None,
+            "GET /api/orphans",
+            200,
+            vec![
+                op("sqlite.execute", "SELECT", Some("orphan_visits")),
+                op("sqlite.execute", "SELECT", Some("orphan_visits")),
             ],
         ),
         (
@@ -484,7 +502,11 @@ async fn an_unmatched_route_is_named_by_its_method_alone() {
     let (server, storage) = split(&spans);
     assert_eq!(server.name, "GET");
     assert!(attr(server, "http.route").is_none());
-    assert!(storage.is_empty());
+    // Its one storage call: the orphan visit (`http::fallback`).
+    assert_eq!(
+        ops(&storage),
+        [op("sqlite.execute", "INSERT", Some("orphan_visits"))]
+    );
 }
 
 #[tokio::test]
@@ -722,8 +744,9 @@ async fn no_span_attribute_carries_a_slug_ip_user_agent_token_or_referrer() {
         .await;
     let spans = capture.take();
     // The redirect (request, kv, click), the stats (request, kv, fold,
-    // two reads), the create (request, claim, kv set, converge read).
-    assert_eq!(spans.len(), 3 + 5 + 4);
+    // two rollup reads, the rules' clicks), the create (request, claim, kv
+    // set, converge read).
+    assert_eq!(spans.len(), 3 + 6 + 4);
     for s in &spans {
         assert!(!s.name.contains("privateslug"));
         for kv in &s.attributes {

@@ -12,7 +12,10 @@ the shown SVG) with zbarimg back to
 the short URL, edits the target and sees the redirect change, deletes the link
 behind its confirmation, imports a CSV (a dry run first), downloads both
 exports, makes a viewer key on the keys page and signs in with it (no create,
-edit, delete, import or keys offered), revokes it, and signs out. The browser log must hold no error
+edit, delete, import or keys offered), revokes it, and signs out. On the way,
+a second link gets a click limit and a rule in the rules editor, is followed
+through the rule (its query forwarded) until the limit ends it, is edited
+back, and an orphan visit shows on the orphan-visits page. The browser log must hold no error
 except the 401 of the wrong token. Screenshots go to
 target/console-screenshots/.
 
@@ -92,8 +95,9 @@ class Landing(http.server.BaseHTTPRequestHandler):
     """`/a` and `/b`: the two targets the test link points at."""
 
     def do_GET(self):
-        if self.path in ("/a", "/b"):
-            name = self.path[1:].upper()
+        path = self.path.split("?")[0]
+        if path in ("/a", "/b"):
+            name = path[1:].upper()
             body = (
                 f'<!doctype html><html><head><meta charset="utf-8"><link rel="icon" href="data:,">'
                 f"<title>Landing {name}</title></head><body><h1>Landing {name}</h1></body></html>"
@@ -170,6 +174,21 @@ def status_of(url):
             return r.status, r.headers.get("Location")
     except urllib.error.HTTPError as e:
         return e.code, e.headers.get("Location")
+
+
+def get_status(url):
+    """The status of a GET (counted), not followed."""
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args, **kwargs):
+            return None
+
+    opener = urllib.request.build_opener(NoRedirect)
+    try:
+        with opener.open(urllib.request.Request(url, headers={"User-Agent": DESKTOP_CHROME}), timeout=10) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
 
 
 def api_link(base, slug):
@@ -437,6 +456,8 @@ def run(driver, base, landing, downloads):
     driver.set_window_size(1280, 1000)
     log.check("phone width")
 
+    redirect_options(driver, wait, log, base, landing)
+
     step("delete asks first; cancel keeps the link, confirm (keyboard) removes it")
     driver.get(f"{base}/console/#/links/{SLUG}")
     visible("view-link")
@@ -589,6 +610,72 @@ def transfer_and_roles(driver, base, downloads, wait, log):
     except urllib.error.HTTPError as e:
         assert e.code == 401, e.code
     log.check("revoking the key")
+def redirect_options(driver, wait, log, base, landing):
+    """Redirect options and rules on create and edit, rule clicks, orphan visits."""
+    by_id = lambda i: driver.find_element(By.ID, i)  # noqa: E731
+    visible = lambda i: wait.until(EC.visibility_of_element_located((By.ID, i)))  # noqa: E731
+    slug = "rules-test"
+    short = f"{base}/{slug}"
+
+    step("create a link with a click limit and a desktop rule in the rules editor")
+    driver.get(f"{base}/console/#/links")
+    visible("view-links")
+    by_id("create-url").send_keys(f"{landing}/a")
+    by_id("create-slug").send_keys(slug)
+    by_id("create-options").find_element(By.TAG_NAME, "summary").click()
+    by_id("create-max-clicks").send_keys("2")
+    by_id("create-add-rule").click()
+    rule = by_id("create-rules").find_element(By.CSS_SELECTOR, "li.rule")
+    rule.find_element(By.NAME, "url").send_keys(f"{landing}/b")
+    Select(rule.find_element(By.NAME, "device")).select_by_value("desktop")
+    shot(driver, "11-create-with-rules")
+    by_id("create-form").submit()
+    visible("created")
+    link = api_link(base, slug)
+    assert link["max_clicks"] == 2 and link["forward_query"] is True, link
+    assert link["rules"] == [{"url": f"{landing}/b", "device": "desktop"}], link["rules"]
+    log.check("creating a link with rules")
+
+    step("a desktop visit follows the rule, with its query forwarded; the limit ends it")
+    driver.get(f"{short}?utm_source=console")
+    wait.until(EC.title_is("Landing B"))
+    assert driver.current_url == f"{landing}/b?utm_source=console", driver.current_url
+    assert get_status(short) == 302
+    assert get_status(short) == 410, "the third click is over the limit"
+    log.check("following a ruled link")
+
+    step("the link's page shows the options and the rule's clicks; the edit form is filled")
+    driver.get(f"{base}/console/#/links/{slug}")
+    visible("view-link")
+    wait.until(EC.text_to_be_present_in_element((By.ID, "link-max-clicks"), "2"))
+    wait.until(EC.text_to_be_present_in_element((By.ID, "top-rules"), "Rule 1"))
+    assert by_id("top-rules").find_element(By.CSS_SELECTOR, "li .n").text == "2"
+    assert by_id("edit-max-clicks").get_attribute("value") == "2"
+    assert len(by_id("edit-rules").find_elements(By.CSS_SELECTOR, "li.rule")) == 1
+    shot(driver, "12-link-with-rules")
+    log.check("the page of a ruled link")
+
+    step("the edit removes the limit and the rule and turns query forwarding off")
+    by_id("edit-options").find_element(By.TAG_NAME, "summary").click()
+    by_id("edit-max-clicks").clear()
+    by_id("edit-forward-query").click()
+    by_id("edit-rules").find_element(By.CSS_SELECTOR, "li.rule button").click()
+    by_id("edit-form").submit()
+    visible("notice")
+    wait.until(EC.text_to_be_present_in_element((By.ID, "link-max-clicks"), "no limit"))
+    link = api_link(base, slug)
+    assert (link["max_clicks"], link["forward_query"], link["rules"]) == (None, False, []), link
+    assert status_of(f"{short}?x=1") == (302, f"{landing}/a")
+    log.check("editing the redirect options")
+
+    step("orphan visits: a GET of an unknown slug shows on the orphan-visits page")
+    assert get_status(f"{base}/no-such-link") == 404
+    driver.find_element(By.CSS_SELECTOR, 'a[href="#/orphans"]').click()
+    visible("view-orphans")
+    wait.until(EC.text_to_be_present_in_element((By.ID, "orphans-paths"), "/no-such-link"))
+    assert int(by_id("o-total").text) >= 1
+    shot(driver, "13-orphan-visits")
+    log.check("the orphan-visits page")
 
 
 def main():

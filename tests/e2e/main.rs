@@ -24,6 +24,7 @@ mod neighbours;
 mod openapi;
 mod otlp;
 mod resilience;
+mod rules;
 mod scale;
 mod schema;
 mod telemetry;
@@ -47,6 +48,7 @@ fn main() {
     trials.extend(keys::trials());
     trials.extend(loadkit::trials());
     trials.extend(resilience::trials());
+    trials.extend(rules::trials());
     trials.extend(openapi::trials());
     trials.extend(scale::trials());
     trials.extend(schema::trials());

@@ -31,6 +31,12 @@ fn as_previous_version(db: &Path, slug: &str, hosts: usize) -> Result<(), Failed
         .iter()
         .find(|s| s.sql.contains("TRIGGER IF NOT EXISTS clicks_rollup"))
         .ok_or("migration 1 creates the rollup trigger")?;
+    // Migration 8's objects first: its triggers on `links` read `record`.
+    conn.execute_batch(
+        "DROP TRIGGER click_limits_claim; DROP TRIGGER click_limits_revise; \
+         DROP TRIGGER click_limits_delete; DROP TABLE click_limits; DROP TABLE orphan_visits; \
+         DROP INDEX clicks_rules; ALTER TABLE clicks DROP COLUMN rule;",
+    )?;
     conn.execute_batch(
         "DROP TRIGGER clicks_rollup; ALTER TABLE links DROP COLUMN record; \
                         DELETE FROM schema_migrations WHERE version > 3;",

@@ -88,13 +88,14 @@ fn new_link(slug: &str, url: &str) -> NewLink {
         url: TargetUrl::parse(url, &base()).unwrap(),
         slug: Some(Slug::parse(slug).unwrap()),
         expires_at: None,
+        options: Default::default(),
     }
 }
 
 fn retarget(url: &str) -> LinkPatch {
     LinkPatch {
         url: Some(TargetUrl::parse(url, &base()).unwrap()),
-        expires_at: None,
+        ..Default::default()
     }
 }
 
@@ -392,6 +393,10 @@ async fn a_link_registered_by_an_older_version_is_adopted_by_its_first_edit() {
         url: "https://e.com/".into(),
         created_at: T0,
         expires_at: None,
+        forward_query: true,
+        max_clicks: None,
+        valid_from: None,
+        rules: Vec::new(),
     };
     f.kv.set("link:older", &encode(&link).unwrap())
         .await
@@ -422,8 +427,8 @@ async fn two_edits_racing_on_one_link_both_take_effect() {
     let kv = f.paused(Point::BeforeSet, move |links| {
         Box::pin(async move {
             let expiry = LinkPatch {
-                url: None,
                 expires_at: Some(Some(later)),
+                ..Default::default()
             };
             let slug = Slug::parse("both").unwrap();
             links.update(&slug, expiry).await.unwrap().unwrap();
