@@ -45,6 +45,12 @@
     corrupt_record: "This link's stored record is damaged; it has been logged. Delete the link and create it again.",
     store_unavailable: "A store the server needs is unavailable; try again shortly.",
     network: "The server could not be reached. Check the connection and try again.",
+    // tags and sorted lists
+    invalid_tag: "A link has at most 10 tags, each 1 to 32 characters from a–z, 0–9 and -.",
+    invalid_sort: "The list cannot be sorted that way.",
+    invalid_order: "The list order must be ascending or descending.",
+    cursor_expired: "The list changed too much while paging; showing the first page again.",
+    tag_taken: "A tag with that name exists already; pick another name.",
   };
 
   class ApiError extends Error {

@@ -260,6 +260,112 @@ pub const MIGRATIONS: &[Migration] = &[
             ),
         ],
     },
+    // --- tags, sorted lists and click totals ---
+    Migration {
+        version: 7,
+        // What lists filter and sort on, in the registry (`links::listing`):
+        // one statement answers a page, a tag filter or a search.
+        statements: &[
+            // The record copy's target and tags, written with the copy by the
+            // statement that writes it (`links::store`: CLAIM, REVISE).
+            Statement {
+                sql: "ALTER TABLE links ADD COLUMN url TEXT",
+                operation: "ALTER",
+                table: "links",
+            },
+            Statement {
+                sql: "ALTER TABLE links ADD COLUMN tags TEXT",
+                operation: "ALTER",
+                table: "links",
+            },
+            // The link's click total: see `link_click_totals_*` below.
+            Statement {
+                sql: "ALTER TABLE links ADD COLUMN clicks INTEGER NOT NULL DEFAULT 0",
+                operation: "ALTER",
+                table: "links",
+            },
+            // One row per tag of a link, kept from `links.tags` by the
+            // triggers below inside the statement that writes the row.
+            ddl(
+                "CREATE TABLE IF NOT EXISTS link_tags (tag TEXT NOT NULL, slug TEXT NOT NULL, \
+                 PRIMARY KEY (tag, slug)) WITHOUT ROWID",
+            ),
+            ddl("CREATE INDEX IF NOT EXISTS link_tags_slug ON link_tags (slug)"),
+            ddl(
+                "CREATE TRIGGER IF NOT EXISTS link_tags_insert AFTER INSERT ON links \
+                 WHEN NEW.tags IS NOT NULL BEGIN \
+                 INSERT OR IGNORE INTO link_tags (tag, slug) SELECT value, NEW.slug FROM json_each(NEW.tags); \
+                 END",
+            ),
+            ddl(
+                "CREATE TRIGGER IF NOT EXISTS link_tags_update AFTER UPDATE OF tags ON links \
+                 WHEN NEW.tags IS NOT OLD.tags BEGIN \
+                 DELETE FROM link_tags WHERE slug = NEW.slug; \
+                 INSERT OR IGNORE INTO link_tags (tag, slug) SELECT value, NEW.slug FROM json_each(NEW.tags); \
+                 END",
+            ),
+            ddl(
+                "CREATE TRIGGER IF NOT EXISTS link_tags_delete AFTER DELETE ON links BEGIN \
+                 DELETE FROM link_tags WHERE slug = OLD.slug; \
+                 END",
+            ),
+            // Sort orders and the search's narrow index (slug and URL only).
+            ddl("CREATE INDEX IF NOT EXISTS links_created ON links (created_at)"),
+            ddl("CREATE INDEX IF NOT EXISTS links_clicks ON links (clicks)"),
+            ddl("CREATE INDEX IF NOT EXISTS links_url ON links (url)"),
+            // Rows older versions wrote (`links::Links::adopt_legacy`).
+            ddl("CREATE INDEX IF NOT EXISTS links_legacy ON links (slug) WHERE url IS NULL"),
+            // THE CLICK TOTAL, in one place: `links.clicks` follows
+            // `daily_clicks` (so it is the sum of a link's days, whoever writes
+            // the rollups and whenever: today the `clicks_rollup` trigger,
+            // inside the click's own statement), and each change is logged in
+            // `link_click_log` with a sequence number, so that a `sort=clicks`
+            // listing reads totals as of its snapshot (`links::listing`). The
+            // log keeps the last 2^20 changes (`listing::CLICK_LOG_KEPT`),
+            // pruned every 4096th; its newest row is never pruned, so sequence
+            // numbers only grow. The rollups' own trigger is not touched.
+            ddl(
+                "CREATE TABLE IF NOT EXISTS link_click_log (seq INTEGER PRIMARY KEY, \
+                 slug TEXT NOT NULL, delta INTEGER NOT NULL)",
+            ),
+            ddl(
+                "CREATE TRIGGER IF NOT EXISTS link_click_totals_insert AFTER INSERT ON daily_clicks BEGIN \
+                 UPDATE links SET clicks = clicks + NEW.clicks WHERE slug = NEW.slug; \
+                 INSERT INTO link_click_log (slug, delta) VALUES (NEW.slug, NEW.clicks); \
+                 END",
+            ),
+            ddl(
+                "CREATE TRIGGER IF NOT EXISTS link_click_totals_update AFTER UPDATE OF clicks ON daily_clicks \
+                 WHEN NEW.clicks <> OLD.clicks BEGIN \
+                 UPDATE links SET clicks = clicks + NEW.clicks - OLD.clicks WHERE slug = NEW.slug; \
+                 INSERT INTO link_click_log (slug, delta) VALUES (NEW.slug, NEW.clicks - OLD.clicks); \
+                 END",
+            ),
+            ddl(
+                "CREATE TRIGGER IF NOT EXISTS link_click_log_prune AFTER INSERT ON link_click_log \
+                 WHEN NEW.seq % 4096 = 0 BEGIN \
+                 DELETE FROM link_click_log WHERE seq <= NEW.seq - 1048576; \
+                 END",
+            ),
+            // Backfill, after the triggers exist (so a click meanwhile is
+            // counted by one or the other, and a replay recomputes the same):
+            // totals from the rollups, target and tags from the record copies
+            // (rows without a copy are adopted from key-value by the first
+            // list: `links::Links::adopt_legacy`).
+            Statement {
+                sql: "UPDATE links SET clicks = \
+                      (SELECT coalesce(sum(clicks), 0) FROM daily_clicks WHERE daily_clicks.slug = links.slug)",
+                operation: "UPDATE",
+                table: "links",
+            },
+            Statement {
+                sql: "UPDATE links SET url = json_extract(record, '$.url'), tags = json_extract(record, '$.tags') \
+                      WHERE url IS NULL AND record IS NOT NULL",
+                operation: "UPDATE",
+                table: "links",
+            },
+        ],
+    },
 ];
 
 /// What a connection finds on arrival: the schema version and the journal

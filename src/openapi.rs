@@ -69,6 +69,9 @@ pub const DESCRIPTION: &str = include_str!("../openapi.json");
         crate::http::keys_api::create_key,
         crate::http::keys_api::list_keys,
         crate::http::keys_api::revoke_key,
+        crate::http::tags_api::list_tags,
+        crate::http::tags_api::rename_tag,
+        crate::http::tags_api::delete_tag,
         crate::http::redirect,
         crate::http::ops::health,
         crate::http::ops::metrics_endpoint,
@@ -79,6 +82,7 @@ pub const DESCRIPTION: &str = include_str!("../openapi.json");
     tags(
         (name = "links", description = "Create, list, read, change and delete links; their stats and QR codes."),
         (name = "keys", description = "API keys with roles (admin only)."),
+        (name = "tags", description = "Tags on links: list them, rename or remove one everywhere."),
         (name = "redirect", description = "The short links themselves."),
         (name = "operations", description = "Health, metrics and this description."),
     )
@@ -261,7 +265,9 @@ mod tests {
                 let secured = op["security"]
                     .as_array()
                     .is_some_and(|s| s.iter().any(|r| r.get("bearer").is_some()));
-                let public = !path.starts_with("/api/links") && !path.starts_with("/api/keys");
+                let public = !path.starts_with("/api/links")
+                    && !path.starts_with("/api/keys")
+                    && !path.starts_with("/api/tags");
                 assert_eq!(secured, !public, "{method} {path}");
             }
         }

@@ -5,6 +5,7 @@
 //! * [`extract`]: `Admin`, `JsonBody`, `ValidQuery`, `SlugPath`.
 //! * [`links_api`]: the `/api/links` handlers and their wire types.
 //! * [`keys_api`]: `/api/keys` (admin only).
+//! * [`tags_api`]: the `/api/tags` handlers.
 //! * [`ops`]: `/health` and `/metrics`.
 //! * here: `GET`/`HEAD /{slug}`, which reads the request into a
 //!   [`redirect::Visit`] and writes the core's [`redirect::Outcome`].
@@ -13,6 +14,7 @@ pub mod extract;
 pub mod keys_api;
 pub mod links_api;
 pub mod ops;
+pub mod tags_api;
 
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
@@ -43,6 +45,7 @@ pub fn routes() -> Router<App> {
         )
         .merge(links_api::routes())
         .merge(keys_api::routes())
+        .merge(tags_api::routes())
         .merge(ops::routes())
 }
 

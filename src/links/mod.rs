@@ -8,15 +8,21 @@
 //! * [`slug`]: `Slug`, its parse and random draws.
 //! * [`target`]: `TargetUrl` and `OwnOrigins` (no link points back at us).
 //! * [`store`]: `Links`, the storage over the two ports.
+//! * [`tags`]: `Tag`, `Tags`.
+//! * [`listing`]: `ListQuery` (sort, order, cursor, filters) of a list.
 //! * here: `Link`, `LinkError`, timestamps, `NewLink`, `LinkPatch`,
 //!   `SearchText`.
 
+pub mod listing;
 mod slug;
 mod store;
+mod tags;
 mod target;
 
+pub use listing::{ListQuery, Listed, Order, Sort};
 pub use slug::{Slug, SlugSource, random_slugs};
-pub use store::{CORRUPT_COUNT, COUNT, Links, SEARCH_SCAN_LIMIT};
+pub use store::{CORRUPT_COUNT, COUNT, Links, TagCount};
+pub use tags::{MAX_TAG_CHARS, MAX_TAGS, Tag, Tags};
 pub use target::{OwnOrigins, TargetUrl};
 
 use std::borrow::Cow;
@@ -79,6 +85,29 @@ pub enum LinkError {
         /// The slug length drawn.
         len: usize,
     },
+    /// Tags: not an array of at most 10 tags of 1 to 32 `[a-z0-9-]`.
+    #[error(
+        "`tags` is an array of at most 10 tags, each 1 to 32 characters from a-z, 0-9 and '-'."
+    )]
+    InvalidTag,
+    /// A tag rename onto a tag that exists (merging is refused, as Shlink does).
+    #[error("The tag `{0}` exists already; delete it first or pick another name.")]
+    TagTaken(Tag),
+    /// A list's `sort` other than `created`, `clicks`, `slug`.
+    #[error("`sort` is one of `created`, `clicks`, `slug`.")]
+    InvalidSort,
+    /// A list's `order` other than `asc`, `desc`.
+    #[error("`order` is `asc` or `desc`.")]
+    InvalidOrder,
+    /// A page size out of range.
+    #[error("`limit` must be a whole number from 1 to {}.", listing::MAX_PAGE)]
+    InvalidLimit,
+    /// A cursor no page of this sort and order returned.
+    #[error("`cursor` is not one this API returned for this `sort` and `order`.")]
+    InvalidCursor,
+    /// A `sort=clicks` cursor whose snapshot the click log no longer reaches.
+    #[error("This cursor is too old to page on exactly; start again from the first page.")]
+    CursorExpired,
     /// A search text over [`MAX_SEARCH_BYTES`].
     #[error("`q` is longer than {MAX_SEARCH_BYTES} bytes.")]
     SearchTooLong,
@@ -107,6 +136,13 @@ impl LinkError {
             LinkError::ExpiryNotInFuture => ErrorCode::InvalidExpiry,
             LinkError::SlugTaken(_) => ErrorCode::SlugTaken,
             LinkError::SearchTooLong => ErrorCode::InvalidSearch,
+            LinkError::InvalidTag => ErrorCode::InvalidTag,
+            LinkError::InvalidSort => ErrorCode::InvalidSort,
+            LinkError::InvalidOrder => ErrorCode::InvalidOrder,
+            LinkError::InvalidLimit => ErrorCode::InvalidLimit,
+            LinkError::InvalidCursor => ErrorCode::InvalidCursor,
+            LinkError::CursorExpired => ErrorCode::CursorExpired,
+            LinkError::TagTaken(_) => ErrorCode::TagTaken,
             LinkError::CorruptRecord { .. } => ErrorCode::CorruptRecord,
             LinkError::NoFreeSlug { .. } => ErrorCode::Internal,
             LinkError::Store(_) => ErrorCode::Internal,
@@ -150,6 +186,10 @@ pub struct Link {
     /// When it stops redirecting (UTC); `None` = never.
     #[serde(with = "time::serde::rfc3339::option")]
     pub expires_at: Option<OffsetDateTime>,
+    // --- tags (the registry mirrors them: `links.tags`, `link_tags`) ---
+    /// Its tags; absent in records written before tags (none).
+    #[serde(default, skip_serializing_if = "Tags::is_empty")]
+    pub tags: Tags,
 }
 
 impl Link {
@@ -182,6 +222,8 @@ pub struct NewLink {
     pub slug: Option<Slug>,
     /// When it stops redirecting.
     pub expires_at: Option<OffsetDateTime>,
+    /// Its tags.
+    pub tags: Tags,
 }
 
 /// What an edit changes, validated. `None` leaves a field as it is.
@@ -191,6 +233,8 @@ pub struct LinkPatch {
     pub url: Option<TargetUrl>,
     /// A new expiry; `Some(None)` removes it.
     pub expires_at: Option<Option<OffsetDateTime>>,
+    /// New tags (replacing them all; empty clears them).
+    pub tags: Option<Tags>,
 }
 
 /// A search: what a slug or target URL must contain, lower-cased; 1 to
@@ -214,6 +258,22 @@ impl SearchText {
         link.slug.as_str().to_ascii_lowercase().contains(&self.0)
             || link.url.to_ascii_lowercase().contains(&self.0)
     }
+
+    /// The text as a SQL `LIKE` pattern (`%text%`, with `\` escaping `%`,
+    /// `_` and itself): SQLite's `LIKE` ignores ASCII case, as
+    /// [`Self::matches`] does.
+    pub fn like_pattern(&self) -> String {
+        let mut out = String::with_capacity(self.0.len() + 2);
+        out.push('%');
+        for c in self.0.chars() {
+            if matches!(c, '%' | '_' | '\\') {
+                out.push('\\');
+            }
+            out.push(c);
+        }
+        out.push('%');
+        out
+    }
 }
 
 #[cfg(test)]
@@ -227,6 +287,7 @@ mod tests {
             url: "https://example.com/Docs?x=1".into(),
             created_at: OffsetDateTime::UNIX_EPOCH,
             expires_at: None,
+            tags: Tags::default(),
         };
         let q = |raw| SearchText::parse(raw).unwrap().unwrap();
         assert!(q("launch").matches(&link));
@@ -246,6 +307,30 @@ mod tests {
     }
 
     #[test]
+    fn a_search_as_a_like_pattern_escapes_the_wildcards() {
+        let q = |raw| SearchText::parse(raw).unwrap().unwrap().like_pattern();
+        assert_eq!(q("Docs"), "%docs%");
+        assert_eq!(q("50%_off\\"), "%50\\%\\_off\\\\%");
+    }
+
+    #[test]
+    fn a_record_written_before_tags_decodes_with_none_and_untagged_records_look_as_before() {
+        let old = r#"{"slug":"abc","url":"https://e.com/","created_at":"2030-01-01T00:00:00Z","expires_at":null}"#;
+        let link: Link = serde_json::from_str(old).unwrap();
+        assert!(link.tags.is_empty());
+        assert_eq!(serde_json::to_string(&link).unwrap(), old);
+        let tagged = Link {
+            tags: Tags::parse(&["a"]).unwrap(),
+            ..link
+        };
+        assert!(
+            serde_json::to_string(&tagged)
+                .unwrap()
+                .ends_with(r#","tags":["a"]}"#)
+        );
+    }
+
+    #[test]
     fn expiry_is_inclusive_of_the_instant() {
         let at = |s| OffsetDateTime::parse(s, &Rfc3339).unwrap();
         let link = Link {
@@ -253,6 +338,7 @@ mod tests {
             url: "https://e.com/".into(),
             created_at: at("2030-01-01T00:00:00Z"),
             expires_at: Some(at("2030-01-02T00:00:00Z")),
+            tags: Tags::default(),
         };
         assert!(!link.is_expired(at("2030-01-01T23:59:59Z")));
         assert!(link.is_expired(at("2030-01-02T00:00:00Z")));

@@ -88,6 +88,7 @@ fn new_link(slug: &str, url: &str) -> NewLink {
         url: TargetUrl::parse(url, &base()).unwrap(),
         slug: Some(Slug::parse(slug).unwrap()),
         expires_at: None,
+        tags: Default::default(),
     }
 }
 
@@ -95,6 +96,7 @@ fn retarget(url: &str) -> LinkPatch {
     LinkPatch {
         url: Some(TargetUrl::parse(url, &base()).unwrap()),
         expires_at: None,
+        tags: None,
     }
 }
 
@@ -392,6 +394,7 @@ async fn a_link_registered_by_an_older_version_is_adopted_by_its_first_edit() {
         url: "https://e.com/".into(),
         created_at: T0,
         expires_at: None,
+        tags: Default::default(),
     };
     f.kv.set("link:older", &encode(&link).unwrap())
         .await
@@ -424,6 +427,7 @@ async fn two_edits_racing_on_one_link_both_take_effect() {
             let expiry = LinkPatch {
                 url: None,
                 expires_at: Some(Some(later)),
+                tags: None,
             };
             let slug = Slug::parse("both").unwrap();
             links.update(&slug, expiry).await.unwrap().unwrap();
