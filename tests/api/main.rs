@@ -12,4 +12,5 @@ mod redirect;
 mod refusals;
 mod resilience;
 mod stats;
+mod tags;
 mod telemetry;
