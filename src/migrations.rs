@@ -691,4 +691,139 @@ mod tests {
             .unwrap();
         assert_eq!(stats.referrers[0].clicks, 1);
     }
+
+    /// What a request to `router` answers: status, `Location`, JSON body.
+    async fn call(
+        router: &axum::Router,
+        method: &str,
+        path: &str,
+    ) -> (u16, Option<String>, serde_json::Value) {
+        use tower::ServiceExt;
+        let mut request = axum::http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("authorization", "Bearer test-admin-token-0123456789abcdef")
+            .header(
+                "user-agent",
+                "Mozilla/5.0 (X11; Linux x86_64; rv:125.0) Gecko/20100101 Firefox/125.0",
+            )
+            .body(axum::body::Body::empty())
+            .unwrap();
+        request
+            .extensions_mut()
+            .insert(crate::app::ClientAddr("203.0.113.9".parse().unwrap()));
+        let response = router.clone().oneshot(request).await.unwrap();
+        let status = response.status().as_u16();
+        let location = response
+            .headers()
+            .get("location")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (
+            status,
+            location,
+            serde_json::from_slice(&bytes).unwrap_or_default(),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_database_of_the_previous_version_with_links_and_clicks_migrates_keeping_redirects_stats_and_totals()
+     {
+        use crate::analytics::{self, DayRange};
+        use crate::config::names;
+        use crate::links::Slug;
+        use crate::storage::KvStore;
+        let dir = tempfile::tempdir().unwrap();
+        let db = SqliteStore::open(dir.path().join("clicks.db")).unwrap();
+        migrate_up_to(&db, 6).await;
+        // One link from before migration 5 (no record copy) and one the
+        // previous version wrote (with its copy), each with clicks.
+        let before5 = r#"{"slug":"before5","url":"https://old.example/a","created_at":"2029-06-01T00:00:00Z","expires_at":null}"#;
+        let previous = r#"{"slug":"previous","url":"https://old.example/b","created_at":"2029-07-01T00:00:00Z","expires_at":null}"#;
+        let legacy = Statement {
+            sql: "INSERT INTO links (slug, created_at, record) VALUES (?1, ?2, ?3)",
+            operation: "INSERT",
+            table: "links",
+        };
+        for (slug, at, record) in [
+            ("before5", 1_906_934_400, SqlValue::Null),
+            ("previous", 1_909_526_400, SqlValue::Text(previous.into())),
+        ] {
+            let params = vec![slug.into(), SqlValue::Integer(at), record];
+            db.execute(&legacy, params).await.unwrap();
+        }
+        let (a, b) = (
+            Slug::parse("before5").unwrap(),
+            Slug::parse("previous").unwrap(),
+        );
+        for day in 1..=3 {
+            click(&db, &a, day, "ref.example").await;
+        }
+        click(&db, &b, 2, "").await;
+        let stats_before = (
+            analytics::stats(&db, &a, &DayRange::default())
+                .await
+                .unwrap(),
+            analytics::stats(&db, &b, &DayRange::default())
+                .await
+                .unwrap(),
+        );
+        drop(db);
+
+        let vars = [
+            (names::ADMIN_TOKEN, "test-admin-token-0123456789abcdef"),
+            (names::PUBLIC_BASE_URL, "https://sho.rt"),
+            (names::VISITOR_SALT, "test-visitor-salt-0123456789abcdef"),
+        ];
+        let now = time::macros::datetime!(2030-01-15 12:00 UTC);
+        let host = crate::native::TestHost::start(dir.path(), &vars, now)
+            .await
+            .unwrap();
+        host.kv
+            .set("link:before5", before5.as_bytes())
+            .await
+            .unwrap();
+        host.kv
+            .set("link:previous", previous.as_bytes())
+            .await
+            .unwrap();
+        let router = host.router();
+        // Every old link keeps redirecting, and its stats are as they were.
+        let (status, location, _) = call(&router, "GET", "/before5").await;
+        assert_eq!(
+            (status, location.as_deref()),
+            (302, Some("https://old.example/a"))
+        );
+        let (status, location, _) = call(&router, "GET", "/previous").await;
+        assert_eq!(
+            (status, location.as_deref()),
+            (302, Some("https://old.example/b"))
+        );
+        let all = DayRange::default();
+        let after_a = analytics::stats(host.sql.as_ref(), &a, &all).await.unwrap();
+        let after_b = analytics::stats(host.sql.as_ref(), &b, &all).await.unwrap();
+        assert_eq!(after_a.total, stats_before.0.total + 1);
+        assert_eq!(after_a.daily[..3], stats_before.0.daily[..]);
+        assert_eq!(after_b.total, stats_before.1.total + 1);
+        // Both are listed with their totals (the clicks before the
+        // migration and the one since), in every order and by a search.
+        let (status, _, page) = call(&router, "GET", "/api/links?sort=clicks").await;
+        assert_eq!(status, 200, "{page}");
+        let listed: Vec<(&str, i64)> = page["links"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| (l["slug"].as_str().unwrap(), l["clicks"].as_i64().unwrap()))
+            .collect();
+        assert_eq!(listed, [("before5", 4), ("previous", 2)]);
+        let (_, _, page) = call(&router, "GET", "/api/links?sort=created").await;
+        assert_eq!(page["links"][0]["slug"], "previous");
+        let (_, _, page) = call(&router, "GET", "/api/links?q=OLD.example/a").await;
+        assert_eq!(page["links"].as_array().unwrap().len(), 1, "{page}");
+        assert_eq!(page["links"][0]["tags"], serde_json::json!([]));
+        let (_, _, link) = call(&router, "GET", "/api/links/before5").await;
+        assert_eq!(link["clicks"], 4);
+    }
 }
