@@ -278,6 +278,7 @@
   async function showLinks() {
     show("view-links");
     $("search").value = state.q;
+    if (window.ConsoleTags) ConsoleTags.loadTags(api);
     await loadPage();
     focusTitle("links-title");
   }
@@ -287,11 +288,12 @@
     const params = new URLSearchParams({ limit: String(PAGE_SIZE) });
     if (cursor) params.set("cursor", cursor);
     if (state.q) params.set("q", state.q);
+    if (window.ConsoleTags) ConsoleTags.listParams(params); // tags.js: tag filter, sort
     let page;
     try {
       page = await api("GET", `links?${params}`);
     } catch (err) {
-      if (err.code === "invalid_cursor") state.cursors = [""];
+      if (err.code === "invalid_cursor" || err.code === "cursor_expired") state.cursors = [""];
       throw err;
     }
     state.next = page.next_cursor;
@@ -324,11 +326,13 @@
       del.addEventListener("click", () => confirmDelete(link.slug, del));
       actions.append(open, del);
       tr.append(slugCell, target, created, expires, actions);
+      if (window.ConsoleTags) ConsoleTags.row(tr, link, actions); // tags.js: clicks, tags
       body.append(tr);
     }
     $("links-empty").hidden = links.length > 0;
     $("links-empty").textContent = state.q ? "No link on this page matches the search." : "No links here.";
-    $("links-caption").textContent = state.q ? `Links matching “${state.q}”` : "All links";
+    const caption = state.q ? `Links matching “${state.q}”` : "All links";
+    $("links-caption").textContent = window.ConsoleTags ? ConsoleTags.caption(caption) : caption;
     $("page-prev").disabled = state.cursors.length <= 1;
     $("page-next").disabled = !state.next;
     $("page-no").textContent = `Page ${state.cursors.length}`;
@@ -340,6 +344,7 @@
     const body = { url: $("create-url").value.trim() };
     const slug = $("create-slug").value.trim();
     if (slug) body.slug = slug;
+    if (window.ConsoleTags) ConsoleTags.createBody(body); // tags.js
     try {
       const expires = localToIso($("create-expiry").value);
       if (expires) body.expires_at = expires;
@@ -430,6 +435,7 @@
     $("edit-expiry").value = isoToLocal(link.expires_at);
     $("edit-no-expiry").checked = !link.expires_at;
     $("edit-expiry").disabled = !link.expires_at;
+    if (window.ConsoleTags) ConsoleTags.showLink(link); // tags.js
     if (!$("range-from").value || !$("range-to").value) {
       const now = Date.now();
       $("range-to").value = utcDay(now);
@@ -586,6 +592,7 @@
       } else if (!link.expires_at || Date.parse(expires) !== Date.parse(link.expires_at)) {
         patch.expires_at = expires;
       }
+      if (window.ConsoleTags) ConsoleTags.patch(patch, link); // tags.js
       if (!Object.keys(patch).length) throw new ApiError("empty_patch", 0, "");
       const updated = await api("PATCH", `links/${encodeURIComponent(link.slug)}`, patch);
       state.link = Object.assign({}, link, updated);
@@ -593,6 +600,7 @@
       $("link-expires").textContent = when(updated.expires_at);
       $("edit-url").value = updated.url;
       $("edit-expiry").value = isoToLocal(updated.expires_at);
+      if (window.ConsoleTags) ConsoleTags.showLink(updated);
       showNotice(`Saved: ${updated.short_url} now leads to ${updated.url}`);
     } catch (err) {
       showError(err);
@@ -610,6 +618,17 @@
       $("search").value = "";
       search(e);
     });
+    if (window.ConsoleTags) {
+      ConsoleTags.wire(async () => {
+        clearMessages();
+        state.cursors = [""];
+        try {
+          await loadPage();
+        } catch (err) {
+          showError(err);
+        }
+      });
+    }
     $("page-prev").addEventListener("click", () => page(-1));
     $("page-next").addEventListener("click", () => page(1));
     $("range-form").addEventListener("submit", async (e) => {

@@ -65,6 +65,7 @@ macro_rules! asset {
 pub const ASSETS: &[Asset] = &[
     asset!("", "index.html", "text/html; charset=utf-8"),
     asset!("app.js", "app.js", "text/javascript; charset=utf-8"),
+    asset!("tags.js", "tags.js", "text/javascript; charset=utf-8"),
     asset!("app.css", "app.css", "text/css; charset=utf-8"),
     asset!("favicon.svg", "favicon.svg", "image/svg+xml"),
     asset!(

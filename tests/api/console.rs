@@ -140,14 +140,17 @@ async fn writing_to_the_console_is_a_405_with_the_security_headers() {
 async fn the_console_script_renders_api_text_as_text_never_as_html() {
     let app = TestApp::spawn().await;
     let js = get(&app, "/console/app.js").await.text();
-    for sink in [
-        "innerHTML",
-        "outerHTML",
-        "insertAdjacentHTML",
-        "document.write",
-        "eval(",
-    ] {
-        assert!(!js.contains(sink), "app.js uses {sink}");
+    for file in ["app.js", "tags.js"] {
+        let script = get(&app, &format!("/console/{file}")).await.text();
+        for sink in [
+            "innerHTML",
+            "outerHTML",
+            "insertAdjacentHTML",
+            "document.write",
+            "eval(",
+        ] {
+            assert!(!script.contains(sink), "{file} uses {sink}");
+        }
     }
     assert!(js.contains("textContent"));
     // The token is kept per tab, sent as a header, never in a URL or cookie.
