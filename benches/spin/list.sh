@@ -70,9 +70,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
+OTEL=(--experimental-wasi-otel)
+# A component built with --no-default-features imports no wasi:otel.
+[[ -n ${SHORTENER_E2E_NO_OTEL:-} ]] && OTEL=()
 up() {
-    spin up --from "$ROOT/spin.toml" --listen "127.0.0.1:$PORT" --state-dir "$STATE" \
-        --runtime-config-file "$WORK/runtime.toml" \
+    env -u OTEL_EXPORTER_OTLP_ENDPOINT spin up --from "$ROOT/spin.toml" --listen "127.0.0.1:$PORT" \
+        --state-dir "$STATE" --runtime-config-file "$WORK/runtime.toml" "${OTEL[@]}" \
         --variable "admin_token=$TOKEN" --variable "visitor_salt=$SALT" \
         --variable "public_base_url=$BASE" > "$WORK/spin.log" 2>&1 &
     SPIN_PID=$!
