@@ -192,8 +192,8 @@ pub(crate) struct ListQuery {
     #[cfg_attr(not(target_arch = "wasm32"), param(max_length = 256))]
     q: Option<String>,
     // --- tags and sorting ---
-    /// Only links with this tag.
-    #[cfg_attr(not(target_arch = "wasm32"), param(pattern = "^[A-Za-z0-9-]{1,32}$"))]
+    /// Only links with this tag (empty: no filter).
+    #[cfg_attr(not(target_arch = "wasm32"), param(pattern = "^([A-Za-z0-9-]{1,32})?$"))]
     tag: Option<String>,
     /// The order: `slug` (default), `created` or `clicks` (the click total).
     #[cfg_attr(
@@ -201,8 +201,9 @@ pub(crate) struct ListQuery {
         param(pattern = "^(created|clicks|slug)$")
     )]
     sort: Option<String>,
-    /// `asc` or `desc`; default `asc` for `slug`, `desc` for `created` and `clicks`.
-    #[cfg_attr(not(target_arch = "wasm32"), param(pattern = "^(asc|desc)$"))]
+    /// `asc` or `desc`; absent or empty: `asc` for `slug`, `desc` for
+    /// `created` and `clicks`.
+    #[cfg_attr(not(target_arch = "wasm32"), param(pattern = "^(asc|desc)?$"))]
     order: Option<String>,
 }
 
