@@ -193,12 +193,16 @@ pub(crate) struct ListQuery {
     q: Option<String>,
     // --- tags and sorting ---
     /// Only links with this tag (empty: no filter).
-    #[cfg_attr(not(target_arch = "wasm32"), param(pattern = "^([A-Za-z0-9-]{1,32})?$"))]
-    tag: Option<String>,
-    /// The order: `slug` (default), `created` or `clicks` (the click total).
     #[cfg_attr(
         not(target_arch = "wasm32"),
-        param(pattern = "^(created|clicks|slug)$")
+        param(pattern = "^([A-Za-z0-9-]{1,32})?$")
+    )]
+    tag: Option<String>,
+    /// The order: `slug` (default, also when empty), `created` or `clicks`
+    /// (the click total).
+    #[cfg_attr(
+        not(target_arch = "wasm32"),
+        param(pattern = "^(created|clicks|slug)?$")
     )]
     sort: Option<String>,
     /// `asc` or `desc`; absent or empty: `asc` for `slug`, `desc` for

@@ -354,9 +354,8 @@ macro_rules! clicks_search {
             sql: concat!(
                 snapshot!(),
                 "page(slug, record, total, created_at) AS ( \
-                 SELECT l.slug, l.record, \
-                   l.clicks - coalesce((SELECT d FROM moved WHERE moved.slug = l.slug), 0), l.created_at \
-                 FROM links l WHERE l.slug IN (",
+                 SELECT l.slug, l.record, l.clicks - coalesce(m.d, 0), l.created_at \
+                 FROM links l LEFT JOIN moved m ON m.slug = l.slug WHERE l.slug IN (",
                 hits!(),
                 ") AND l.record IS NOT NULL \
                    AND (?4 IS NULL OR l.slug IN (SELECT slug FROM link_tags WHERE tag = ?4))) \

@@ -87,7 +87,9 @@ fn the_served_openapi_description_is_valid_and_every_answer_conforms_to_it() -> 
     let seeded = spin.api(
         "POST",
         "/api/links",
-        Some(json!({"url": "https://example.com/docs", "slug": "docs-example", "tags": ["launch"]})),
+        Some(
+            json!({"url": "https://example.com/docs", "slug": "docs-example", "tags": ["launch"]}),
+        ),
     );
     ensure!(seeded.status == 201, "seed: {}", seeded.body);
 
