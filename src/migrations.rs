@@ -309,6 +309,26 @@ pub const MIGRATIONS: &[Migration] = &[
                  DELETE FROM link_tags WHERE slug = OLD.slug; \
                  END",
             ),
+            // An older version (still running during a rolling deploy) writes
+            // `record` alone: these keep `url` and `tags` equal to the copy
+            // whoever wrote it. For this version's own writes (which set them
+            // in the same statement) the condition is false and nothing runs.
+            ddl(
+                "CREATE TRIGGER IF NOT EXISTS links_record_columns_insert AFTER INSERT ON links \
+                 WHEN NEW.record IS NOT NULL AND (NEW.url IS NOT json_extract(NEW.record, '$.url') \
+                   OR NEW.tags IS NOT json_extract(NEW.record, '$.tags')) BEGIN \
+                 UPDATE links SET url = json_extract(NEW.record, '$.url'), \
+                   tags = json_extract(NEW.record, '$.tags') WHERE slug = NEW.slug; \
+                 END",
+            ),
+            ddl(
+                "CREATE TRIGGER IF NOT EXISTS links_record_columns_update AFTER UPDATE OF record ON links \
+                 WHEN NEW.record IS NOT NULL AND (NEW.url IS NOT json_extract(NEW.record, '$.url') \
+                   OR NEW.tags IS NOT json_extract(NEW.record, '$.tags')) BEGIN \
+                 UPDATE links SET url = json_extract(NEW.record, '$.url'), \
+                   tags = json_extract(NEW.record, '$.tags') WHERE slug = NEW.slug; \
+                 END",
+            ),
             // Sort orders and the search's narrow index (slug and URL only).
             ddl("CREATE INDEX IF NOT EXISTS links_created ON links (created_at)"),
             ddl("CREATE INDEX IF NOT EXISTS links_clicks ON links (clicks)"),
@@ -825,5 +845,58 @@ mod tests {
         assert_eq!(page["links"][0]["tags"], serde_json::json!([]));
         let (_, _, link) = call(&router, "GET", "/api/links/before5").await;
         assert_eq!(link["clicks"], 4);
+    }
+
+    #[tokio::test]
+    async fn a_record_written_by_the_previous_version_after_the_migration_keeps_url_and_tags_in_step()
+     {
+        let dir = tempfile::tempdir().unwrap();
+        let db = SqliteStore::open(dir.path().join("m.db")).unwrap();
+        run(&db, 0).await.unwrap();
+        // The previous version's CLAIM and REVISE write `record` only.
+        let claim = Statement {
+            sql: "INSERT INTO links (slug, created_at, record) VALUES ('old', 0, ?1)",
+            operation: "INSERT",
+            table: "links",
+        };
+        let revise = Statement {
+            sql: "UPDATE links SET record = ?1 WHERE slug = 'old'",
+            operation: "UPDATE",
+            table: "links",
+        };
+        let columns = Statement {
+            sql: "SELECT url, tags, (SELECT group_concat(tag) FROM link_tags WHERE slug = 'old') \
+                  FROM links WHERE slug = 'old'",
+            operation: "SELECT",
+            table: "links",
+        };
+        let record = |url: &str, tags: &str| {
+            SqlValue::Text(format!(
+                r#"{{"slug":"old","url":"{url}","created_at":"2030-01-01T00:00:00Z","expires_at":null{tags}}}"#
+            ))
+        };
+        db.execute(&claim, vec![record("https://a.example/", "")])
+            .await
+            .unwrap();
+        let rows = db.execute(&columns, vec![]).await.unwrap();
+        assert_eq!(
+            rows.rows[0],
+            [
+                SqlValue::Text("https://a.example/".into()),
+                SqlValue::Null,
+                SqlValue::Null
+            ]
+        );
+        let tagged = record("https://b.example/", r#","tags":["x"]"#);
+        db.execute(&revise, vec![tagged]).await.unwrap();
+        let rows = db.execute(&columns, vec![]).await.unwrap();
+        assert_eq!(
+            rows.rows[0],
+            [
+                SqlValue::Text("https://b.example/".into()),
+                SqlValue::Text(r#"["x"]"#.into()),
+                SqlValue::Text("x".into())
+            ]
+        );
     }
 }
