@@ -315,7 +315,7 @@ pub const MIGRATIONS: &[Migration] = &[
             // in the same statement) the condition is false and nothing runs.
             ddl(
                 "CREATE TRIGGER IF NOT EXISTS links_record_columns_insert AFTER INSERT ON links \
-                 WHEN NEW.record IS NOT NULL AND (NEW.url IS NOT json_extract(NEW.record, '$.url') \
+                 WHEN json_valid(NEW.record) AND (NEW.url IS NOT json_extract(NEW.record, '$.url') \
                    OR NEW.tags IS NOT json_extract(NEW.record, '$.tags')) BEGIN \
                  UPDATE links SET url = json_extract(NEW.record, '$.url'), \
                    tags = json_extract(NEW.record, '$.tags') WHERE slug = NEW.slug; \
@@ -323,7 +323,7 @@ pub const MIGRATIONS: &[Migration] = &[
             ),
             ddl(
                 "CREATE TRIGGER IF NOT EXISTS links_record_columns_update AFTER UPDATE OF record ON links \
-                 WHEN NEW.record IS NOT NULL AND (NEW.url IS NOT json_extract(NEW.record, '$.url') \
+                 WHEN json_valid(NEW.record) AND (NEW.url IS NOT json_extract(NEW.record, '$.url') \
                    OR NEW.tags IS NOT json_extract(NEW.record, '$.tags')) BEGIN \
                  UPDATE links SET url = json_extract(NEW.record, '$.url'), \
                    tags = json_extract(NEW.record, '$.tags') WHERE slug = NEW.slug; \
@@ -371,7 +371,9 @@ pub const MIGRATIONS: &[Migration] = &[
             // counted by one or the other, and a replay recomputes the same):
             // totals from the rollups, target and tags from the record copies
             // (rows without a copy are adopted from key-value by the first
-            // list: `links::Links::adopt_legacy`).
+            // list: `links::Links::adopt_legacy`; a copy that is no JSON is
+            // left as it is, so the migration never fails on it, and lists
+            // skip and count it).
             Statement {
                 sql: "UPDATE links SET clicks = \
                       (SELECT coalesce(sum(clicks), 0) FROM daily_clicks WHERE daily_clicks.slug = links.slug)",
@@ -380,7 +382,7 @@ pub const MIGRATIONS: &[Migration] = &[
             },
             Statement {
                 sql: "UPDATE links SET url = json_extract(record, '$.url'), tags = json_extract(record, '$.tags') \
-                      WHERE url IS NULL AND record IS NOT NULL",
+                      WHERE url IS NULL AND json_valid(record)",
                 operation: "UPDATE",
                 table: "links",
             },
@@ -767,9 +769,11 @@ mod tests {
             operation: "INSERT",
             table: "links",
         };
+        // And one whose copy is no JSON: the migration must not fail on it.
         for (slug, at, record) in [
             ("before5", 1_906_934_400, SqlValue::Null),
             ("previous", 1_909_526_400, SqlValue::Text(previous.into())),
+            ("garbled", 1_909_526_400, SqlValue::Text("not json{".into())),
         ] {
             let params = vec![slug.into(), SqlValue::Integer(at), record];
             db.execute(&legacy, params).await.unwrap();

@@ -125,6 +125,7 @@ pub const CORRUPT_COUNT: Statement = Statement {
 /// adopted registry this reads an empty index.
 const LEGACY: Statement = Statement {
     sql: "SELECT slug, record IS NULL FROM links WHERE url IS NULL AND slug > ?1 \
+          AND (record IS NULL OR json_valid(record)) \
           AND slug NOT IN (SELECT slug FROM corrupt_records) ORDER BY slug LIMIT 100",
     operation: "SELECT",
     table: "links",
@@ -132,7 +133,7 @@ const LEGACY: Statement = Statement {
 /// Fills `url` and `tags` of rows an older version claimed with a copy.
 const ADOPT_COPIES: Statement = Statement {
     sql: "UPDATE links SET url = json_extract(record, '$.url'), tags = json_extract(record, '$.tags') \
-          WHERE url IS NULL AND record IS NOT NULL",
+          WHERE url IS NULL AND json_valid(record)",
     operation: "UPDATE",
     table: "links",
 };
