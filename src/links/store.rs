@@ -36,7 +36,9 @@
 //! The row also carries what lists filter and sort on: `url` and `tags`
 //! (JSON array), taken from the record's copy by the very statement that
 //! writes it (`CLAIM`, `REVISE`: `json_extract(?3, …)`), so they never
-//! disagree with it; `link_tags (tag, slug)` is kept from `tags` by
+//! disagree with it (and triggers of migration 7 take them from the copy when
+//! an older version, during a rolling deploy, writes the record alone);
+//! `link_tags (tag, slug)` is kept from `tags` by
 //! triggers in that statement too; `clicks`, the link's total, is kept by
 //! the `link_click_totals_*` triggers (see `crate::migrations`). A list is one
 //! statement over these ([`super::listing`]).
