@@ -53,6 +53,12 @@
     invalid_format: "An export is CSV or JSON.",
     invalid_source: "Pick the tool the file comes from: Shlink, YOURLS, Kutt, Bitly or CSV.",
     invalid_import: "The file is not an export of the tool picked; check the source and the file.",
+    // tags and sorted lists
+    invalid_tag: "A link has at most 10 tags, each 1 to 32 characters from a–z, 0–9 and -.",
+    invalid_sort: "The list cannot be sorted that way.",
+    invalid_order: "The list order must be ascending or descending.",
+    cursor_expired: "The list changed too much while paging; showing the first page again.",
+    tag_taken: "A tag with that name exists already; pick another name.",
   };
   window.shortenerMessages = MESSAGES;
 
@@ -293,6 +299,7 @@
   async function showLinks() {
     show("view-links");
     $("search").value = state.q;
+    if (window.ConsoleTags) ConsoleTags.loadTags(api);
     await loadPage();
     focusTitle("links-title");
   }
@@ -302,11 +309,12 @@
     const params = new URLSearchParams({ limit: String(PAGE_SIZE) });
     if (cursor) params.set("cursor", cursor);
     if (state.q) params.set("q", state.q);
+    if (window.ConsoleTags) ConsoleTags.listParams(params); // tags.js: tag filter, sort
     let page;
     try {
       page = await api("GET", `links?${params}`);
     } catch (err) {
-      if (err.code === "invalid_cursor") state.cursors = [""];
+      if (err.code === "invalid_cursor" || err.code === "cursor_expired") state.cursors = [""];
       throw err;
     }
     state.next = page.next_cursor;
@@ -340,11 +348,13 @@
       del.addEventListener("click", () => confirmDelete(link.slug, del));
       actions.append(open, del);
       tr.append(slugCell, target, created, expires, actions);
+      if (window.ConsoleTags) ConsoleTags.row(tr, link, actions); // tags.js: clicks, tags
       body.append(tr);
     }
     $("links-empty").hidden = links.length > 0;
     $("links-empty").textContent = state.q ? "No link on this page matches the search." : "No links here.";
-    $("links-caption").textContent = state.q ? `Links matching “${state.q}”` : "All links";
+    const caption = state.q ? `Links matching “${state.q}”` : "All links";
+    $("links-caption").textContent = window.ConsoleTags ? ConsoleTags.caption(caption) : caption;
     $("page-prev").disabled = state.cursors.length <= 1;
     $("page-next").disabled = !state.next;
     $("page-no").textContent = `Page ${state.cursors.length}`;
@@ -356,6 +366,7 @@
     const body = { url: $("create-url").value.trim() };
     const slug = $("create-slug").value.trim();
     if (slug) body.slug = slug;
+    if (window.ConsoleTags) ConsoleTags.createBody(body); // tags.js
     try {
       const expires = localToIso($("create-expiry").value);
       if (expires) body.expires_at = expires;
@@ -450,6 +461,7 @@
     $("edit-expiry").disabled = !link.expires_at;
     ext.fill("edit", link);
     ext.showFacts(link);
+    if (window.ConsoleTags) ConsoleTags.showLink(link); // tags.js
     if (!$("range-from").value || !$("range-to").value) {
       const now = Date.now();
       $("range-to").value = utcDay(now);
@@ -608,6 +620,7 @@
         patch.expires_at = expires;
       }
       Object.assign(patch, ext.changes("edit", link));
+      if (window.ConsoleTags) ConsoleTags.patch(patch, link); // tags.js
       if (!Object.keys(patch).length) throw new ApiError("empty_patch", 0, "");
       const updated = await api("PATCH", `links/${encodeURIComponent(link.slug)}`, patch);
       state.link = Object.assign({}, link, updated);
@@ -617,6 +630,7 @@
       $("edit-expiry").value = isoToLocal(updated.expires_at);
       ext.fill("edit", updated);
       ext.showFacts(updated);
+      if (window.ConsoleTags) ConsoleTags.showLink(updated);
       showNotice(`Saved: ${updated.short_url} now leads to ${updated.url}`);
     } catch (err) {
       showError(err);
@@ -634,6 +648,17 @@
       $("search").value = "";
       search(e);
     });
+    if (window.ConsoleTags) {
+      ConsoleTags.wire(async () => {
+        clearMessages();
+        state.cursors = [""];
+        try {
+          await loadPage();
+        } catch (err) {
+          showError(err);
+        }
+      });
+    }
     $("page-prev").addEventListener("click", () => page(-1));
     $("page-next").addEventListener("click", () => page(1));
     $("range-form").addEventListener("submit", async (e) => {

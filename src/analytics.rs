@@ -276,18 +276,9 @@ fn text(row: &[SqlValue], i: usize) -> String {
         .to_owned()
 }
 
-/// Folds the clicks not yet in the rollups before a read
-/// ([`crate::rollups`]). A fold that fails (the database refuses writes) is
-/// logged, and the read answers from the rollups as they are.
-async fn folded(sql: &dyn SqlStore) {
-    if let Err(e) = crate::rollups::fold(sql).await {
-        tracing::warn!(error = %e, "rollups not folded before a read: it counts the clicks folded so far");
-    }
-}
-
 /// All clicks ever counted for `slug` (bots included).
 pub async fn link_total(sql: &dyn SqlStore, slug: &Slug) -> Result<i64, StoreError> {
-    folded(sql).await;
+    crate::rollups::fold_for_read(sql).await;
     Ok(sql
         .execute(&LINK_TOTAL, vec![slug.as_str().into()])
         .await?
@@ -301,7 +292,7 @@ pub async fn link_total(sql: &dyn SqlStore, slug: &Slug) -> Result<i64, StoreErr
 /// from the all-time `link_dimensions` rollup (~100 rows); otherwise from
 /// the daily breakdowns of the range.
 pub async fn stats(sql: &dyn SqlStore, slug: &Slug, range: &DayRange) -> Result<Stats, StoreError> {
-    folded(sql).await;
+    crate::rollups::fold_for_read(sql).await;
     let all_days = sql.execute(&DAILY, vec![slug.as_str().into()]).await?;
     let (in_range, outside): (Vec<_>, Vec<_>) = all_days.rows.into_iter().partition(|row| {
         row.first()
@@ -383,7 +374,7 @@ fn assemble(slug: &Slug, range: &DayRange, daily_rows: &Rows, breakdown: &Rows) 
 
 /// All-time clicks by humans and by bots, deleted links included.
 pub async fn all_time(sql: &dyn SqlStore) -> Result<(i64, i64), StoreError> {
-    folded(sql).await;
+    crate::rollups::fold_for_read(sql).await;
     let rows = sql.execute(&ALL_TIME, vec![]).await?;
     let row = rows.rows.first().map(Vec::as_slice).unwrap_or_default();
     Ok((int(row, 0), int(row, 1)))

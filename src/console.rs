@@ -72,6 +72,7 @@ pub const ASSETS: &[Asset] = &[
     ),
     // Redirect options, rules and orphan visits.
     asset!("rules.js", "rules.js", "text/javascript; charset=utf-8"),
+    asset!("tags.js", "tags.js", "text/javascript; charset=utf-8"),
     asset!("app.css", "app.css", "text/css; charset=utf-8"),
     asset!("favicon.svg", "favicon.svg", "image/svg+xml"),
     asset!(

@@ -120,6 +120,17 @@ error_codes! {
     Internal => "internal",
     /// 503: a store the request needs is down.
     StoreUnavailable => "store_unavailable",
+    // --- tags and sorted lists ---
+    /// 400: tags that are not an array of at most 10 `[a-z0-9-]{1,32}`.
+    InvalidTag => "invalid_tag",
+    /// 400: a list `sort` other than `created`, `clicks`, `slug`.
+    InvalidSort => "invalid_sort",
+    /// 400: a list `order` other than `asc`, `desc`.
+    InvalidOrder => "invalid_order",
+    /// 400: a `sort=clicks` cursor older than the click log keeps.
+    CursorExpired => "cursor_expired",
+    /// 409: a tag rename onto a tag that exists.
+    TagTaken => "tag_taken",
 }
 
 impl std::fmt::Display for ErrorCode {
@@ -228,6 +239,12 @@ pub enum AppError {
     /// The name is taken (409).
     #[error("{0}")]
     Conflict(String),
+    /// No link has that tag (404).
+    #[error("No link has that tag.")]
+    NoTag,
+    /// A tag rename onto a tag that exists (409).
+    #[error("{0}")]
+    TagTaken(String),
     /// The link existed but has expired (410).
     #[error("This link has expired.")]
     Gone,
@@ -304,6 +321,8 @@ impl AppError {
             }
             AppError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, C::MethodNotAllowed),
             AppError::Conflict(_) => (StatusCode::CONFLICT, C::SlugTaken),
+            AppError::NoTag => (StatusCode::NOT_FOUND, C::NotFound),
+            AppError::TagTaken(_) => (StatusCode::CONFLICT, C::TagTaken),
             AppError::Gone => (StatusCode::GONE, C::LinkExpired),
             AppError::Exhausted => (StatusCode::GONE, C::LinkExhausted),
             AppError::PayloadTooLarge | AppError::ImportTooLarge => {
@@ -332,6 +351,7 @@ impl From<LinkError> for AppError {
     fn from(e: LinkError) -> Self {
         match e {
             LinkError::SlugTaken(_) => AppError::Conflict(e.to_string()),
+            LinkError::TagTaken(_) => AppError::TagTaken(e.to_string()),
             LinkError::Store(store) => store.into(),
             LinkError::CorruptRecord { .. } => AppError::CorruptRecord,
             LinkError::NoFreeSlug { .. } => AppError::internal(e),
@@ -591,6 +611,8 @@ mod tests {
             (AppError::NoRoute, 404),
             (AppError::MethodNotAllowed, 405),
             (AppError::Conflict("m".into()), 409),
+            (AppError::NoTag, 404),
+            (AppError::TagTaken("m".into()), 409),
             (AppError::Gone, 410),
             (AppError::PayloadTooLarge, 413),
             (AppError::UnsupportedMediaType, 415),

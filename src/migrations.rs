@@ -261,6 +261,134 @@ pub const MIGRATIONS: &[Migration] = &[
             ),
         ],
     },
+    // --- tags, sorted lists and click totals ---
+    Migration {
+        version: 7,
+        // What lists filter and sort on, in the registry (`links::listing`):
+        // one statement answers a page, a tag filter or a search.
+        statements: &[
+            // The record copy's target and tags, written with the copy by the
+            // statement that writes it (`links::store`: CLAIM, REVISE).
+            Statement {
+                sql: "ALTER TABLE links ADD COLUMN url TEXT",
+                operation: "ALTER",
+                table: "links",
+            },
+            Statement {
+                sql: "ALTER TABLE links ADD COLUMN tags TEXT",
+                operation: "ALTER",
+                table: "links",
+            },
+            // The link's click total: see `link_click_totals_*` below.
+            Statement {
+                sql: "ALTER TABLE links ADD COLUMN clicks INTEGER NOT NULL DEFAULT 0",
+                operation: "ALTER",
+                table: "links",
+            },
+            // One row per tag of a link, kept from `links.tags` by the
+            // triggers below inside the statement that writes the row.
+            ddl(
+                "CREATE TABLE IF NOT EXISTS link_tags (tag TEXT NOT NULL, slug TEXT NOT NULL, \
+                 PRIMARY KEY (tag, slug)) WITHOUT ROWID",
+            ),
+            ddl("CREATE INDEX IF NOT EXISTS link_tags_slug ON link_tags (slug)"),
+            ddl(
+                "CREATE TRIGGER IF NOT EXISTS link_tags_insert AFTER INSERT ON links \
+                 WHEN NEW.tags IS NOT NULL BEGIN \
+                 INSERT OR IGNORE INTO link_tags (tag, slug) SELECT value, NEW.slug FROM json_each(NEW.tags); \
+                 END",
+            ),
+            ddl(
+                "CREATE TRIGGER IF NOT EXISTS link_tags_update AFTER UPDATE OF tags ON links \
+                 WHEN NEW.tags IS NOT OLD.tags BEGIN \
+                 DELETE FROM link_tags WHERE slug = NEW.slug; \
+                 INSERT OR IGNORE INTO link_tags (tag, slug) SELECT value, NEW.slug FROM json_each(NEW.tags); \
+                 END",
+            ),
+            ddl(
+                "CREATE TRIGGER IF NOT EXISTS link_tags_delete AFTER DELETE ON links BEGIN \
+                 DELETE FROM link_tags WHERE slug = OLD.slug; \
+                 END",
+            ),
+            // An older version (still running during a rolling deploy) writes
+            // `record` alone: these keep `url` and `tags` equal to the copy
+            // whoever wrote it. For this version's own writes (which set them
+            // in the same statement) the condition is false and nothing runs.
+            ddl(
+                "CREATE TRIGGER IF NOT EXISTS links_record_columns_insert AFTER INSERT ON links \
+                 WHEN json_valid(NEW.record) AND (NEW.url IS NOT json_extract(NEW.record, '$.url') \
+                   OR NEW.tags IS NOT json_extract(NEW.record, '$.tags')) BEGIN \
+                 UPDATE links SET url = json_extract(NEW.record, '$.url'), \
+                   tags = json_extract(NEW.record, '$.tags') WHERE slug = NEW.slug; \
+                 END",
+            ),
+            ddl(
+                "CREATE TRIGGER IF NOT EXISTS links_record_columns_update AFTER UPDATE OF record ON links \
+                 WHEN json_valid(NEW.record) AND (NEW.url IS NOT json_extract(NEW.record, '$.url') \
+                   OR NEW.tags IS NOT json_extract(NEW.record, '$.tags')) BEGIN \
+                 UPDATE links SET url = json_extract(NEW.record, '$.url'), \
+                   tags = json_extract(NEW.record, '$.tags') WHERE slug = NEW.slug; \
+                 END",
+            ),
+            // Sort orders and the search's narrow index (slug and URL only).
+            ddl("CREATE INDEX IF NOT EXISTS links_created ON links (created_at)"),
+            ddl("CREATE INDEX IF NOT EXISTS links_clicks ON links (clicks)"),
+            ddl("CREATE INDEX IF NOT EXISTS links_url ON links (url)"),
+            // Rows older versions wrote (`links::Links::adopt_legacy`).
+            ddl("CREATE INDEX IF NOT EXISTS links_legacy ON links (slug) WHERE url IS NULL"),
+            // THE CLICK TOTAL, in one place: `links.clicks` follows
+            // `daily_clicks` (so it is the sum of a link's days, whoever writes
+            // the rollups and whenever: today the `clicks_rollup` trigger,
+            // inside the click's own statement), and each change is logged in
+            // `link_click_log` with a sequence number, so that a `sort=clicks`
+            // listing reads totals as of its snapshot (`links::listing`). The
+            // log keeps the last 2^20 changes (`listing::CLICK_LOG_KEPT`),
+            // pruned every 4096th; its newest row is never pruned, so sequence
+            // numbers only grow. The rollups' own trigger is not touched.
+            ddl(
+                "CREATE TABLE IF NOT EXISTS link_click_log (seq INTEGER PRIMARY KEY, \
+                 slug TEXT NOT NULL, delta INTEGER NOT NULL)",
+            ),
+            ddl(
+                "CREATE TRIGGER IF NOT EXISTS link_click_totals_insert AFTER INSERT ON daily_clicks BEGIN \
+                 UPDATE links SET clicks = clicks + NEW.clicks WHERE slug = NEW.slug; \
+                 INSERT INTO link_click_log (slug, delta) VALUES (NEW.slug, NEW.clicks); \
+                 END",
+            ),
+            ddl(
+                "CREATE TRIGGER IF NOT EXISTS link_click_totals_update AFTER UPDATE OF clicks ON daily_clicks \
+                 WHEN NEW.clicks <> OLD.clicks BEGIN \
+                 UPDATE links SET clicks = clicks + NEW.clicks - OLD.clicks WHERE slug = NEW.slug; \
+                 INSERT INTO link_click_log (slug, delta) VALUES (NEW.slug, NEW.clicks - OLD.clicks); \
+                 END",
+            ),
+            ddl(
+                "CREATE TRIGGER IF NOT EXISTS link_click_log_prune AFTER INSERT ON link_click_log \
+                 WHEN NEW.seq % 4096 = 0 BEGIN \
+                 DELETE FROM link_click_log WHERE seq <= NEW.seq - 1048576; \
+                 END",
+            ),
+            // Backfill, after the triggers exist (so a click meanwhile is
+            // counted by one or the other, and a replay recomputes the same):
+            // totals from the rollups, target and tags from the record copies
+            // (rows without a copy are adopted from key-value by the first
+            // list: `links::Links::adopt_legacy`; a copy that is no JSON is
+            // left as it is, so the migration never fails on it, and lists
+            // skip and count it).
+            Statement {
+                sql: "UPDATE links SET clicks = \
+                      (SELECT coalesce(sum(clicks), 0) FROM daily_clicks WHERE daily_clicks.slug = links.slug)",
+                operation: "UPDATE",
+                table: "links",
+            },
+            Statement {
+                sql: "UPDATE links SET url = json_extract(record, '$.url'), tags = json_extract(record, '$.tags') \
+                      WHERE url IS NULL AND json_valid(record)",
+                operation: "UPDATE",
+                table: "links",
+            },
+        ],
+    },
     // --- Migration 8: the redirect's options (`links::rules`) and orphan
     // visits (`orphans`).
     Migration {
@@ -299,20 +427,21 @@ pub const MIGRATIONS: &[Migration] = &[
             ),
             ddl(
                 "CREATE TRIGGER IF NOT EXISTS click_limits_claim AFTER INSERT ON links \
-             WHEN json_extract(NEW.record, '$.max_clicks') IS NOT NULL BEGIN \
+             WHEN CASE WHEN json_valid(NEW.record) THEN json_extract(NEW.record, '$.max_clicks') END IS NOT NULL BEGIN \
              INSERT INTO click_limits (slug, max_clicks, used) \
-             SELECT NEW.slug, json_extract(NEW.record, '$.max_clicks'), (SELECT count(*) FROM clicks WHERE slug = NEW.slug) WHERE true \
+             SELECT NEW.slug, CASE WHEN json_valid(NEW.record) THEN json_extract(NEW.record, '$.max_clicks') END, (SELECT count(*) FROM clicks WHERE slug = NEW.slug) WHERE true \
              ON CONFLICT (slug) DO UPDATE SET max_clicks = excluded.max_clicks; \
              END",
             ),
             // An edit keeps the clicks counted so far; setting a limit on a
-            // link with clicks counts them (once, on this admin write).
+            // link with clicks counts them (once, on this admin write). A
+            // copy that is not JSON (corrupt) has no limit and fails no write.
             ddl(
                 "CREATE TRIGGER IF NOT EXISTS click_limits_revise AFTER UPDATE OF record ON links BEGIN \
-             DELETE FROM click_limits WHERE slug = NEW.slug AND json_extract(NEW.record, '$.max_clicks') IS NULL; \
+             DELETE FROM click_limits WHERE slug = NEW.slug AND CASE WHEN json_valid(NEW.record) THEN json_extract(NEW.record, '$.max_clicks') END IS NULL; \
              INSERT INTO click_limits (slug, max_clicks, used) \
-             SELECT NEW.slug, json_extract(NEW.record, '$.max_clicks'), (SELECT count(*) FROM clicks WHERE slug = NEW.slug) \
-             WHERE json_extract(NEW.record, '$.max_clicks') IS NOT NULL \
+             SELECT NEW.slug, CASE WHEN json_valid(NEW.record) THEN json_extract(NEW.record, '$.max_clicks') END, (SELECT count(*) FROM clicks WHERE slug = NEW.slug) \
+             WHERE CASE WHEN json_valid(NEW.record) THEN json_extract(NEW.record, '$.max_clicks') END IS NOT NULL \
              ON CONFLICT (slug) DO UPDATE SET max_clicks = excluded.max_clicks; \
              END",
             ),
@@ -901,6 +1030,8 @@ mod tests {
                     at,
                     visitor: &visitor,
                     visitor_hash: format!("v{}", rng.random_range(0..60)),
+                    rule: None,
+                    limited: false,
                 };
                 for db in [&per_click, &folded] {
                     assert!(crate::clicks::record(db, &click).await.unwrap().is_some());
@@ -1022,6 +1153,196 @@ mod tests {
         assert_eq!(
             first.execute(&limits, vec![]).await.unwrap().scalar_i64(),
             4
+        );
+    }
+
+    /// What a request to `router` answers: status, `Location`, JSON body.
+    async fn call(
+        router: &axum::Router,
+        method: &str,
+        path: &str,
+    ) -> (u16, Option<String>, serde_json::Value) {
+        use tower::ServiceExt;
+        let mut request = axum::http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("authorization", "Bearer test-admin-token-0123456789abcdef")
+            .header(
+                "user-agent",
+                "Mozilla/5.0 (X11; Linux x86_64; rv:125.0) Gecko/20100101 Firefox/125.0",
+            )
+            .body(axum::body::Body::empty())
+            .unwrap();
+        request
+            .extensions_mut()
+            .insert(crate::app::ClientAddr("203.0.113.9".parse().unwrap()));
+        let response = router.clone().oneshot(request).await.unwrap();
+        let status = response.status().as_u16();
+        let location = response
+            .headers()
+            .get("location")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (
+            status,
+            location,
+            serde_json::from_slice(&bytes).unwrap_or_default(),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_database_of_the_previous_version_with_links_and_clicks_migrates_keeping_redirects_stats_and_totals()
+     {
+        use crate::analytics::{self, DayRange};
+        use crate::config::names;
+        use crate::links::Slug;
+        use crate::storage::KvStore;
+        let dir = tempfile::tempdir().unwrap();
+        let db = SqliteStore::open(dir.path().join("clicks.db")).unwrap();
+        migrate_up_to(&db, 6).await;
+        // One link from before migration 5 (no record copy) and one the
+        // previous version wrote (with its copy), each with clicks.
+        let before5 = r#"{"slug":"before5","url":"https://old.example/a","created_at":"2029-06-01T00:00:00Z","expires_at":null}"#;
+        let previous = r#"{"slug":"previous","url":"https://old.example/b","created_at":"2029-07-01T00:00:00Z","expires_at":null}"#;
+        let legacy = Statement {
+            sql: "INSERT INTO links (slug, created_at, record) VALUES (?1, ?2, ?3)",
+            operation: "INSERT",
+            table: "links",
+        };
+        // And one whose copy is no JSON: the migration must not fail on it.
+        for (slug, at, record) in [
+            ("before5", 1_906_934_400, SqlValue::Null),
+            ("previous", 1_909_526_400, SqlValue::Text(previous.into())),
+            ("garbled", 1_909_526_400, SqlValue::Text("not json{".into())),
+        ] {
+            let params = vec![slug.into(), SqlValue::Integer(at), record];
+            db.execute(&legacy, params).await.unwrap();
+        }
+        let (a, b) = (
+            Slug::parse("before5").unwrap(),
+            Slug::parse("previous").unwrap(),
+        );
+        for day in 1..=3 {
+            click(&db, &a, day, "ref.example").await;
+        }
+        click(&db, &b, 2, "").await;
+        let stats_before = (
+            analytics::stats(&db, &a, &DayRange::default())
+                .await
+                .unwrap(),
+            analytics::stats(&db, &b, &DayRange::default())
+                .await
+                .unwrap(),
+        );
+        drop(db);
+
+        let vars = [
+            (names::ADMIN_TOKEN, "test-admin-token-0123456789abcdef"),
+            (names::PUBLIC_BASE_URL, "https://sho.rt"),
+            (names::VISITOR_SALT, "test-visitor-salt-0123456789abcdef"),
+        ];
+        let now = time::macros::datetime!(2030-01-15 12:00 UTC);
+        let host = crate::native::TestHost::start(dir.path(), &vars, now)
+            .await
+            .unwrap();
+        host.kv
+            .set("link:before5", before5.as_bytes())
+            .await
+            .unwrap();
+        host.kv
+            .set("link:previous", previous.as_bytes())
+            .await
+            .unwrap();
+        let router = host.router();
+        // Every old link keeps redirecting, and its stats are as they were.
+        let (status, location, _) = call(&router, "GET", "/before5").await;
+        assert_eq!(
+            (status, location.as_deref()),
+            (302, Some("https://old.example/a"))
+        );
+        let (status, location, _) = call(&router, "GET", "/previous").await;
+        assert_eq!(
+            (status, location.as_deref()),
+            (302, Some("https://old.example/b"))
+        );
+        let all = DayRange::default();
+        let after_a = analytics::stats(host.sql.as_ref(), &a, &all).await.unwrap();
+        let after_b = analytics::stats(host.sql.as_ref(), &b, &all).await.unwrap();
+        assert_eq!(after_a.total, stats_before.0.total + 1);
+        assert_eq!(after_a.daily[..3], stats_before.0.daily[..]);
+        assert_eq!(after_b.total, stats_before.1.total + 1);
+        // Both are listed with their totals (the clicks before the
+        // migration and the one since), in every order and by a search.
+        let (status, _, page) = call(&router, "GET", "/api/links?sort=clicks").await;
+        assert_eq!(status, 200, "{page}");
+        let listed: Vec<(&str, i64)> = page["links"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| (l["slug"].as_str().unwrap(), l["clicks"].as_i64().unwrap()))
+            .collect();
+        assert_eq!(listed, [("before5", 4), ("previous", 2)]);
+        let (_, _, page) = call(&router, "GET", "/api/links?sort=created").await;
+        assert_eq!(page["links"][0]["slug"], "previous");
+        let (_, _, page) = call(&router, "GET", "/api/links?q=OLD.example/a").await;
+        assert_eq!(page["links"].as_array().unwrap().len(), 1, "{page}");
+        assert_eq!(page["links"][0]["tags"], serde_json::json!([]));
+        let (_, _, link) = call(&router, "GET", "/api/links/before5").await;
+        assert_eq!(link["clicks"], 4);
+    }
+
+    #[tokio::test]
+    async fn a_record_written_by_the_previous_version_after_the_migration_keeps_url_and_tags_in_step()
+     {
+        let dir = tempfile::tempdir().unwrap();
+        let db = SqliteStore::open(dir.path().join("m.db")).unwrap();
+        run(&db, 0).await.unwrap();
+        // The previous version's CLAIM and REVISE write `record` only.
+        let claim = Statement {
+            sql: "INSERT INTO links (slug, created_at, record) VALUES ('old', 0, ?1)",
+            operation: "INSERT",
+            table: "links",
+        };
+        let revise = Statement {
+            sql: "UPDATE links SET record = ?1 WHERE slug = 'old'",
+            operation: "UPDATE",
+            table: "links",
+        };
+        let columns = Statement {
+            sql: "SELECT url, tags, (SELECT group_concat(tag) FROM link_tags WHERE slug = 'old') \
+                  FROM links WHERE slug = 'old'",
+            operation: "SELECT",
+            table: "links",
+        };
+        let record = |url: &str, tags: &str| {
+            SqlValue::Text(format!(
+                r#"{{"slug":"old","url":"{url}","created_at":"2030-01-01T00:00:00Z","expires_at":null{tags}}}"#
+            ))
+        };
+        db.execute(&claim, vec![record("https://a.example/", "")])
+            .await
+            .unwrap();
+        let rows = db.execute(&columns, vec![]).await.unwrap();
+        assert_eq!(
+            rows.rows[0],
+            [
+                SqlValue::Text("https://a.example/".into()),
+                SqlValue::Null,
+                SqlValue::Null
+            ]
+        );
+        let tagged = record("https://b.example/", r#","tags":["x"]"#);
+        db.execute(&revise, vec![tagged]).await.unwrap();
+        let rows = db.execute(&columns, vec![]).await.unwrap();
+        assert_eq!(
+            rows.rows[0],
+            [
+                SqlValue::Text("https://b.example/".into()),
+                SqlValue::Text(r#"["x"]"#.into()),
+                SqlValue::Text("x".into())
+            ]
         );
     }
 }

@@ -79,6 +79,15 @@ pub async fn fold(sql: &dyn SqlStore) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// [`fold`] before a read of the rollups (stats, totals, lists, exports,
+/// `/metrics`). A fold that fails (the database refuses writes) is logged,
+/// and the read answers from the rollups as they are.
+pub async fn fold_for_read(sql: &dyn SqlStore) {
+    if let Err(e) = fold(sql).await {
+        tracing::warn!(error = %e, "rollups not folded before a read: it counts the clicks folded so far");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,7 +16,8 @@ use crate::app::App;
 use crate::config::Settings;
 use crate::error::{AppError, ErrorCode, Store};
 use crate::links::{
-    self, Link, LinkPatch, MaxClicks, NewLink, RedirectOptions, SearchText, Slug, TargetUrl, rules,
+    self, Link, LinkPatch, ListQuery as LinkList, Listed, MaxClicks, NewLink, RedirectOptions,
+    Slug, Tags, TargetUrl, rules,
 };
 use crate::qr;
 use crate::unrecorded;
@@ -33,10 +34,7 @@ pub fn routes() -> Router<App> {
         .route("/api/links/{slug}/qr", get(link_qr))
 }
 
-/// Page size when `limit` is absent.
-pub const DEFAULT_PAGE: usize = 20;
-/// Largest page.
-pub const MAX_PAGE: usize = 100;
+pub use crate::links::listing::{DEFAULT_PAGE, MAX_PAGE};
 
 /// `POST /api/links`.
 #[derive(Deserialize)]
@@ -77,7 +75,19 @@ pub(crate) struct CreateRequest {
     #[serde(default)]
     #[cfg_attr(not(target_arch = "wasm32"), schema(max_items = 10))]
     rules: Option<Vec<rules::RuleInput>>,
+    // --- tags ---
+    /// At most 10 tags, each 1 to 32 of `a-z0-9-` (upper case is folded);
+    /// repeats are kept once.
+    #[serde(default)]
+    #[cfg_attr(not(target_arch = "wasm32"), schema(value_type = Option<Vec<TagText>>, max_items = 10))]
+    tags: Option<serde_json::Value>,
 }
+
+/// A tag as a client sends it (folded to lower case).
+#[cfg(not(target_arch = "wasm32"))]
+#[derive(utoipa::ToSchema)]
+#[schema(as = TagText, value_type = String, pattern = "^[A-Za-z0-9-]{1,32}$", example = "launch")]
+pub(crate) struct TagText(#[allow(dead_code)] String);
 
 /// A link as the API shows it.
 #[derive(Serialize)]
@@ -105,9 +115,11 @@ pub(crate) struct LinkView {
     /// Redirect rules, first match wins.
     #[cfg_attr(not(target_arch = "wasm32"), schema(value_type = Vec<rules::RuleView>))]
     rules: Vec<links::Rule>,
-    /// All-time clicks (GET of one link only).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    clicks: Option<i64>,
+    // --- tags and click totals ---
+    /// Its tags (lower case), in the order first given.
+    tags: Vec<String>,
+    /// All-time clicks (in a `sort=clicks` list: as of the listing's snapshot).
+    clicks: i64,
     /// Redirects served whose click the click database refused, by kind
     /// (GET of one link only; zeros when none).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -115,8 +127,9 @@ pub(crate) struct LinkView {
 }
 
 impl LinkView {
-    fn new(link: Link, settings: &Settings, clicks: Option<i64>) -> Self {
+    fn new(link: Link, settings: &Settings, clicks: i64) -> Self {
         Self {
+            tags: link.tags.to_strings(),
             short_url: settings.short_url(link.slug.as_str()),
             slug: link.slug.to_string(),
             url: link.url,
@@ -141,7 +154,7 @@ impl LinkView {
     responses(
         (status = 201, description = "Created.", body = LinkView,
             headers(("location" = String, description = "`/api/links/{slug}`."))),
-        (status = 400, description = "A field is invalid: `invalid_json`, `invalid_url`, `self_referencing_url`, `invalid_slug`, `reserved_slug`, `invalid_timestamp`, `invalid_expiry`, `invalid_max_clicks`, `invalid_rule`.", body = crate::error::ErrorBody),
+        (status = 400, description = "A field is invalid: `invalid_json`, `invalid_url`, `self_referencing_url`, `invalid_slug`, `reserved_slug`, `invalid_timestamp`, `invalid_expiry`, `invalid_tag`, `invalid_max_clicks`, `invalid_rule`.", body = crate::error::ErrorBody),
         (status = 401, description = "No or a wrong bearer token (`unauthorized`), or the API is disabled (`api_disabled`).", body = crate::error::ErrorBody),
         (status = 409, description = "The custom slug is taken (`slug_taken`).", body = crate::error::ErrorBody),
         (status = 413, description = "The body is over 16 KiB (`payload_too_large`).", body = crate::error::ErrorBody),
@@ -178,6 +191,12 @@ pub(crate) async fn create_link(
             .transpose()?
             .unwrap_or_default(),
     };
+    let tags = body
+        .tags
+        .as_ref()
+        .map(Tags::from_json)
+        .transpose()?
+        .unwrap_or_default();
     let link = app
         .links()
         .create(
@@ -186,6 +205,7 @@ pub(crate) async fn create_link(
                 slug,
                 expires_at,
                 options,
+                tags,
             },
             app.settings.slug_length,
             now,
@@ -194,7 +214,7 @@ pub(crate) async fn create_link(
     let location = format!("/api/links/{}", link.slug);
     let mut response = (
         StatusCode::CREATED,
-        Json(LinkView::new(link, &app.settings, None)),
+        Json(LinkView::new(link, &app.settings, 0)),
     )
         .into_response();
     if let Ok(v) = HeaderValue::from_str(&location) {
@@ -210,18 +230,37 @@ pub(crate) struct ListQuery {
     /// Page size, 1 to 100 (default 20).
     #[cfg_attr(not(target_arch = "wasm32"), param(value_type = Option<u32>, minimum = 1, maximum = 100))]
     limit: Option<String>,
-    /// The `next_cursor` of the previous page.
+    /// The `next_cursor` of the previous page (of the same `sort` and `order`).
     #[cfg_attr(
         not(target_arch = "wasm32"),
-        param(pattern = "^([A-Za-z0-9_-]{3,64})?$")
+        param(pattern = "^[A-Za-z0-9_.-]{0,320}$")
     )]
     cursor: Option<String>,
-    /// Only links whose slug or URL contains this text (at most 256 bytes).
+    /// Only links whose slug or URL contains this text (at most 256 bytes,
+    /// ASCII case ignored).
     #[cfg_attr(not(target_arch = "wasm32"), param(max_length = 256))]
     q: Option<String>,
+    // --- tags and sorting ---
+    /// Only links with this tag (empty: no filter).
+    #[cfg_attr(
+        not(target_arch = "wasm32"),
+        param(pattern = "^([A-Za-z0-9-]{1,32})?$")
+    )]
+    tag: Option<String>,
+    /// The order: `slug` (default, also when empty), `created` or `clicks`
+    /// (the click total).
+    #[cfg_attr(
+        not(target_arch = "wasm32"),
+        param(pattern = "^(created|clicks|slug)?$")
+    )]
+    sort: Option<String>,
+    /// `asc` or `desc`; absent or empty: `asc` for `slug`, `desc` for
+    /// `created` and `clicks`.
+    #[cfg_attr(not(target_arch = "wasm32"), param(pattern = "^(asc|desc)?$"))]
+    order: Option<String>,
 }
 
-/// One page of links, in slug order.
+/// One page of links, in the order asked for.
 #[derive(Serialize)]
 #[cfg_attr(not(target_arch = "wasm32"), derive(utoipa::ToSchema))]
 pub(crate) struct LinkPage {
@@ -238,8 +277,8 @@ pub(crate) struct LinkPage {
     security(("bearer" = [])),
     params(ListQuery),
     responses(
-        (status = 200, description = "A page of links. A link whose stored record does not decode is left out (logged, and counted in `shortener_corrupt_records`), so a page may hold fewer than `limit`.", body = LinkPage),
-        (status = 400, description = "`invalid_limit`, `invalid_cursor`, `invalid_search` or `invalid_query`.", body = crate::error::ErrorBody),
+        (status = 200, description = "A page of links, each with its click total; ties are broken by slug. Keyset paging is exact in every order: with `sort=clicks` every page of a listing orders and shows the totals as of its first page (the cursor carries that snapshot), so clicks arriving meanwhile never make a link skip or repeat. A link whose stored record does not decode is left out (logged, and counted in `shortener_corrupt_records`), so a page may hold fewer than `limit`.", body = LinkPage),
+        (status = 400, description = "`invalid_limit`, `invalid_cursor` (not one returned for this `sort` and `order`), `cursor_expired` (a `sort=clicks` cursor older than the last 2^20 click-total changes: start again), `invalid_sort`, `invalid_order`, `invalid_tag`, `invalid_search` or `invalid_query`.", body = crate::error::ErrorBody),
         (status = 401, description = "No or a wrong bearer token (`unauthorized`), or the API is disabled (`api_disabled`).", body = crate::error::ErrorBody),
         (status = 500, description = "A store failed (`internal`); the cause is logged, not sent.", body = crate::error::ErrorBody),
     )
@@ -249,39 +288,20 @@ pub(crate) async fn list_links(
     _: Key<Viewer>,
     ValidQuery(q): ValidQuery<ListQuery>,
 ) -> Result<Json<LinkPage>, AppError> {
-    let limit = match q.limit.as_deref() {
-        None => DEFAULT_PAGE,
-        Some(raw) => match raw.parse::<usize>() {
-            Ok(n) if (1..=MAX_PAGE).contains(&n) => n,
-            _ => {
-                return Err(AppError::validation(
-                    ErrorCode::InvalidLimit,
-                    format!("`limit` must be a whole number from 1 to {MAX_PAGE}."),
-                ));
-            }
-        },
-    };
-    let cursor = q
-        .cursor
-        .as_deref()
-        .filter(|c| !c.is_empty())
-        .map(|c| {
-            Slug::parse(c).map_err(|_| {
-                AppError::validation(
-                    ErrorCode::InvalidCursor,
-                    "`cursor` is not one this API returned.",
-                )
-            })
-        })
-        .transpose()?;
-    let needle = q.q.as_deref().map(SearchText::parse).transpose()?.flatten();
-    let (page, next) = match &needle {
-        Some(needle) => app.links().search(needle, cursor.as_ref(), limit).await?,
-        None => app.links().page(cursor.as_ref(), limit).await?,
-    };
+    let query = LinkList::parse(
+        q.sort.as_deref(),
+        q.order.as_deref(),
+        q.limit.as_deref(),
+        q.cursor.as_deref(),
+        q.tag.as_deref(),
+        q.q.as_deref(),
+    )?;
+    // The totals (and a sort by them) count every click committed so far.
+    crate::rollups::fold_for_read(app.sql.as_ref()).await;
+    let (page, next) = app.links().list(&query).await?;
     let views: Vec<LinkView> = page
         .into_iter()
-        .map(|l| LinkView::new(l, &app.settings, None))
+        .map(|Listed { link, clicks }| LinkView::new(link, &app.settings, clicks))
         .collect();
     Ok(Json(LinkPage {
         links: views,
@@ -318,7 +338,7 @@ pub(crate) async fn get_link(
     )
     .await
     .map_err(|e| AppError::unavailable(Store::Tally, e))?;
-    let mut view = LinkView::new(link, &app.settings, Some(clicks));
+    let mut view = LinkView::new(link, &app.settings, clicks);
     view.unrecorded_clicks = Some(lost);
     Ok(Json(view))
 }
@@ -349,8 +369,8 @@ pub(crate) async fn delete_link(
 }
 
 /// `PATCH /api/links/{slug}`: any of the fields of a create but the slug
-/// (`null` removes an expiry, a limit, a start, the rules); an absent field
-/// is left as it is.
+/// (`null` removes an expiry, the tags, a limit, a start, the rules); an
+/// absent field is left as it is.
 #[derive(Deserialize)]
 #[cfg_attr(not(target_arch = "wasm32"), derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
@@ -384,6 +404,12 @@ pub(crate) struct PatchRequest {
     #[serde(default, deserialize_with = "present")]
     #[cfg_attr(not(target_arch = "wasm32"), schema(value_type = Option<Vec<rules::RuleInput>>, max_items = 10))]
     rules: Option<Option<Vec<rules::RuleInput>>>,
+    // --- tags ---
+    /// The new tags, replacing all of them (at most 10, each 1 to 32 of
+    /// `a-z0-9-`, upper case folded); `null` or `[]` clears them.
+    #[serde(default, deserialize_with = "present")]
+    #[cfg_attr(not(target_arch = "wasm32"), schema(value_type = Option<Vec<TagText>>, max_items = 10))]
+    tags: Option<Option<serde_json::Value>>,
 }
 
 /// Tells a field sent as `null` (`Some(None)`) from an absent one (`None`).
@@ -404,7 +430,7 @@ where
     request_body = PatchRequest,
     responses(
         (status = 200, description = "The changed link.", body = LinkView),
-        (status = 400, description = "`empty_patch` or a field is invalid: `invalid_json`, `invalid_url`, `self_referencing_url`, `invalid_timestamp`, `invalid_expiry`, `invalid_max_clicks`, `invalid_rule`.", body = crate::error::ErrorBody),
+        (status = 400, description = "`empty_patch` or a field is invalid: `invalid_json`, `invalid_url`, `self_referencing_url`, `invalid_timestamp`, `invalid_expiry`, `invalid_tag`, `invalid_max_clicks`, `invalid_rule`.", body = crate::error::ErrorBody),
         (status = 401, description = "No or a wrong bearer token (`unauthorized`), or the API is disabled (`api_disabled`).", body = crate::error::ErrorBody),
         (status = 404, description = "No link has that slug (`not_found`).", body = crate::error::ErrorBody),
         (status = 413, description = "The body is over 16 KiB (`payload_too_large`).", body = crate::error::ErrorBody),
@@ -420,6 +446,7 @@ pub(crate) async fn update_link(
 ) -> Result<Json<LinkView>, AppError> {
     if body.url.is_none()
         && body.expires_at.is_none()
+        && body.tags.is_none()
         && body.forward_query.is_none()
         && body.max_clicks.is_none()
         && body.valid_from.is_none()
@@ -427,7 +454,7 @@ pub(crate) async fn update_link(
     {
         return Err(AppError::validation(
             ErrorCode::EmptyPatch,
-            "Send at least one of `url`, `expires_at`, `forward_query`, `max_clicks`, `valid_from`, `rules`.",
+            "Send at least one of `url`, `expires_at`, `tags`, `forward_query`, `max_clicks`, `valid_from`, `rules`.",
         ));
     }
     let now = (app.clock)();
@@ -466,20 +493,30 @@ pub(crate) async fn update_link(
                 .map(Option::unwrap_or_default)
         })
         .transpose()?;
+    let tags = body
+        .tags
+        .map(|t| {
+            t.as_ref()
+                .map(Tags::from_json)
+                .transpose()
+                .map(Option::unwrap_or_default)
+        })
+        .transpose()?;
     let patch = LinkPatch {
         url,
         expires_at,
+        tags,
         forward_query: body.forward_query.map(|f| f.unwrap_or(true)),
         max_clicks,
         valid_from,
         rules: new_rules,
     };
-    let link = app
+    let Listed { link, clicks } = app
         .links()
-        .update(&slug, patch)
+        .edit(&slug, patch)
         .await?
         .ok_or(AppError::NoLink)?;
-    Ok(Json(LinkView::new(link, &app.settings, None)))
+    Ok(Json(LinkView::new(link, &app.settings, clicks)))
 }
 
 #[cfg_attr(not(target_arch = "wasm32"), utoipa::path(

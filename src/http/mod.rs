@@ -5,6 +5,7 @@
 //! * [`extract`]: `Admin`, `JsonBody`, `ValidQuery`, `SlugPath`.
 //! * [`links_api`]: the `/api/links` handlers and their wire types.
 //! * [`keys_api`]: `/api/keys` (admin only).
+//! * [`tags_api`]: the `/api/tags` handlers.
 //! * [`ops`]: `/health` and `/metrics`.
 //! * [`transfer_api`]: the exports, the import and `/api/whoami`.
 //! * [`orphans_api`]: `GET /api/orphans`.
@@ -15,8 +16,9 @@ pub mod extract;
 pub mod keys_api;
 pub mod links_api;
 pub mod ops;
-pub mod transfer_api;
 pub mod orphans_api;
+pub mod tags_api;
+pub mod transfer_api;
 
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
@@ -47,6 +49,7 @@ pub fn routes() -> Router<App> {
         )
         .merge(links_api::routes())
         .merge(keys_api::routes())
+        .merge(tags_api::routes())
         .merge(ops::routes())
         .merge(transfer_api::routes())
         .merge(orphans_api::routes())

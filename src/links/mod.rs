@@ -9,17 +9,23 @@
 //! * [`target`]: `TargetUrl` and `OwnOrigins` (no link points back at us).
 //! * [`store`]: `Links`, the storage over the two ports.
 //! * [`rules`]: redirect rules, click limits and query forwarding.
+//! * [`tags`]: `Tag`, `Tags`.
+//! * [`listing`]: `ListQuery` (sort, order, cursor, filters) of a list.
 //! * here: `Link`, `LinkError`, timestamps, `NewLink`, `LinkPatch`,
 //!   `SearchText`.
 
+pub mod listing;
 pub mod rules;
 mod slug;
 mod store;
+mod tags;
 mod target;
 
+pub use listing::{ListQuery, Listed, Order, Sort};
 pub use rules::{MaxClicks, Rule};
 pub use slug::{Slug, SlugSource, random_slugs};
-pub use store::{CORRUPT_COUNT, COUNT, Links, SEARCH_SCAN_LIMIT};
+pub use store::{CORRUPT_COUNT, COUNT, Links, TagCount};
+pub use tags::{MAX_TAG_CHARS, MAX_TAGS, Tag, Tags};
 pub use target::{OwnOrigins, TargetUrl};
 
 use std::borrow::Cow;
@@ -89,6 +95,29 @@ pub enum LinkError {
         /// The slug length drawn.
         len: usize,
     },
+    /// Tags: not an array of at most 10 tags of 1 to 32 `[a-z0-9-]`.
+    #[error(
+        "`tags` is an array of at most 10 tags, each 1 to 32 characters from a-z, 0-9 and '-'."
+    )]
+    InvalidTag,
+    /// A tag rename onto a tag that exists (merging is refused, as Shlink does).
+    #[error("The tag `{0}` exists already; delete it first or pick another name.")]
+    TagTaken(Tag),
+    /// A list's `sort` other than `created`, `clicks`, `slug`.
+    #[error("`sort` is one of `created`, `clicks`, `slug`.")]
+    InvalidSort,
+    /// A list's `order` other than `asc`, `desc`.
+    #[error("`order` is `asc` or `desc`.")]
+    InvalidOrder,
+    /// A page size out of range.
+    #[error("`limit` must be a whole number from 1 to {}.", listing::MAX_PAGE)]
+    InvalidLimit,
+    /// A cursor no page of this sort and order returned.
+    #[error("`cursor` is not one this API returned for this `sort` and `order`.")]
+    InvalidCursor,
+    /// A `sort=clicks` cursor whose snapshot the click log no longer reaches.
+    #[error("This cursor is too old to page on exactly; start again from the first page.")]
+    CursorExpired,
     /// A search text over [`MAX_SEARCH_BYTES`].
     #[error("`q` is longer than {MAX_SEARCH_BYTES} bytes.")]
     SearchTooLong,
@@ -119,6 +148,13 @@ impl LinkError {
             LinkError::InvalidMaxClicks => ErrorCode::InvalidMaxClicks,
             LinkError::SlugTaken(_) => ErrorCode::SlugTaken,
             LinkError::SearchTooLong => ErrorCode::InvalidSearch,
+            LinkError::InvalidTag => ErrorCode::InvalidTag,
+            LinkError::InvalidSort => ErrorCode::InvalidSort,
+            LinkError::InvalidOrder => ErrorCode::InvalidOrder,
+            LinkError::InvalidLimit => ErrorCode::InvalidLimit,
+            LinkError::InvalidCursor => ErrorCode::InvalidCursor,
+            LinkError::CursorExpired => ErrorCode::CursorExpired,
+            LinkError::TagTaken(_) => ErrorCode::TagTaken,
             LinkError::CorruptRecord { .. } => ErrorCode::CorruptRecord,
             LinkError::NoFreeSlug { .. } => ErrorCode::Internal,
             LinkError::Store(_) => ErrorCode::Internal,
@@ -181,6 +217,10 @@ pub struct Link {
     /// Redirect rules, first match wins.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rules: Vec<Rule>,
+    // --- tags (the registry mirrors them: `links.tags`, `link_tags`) ---
+    /// Its tags; absent in records written before tags (none).
+    #[serde(default, skip_serializing_if = "Tags::is_empty")]
+    pub tags: Tags,
 }
 
 fn yes() -> bool {
@@ -226,6 +266,8 @@ pub struct NewLink {
     pub slug: Option<Slug>,
     /// When it stops redirecting.
     pub expires_at: Option<OffsetDateTime>,
+    /// Its tags.
+    pub tags: Tags,
     /// The redirect's options.
     pub options: RedirectOptions,
 }
@@ -270,6 +312,8 @@ pub struct LinkPatch {
     pub valid_from: Option<Option<OffsetDateTime>>,
     /// New rules.
     pub rules: Option<Vec<Rule>>,
+    /// New tags (replacing them all; empty clears them).
+    pub tags: Option<Tags>,
 }
 
 impl LinkPatch {
@@ -293,6 +337,9 @@ impl LinkPatch {
         if let Some(rules) = &self.rules {
             link.rules = rules.clone();
         }
+        if let Some(tags) = &self.tags {
+            link.tags = tags.clone();
+        }
     }
 
     /// Whether the patch changes nothing.
@@ -303,6 +350,7 @@ impl LinkPatch {
             && self.max_clicks.is_none()
             && self.valid_from.is_none()
             && self.rules.is_none()
+            && self.tags.is_none()
     }
 }
 
@@ -326,6 +374,22 @@ impl SearchText {
     pub fn matches(&self, link: &Link) -> bool {
         link.slug.as_str().to_ascii_lowercase().contains(&self.0)
             || link.url.to_ascii_lowercase().contains(&self.0)
+    }
+
+    /// The text as a SQL `LIKE` pattern (`%text%`, with `\` escaping `%`,
+    /// `_` and itself): SQLite's `LIKE` ignores ASCII case, as
+    /// [`Self::matches`] does.
+    pub fn like_pattern(&self) -> String {
+        let mut out = String::with_capacity(self.0.len() + 2);
+        out.push('%');
+        for c in self.0.chars() {
+            if matches!(c, '%' | '_' | '\\') {
+                out.push('\\');
+            }
+            out.push(c);
+        }
+        out.push('%');
+        out
     }
 }
 
@@ -393,6 +457,30 @@ mod tests {
         let err = SearchText::parse(&long).unwrap_err();
         assert_eq!(err.code(), "invalid_search");
         assert!(SearchText::parse(&long[1..]).unwrap().is_some());
+    }
+
+    #[test]
+    fn a_search_as_a_like_pattern_escapes_the_wildcards() {
+        let q = |raw| SearchText::parse(raw).unwrap().unwrap().like_pattern();
+        assert_eq!(q("Docs"), "%docs%");
+        assert_eq!(q("50%_off\\"), "%50\\%\\_off\\\\%");
+    }
+
+    #[test]
+    fn a_record_written_before_tags_decodes_with_none_and_untagged_records_look_as_before() {
+        let old = r#"{"slug":"abc","url":"https://e.com/","created_at":"2030-01-01T00:00:00Z","expires_at":null}"#;
+        let link: Link = serde_json::from_str(old).unwrap();
+        assert!(link.tags.is_empty());
+        assert_eq!(serde_json::to_string(&link).unwrap(), old);
+        let tagged = Link {
+            tags: Tags::parse(&["a"]).unwrap(),
+            ..link
+        };
+        assert!(
+            serde_json::to_string(&tagged)
+                .unwrap()
+                .ends_with(r#","tags":["a"]}"#)
+        );
     }
 
     #[test]

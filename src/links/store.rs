@@ -27,20 +27,36 @@
 //!
 //! Meanwhile a reader may see a record one step behind its row (the same as
 //! before any race). Rows written by an older version have no copy (`NULL`):
-//! key-value is their record until their first edit adopts it. The redirect
-//! path is untouched: one key-value read, one click insert.
+//! key-value is their record until their first edit, or the first list,
+//! adopts it ([`Links::adopt_legacy`]). The redirect path is untouched: one
+//! key-value read, one click insert.
+//!
+//! # What lists read (migration 7)
+//!
+//! The row also carries what lists filter and sort on: `url` and `tags`
+//! (JSON array), taken from the record's copy by the very statement that
+//! writes it (`CLAIM`, `REVISE`: `json_extract(?3, …)`), so they never
+//! disagree with it (and triggers of migration 7 take them from the copy when
+//! an older version, during a rolling deploy, writes the record alone);
+//! `link_tags (tag, slug)` is kept from `tags` by
+//! triggers in that statement too; `clicks`, the link's total, is kept by
+//! the `link_click_totals_*` triggers (see `crate::migrations`). A list is one
+//! statement over these ([`super::listing`]).
 
 use time::OffsetDateTime;
 
+use super::listing::{ListQuery, Listed};
 use super::{
-    Link, LinkError, LinkPatch, NewLink, RANDOM_SLUG_ATTEMPTS, SearchText, Slug, SlugSource, kv_key,
+    Link, LinkError, LinkPatch, NewLink, RANDOM_SLUG_ATTEMPTS, Slug, SlugSource, Tag, Tags, kv_key,
 };
 use crate::storage::{KvStore, SqlStore, SqlValue, Statement, StoreError};
 
 /// Claims a free slug and stores its record's authoritative copy, in one
 /// statement.
 const CLAIM: Statement = Statement {
-    sql: "INSERT INTO links (slug, created_at, record) VALUES (?1, ?2, ?3) ON CONFLICT (slug) DO NOTHING RETURNING slug",
+    sql: "INSERT INTO links (slug, created_at, record, url, tags) \
+          VALUES (?1, ?2, ?3, json_extract(?3, '$.url'), json_extract(?3, '$.tags')) \
+          ON CONFLICT (slug) DO NOTHING RETURNING slug",
     operation: "INSERT",
     table: "links",
 };
@@ -58,9 +74,11 @@ const OWNED: Statement = Statement {
     operation: "SELECT",
     table: "links",
 };
-/// Compare-and-set of the registry's copy: only when it still is `?2`.
+/// Compare-and-set of the registry's copy: only when it still is `?2`
+/// (with what lists read of it); answers the link's click total.
 const REVISE: Statement = Statement {
-    sql: "UPDATE links SET record = ?3 WHERE slug = ?1 AND record IS ?2 RETURNING slug",
+    sql: "UPDATE links SET record = ?3, url = json_extract(?3, '$.url'), \
+          tags = json_extract(?3, '$.tags') WHERE slug = ?1 AND record IS ?2 RETURNING slug, clicks",
     operation: "UPDATE",
     table: "links",
 };
@@ -103,8 +121,51 @@ pub const CORRUPT_COUNT: Statement = Statement {
     operation: "SELECT",
     table: "corrupt_records",
 };
-/// Registry rows a search reads per request, at most (see [`Links::search`]).
-pub const SEARCH_SCAN_LIMIT: usize = 1000;
+/// Rows an older version wrote: with a record copy but no `url` (claimed by
+/// an older version after migration 7), or no copy at all (before
+/// migration 5). `links_legacy` is a partial index of exactly these, so on an
+/// adopted registry this reads an empty index.
+const LEGACY: Statement = Statement {
+    sql: "SELECT slug, record IS NULL FROM links WHERE url IS NULL AND slug > ?1 \
+          AND (record IS NULL OR json_valid(record)) \
+          AND slug NOT IN (SELECT slug FROM corrupt_records) ORDER BY slug LIMIT 100",
+    operation: "SELECT",
+    table: "links",
+};
+/// Fills `url` and `tags` of rows an older version claimed with a copy.
+const ADOPT_COPIES: Statement = Statement {
+    sql: "UPDATE links SET url = json_extract(record, '$.url'), tags = json_extract(record, '$.tags') \
+          WHERE url IS NULL AND json_valid(record)",
+    operation: "UPDATE",
+    table: "links",
+};
+/// Every tag with its number of links, by name.
+const TAG_COUNTS: Statement = Statement {
+    sql: "SELECT tag, count(*) FROM link_tags GROUP BY tag ORDER BY tag",
+    operation: "SELECT",
+    table: "link_tags",
+};
+/// The links of one tag.
+const TAGGED: Statement = Statement {
+    sql: "SELECT slug FROM link_tags WHERE tag = ?1 ORDER BY slug",
+    operation: "SELECT",
+    table: "link_tags",
+};
+/// Whether a tag is on any link.
+const TAG_USED: Statement = Statement {
+    sql: "SELECT EXISTS (SELECT 1 FROM link_tags WHERE tag = ?1)",
+    operation: "SELECT",
+    table: "link_tags",
+};
+
+/// A tag and how many links carry it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TagCount {
+    /// The tag.
+    pub tag: Tag,
+    /// Its links.
+    pub links: i64,
+}
 
 /// Number of links (for `/metrics`).
 pub const COUNT: Statement = Statement {
@@ -152,6 +213,7 @@ impl Links<'_> {
             max_clicks: new.options.max_clicks,
             valid_from: new.options.valid_from,
             rules: new.options.rules.clone(),
+            tags: new.tags.clone(),
         };
         let (link, record) = match &new.slug {
             Some(slug) => {
@@ -277,6 +339,11 @@ impl Links<'_> {
                 url: "https://example.com/landing".to_owned(),
                 created_at: OffsetDateTime::UNIX_EPOCH,
                 expires_at: None,
+                forward_query: true,
+                max_clicks: None,
+                valid_from: None,
+                rules: Vec::new(),
+                tags: Default::default(),
             }));
         }
         match decode(slug, &bytes) {
@@ -288,14 +355,161 @@ impl Links<'_> {
         }
     }
 
-    /// The link named `slug` for a list or a search: a corrupt record is
-    /// skipped (noted and logged by [`Self::get`]), so one bad record never
-    /// hides the links around it.
+    /// The link named `slug` for a list: a corrupt record is skipped
+    /// (noted and logged by [`Self::get`]), so one bad record never hides
+    /// the links around it.
     async fn listed(&self, slug: &Slug) -> Result<Option<Link>, LinkError> {
         match self.get(slug).await {
             Err(LinkError::CorruptRecord { .. }) => Ok(None),
             other => other,
         }
+    }
+
+    /// One page of links as `query` asks (see [`super::listing`]): one
+    /// statement, after [`Self::adopt_legacy`]. A registry copy that does
+    /// not decode is skipped (noted once, like a corrupt key-value record).
+    pub async fn list(
+        &self,
+        query: &ListQuery,
+    ) -> Result<(Vec<Listed>, Option<String>), LinkError> {
+        self.adopt_legacy().await?;
+        let (statement, params) = query.statement();
+        let rows = self.sql.execute(statement, params).await?;
+        let page = query.read(&rows.rows)?;
+        let more = page.rows.len() > query.limit;
+        let mut links = Vec::with_capacity(query.limit);
+        let rows = &page.rows[..page.rows.len().min(query.limit)];
+        for row in rows {
+            let slug = Slug(row.slug.clone());
+            let Some(record) = &row.record else { continue };
+            match decode(&slug, record.as_bytes()) {
+                Ok(link) => links.push(Listed {
+                    link,
+                    clicks: row.total,
+                }),
+                Err(e) => self.note_corrupt(&slug, &e).await,
+            }
+        }
+        // The cursor is the last row read, listed or skipped.
+        Ok((links, query.next(rows.last(), more, page.snapshot)))
+    }
+
+    /// Adopts the rows older versions wrote, so that lists see them: rows
+    /// with a record copy but no `url` get theirs from the copy (one
+    /// statement); rows without a copy (written before migration 5) take
+    /// their key-value record as their copy, by the same compare-and-set as
+    /// an edit (`REVISE` from `NULL`), so a concurrent edit or delete wins.
+    /// A row whose key-value record is missing or corrupt stays as it is
+    /// (left out of lists, as before). On an adopted registry this is one
+    /// read of an empty index.
+    pub async fn adopt_legacy(&self) -> Result<(), LinkError> {
+        let mut after = String::new();
+        let mut copies_adopted = false;
+        loop {
+            let rows = self
+                .sql
+                .execute(&LEGACY, vec![after.as_str().into()])
+                .await?;
+            if rows.rows.is_empty() {
+                return Ok(());
+            }
+            for row in &rows.rows {
+                let Some(raw) = row.first().and_then(SqlValue::as_str) else {
+                    continue;
+                };
+                after = raw.to_owned();
+                let without_copy = row.get(1).and_then(SqlValue::as_i64) == Some(1);
+                if !without_copy {
+                    if !copies_adopted {
+                        self.sql.execute(&ADOPT_COPIES, vec![]).await?;
+                        copies_adopted = true;
+                    }
+                    continue;
+                }
+                let slug = Slug(raw.to_owned());
+                let Some(bytes) = self.kv.get(&kv_key(&slug)).await? else {
+                    continue;
+                };
+                if let Err(e) = decode(&slug, &bytes) {
+                    self.note_corrupt(&slug, &e).await;
+                    continue;
+                }
+                let adopted = self
+                    .sql
+                    .execute(
+                        &REVISE,
+                        vec![slug.as_str().into(), SqlValue::Null, copy(&bytes)],
+                    )
+                    .await?;
+                if !adopted.rows.is_empty() {
+                    self.converge(&slug, Some(&bytes)).await?;
+                }
+            }
+        }
+    }
+
+    /// Every tag with its number of links.
+    pub async fn tags(&self) -> Result<Vec<TagCount>, LinkError> {
+        let rows = self.sql.execute(&TAG_COUNTS, vec![]).await?;
+        Ok(rows
+            .rows
+            .iter()
+            .filter_map(|r| {
+                let tag = Tag::parse(r.first()?.as_str()?).ok()?;
+                Some(TagCount {
+                    tag,
+                    links: r.get(1)?.as_i64()?,
+                })
+            })
+            .collect())
+    }
+
+    /// Renames `from` to `to` on every link that has it: each link is edited
+    /// like a `PATCH` of its tags (registry first, then key-value,
+    /// converged). `Ok(false)` when no link has `from`; refused when `to` is
+    /// on a link already (no merge, as Shlink refuses it).
+    pub async fn rename_tag(&self, from: &Tag, to: &Tag) -> Result<bool, LinkError> {
+        if from == to {
+            return self.tag_used(from).await;
+        }
+        if self.tag_used(to).await? {
+            return Err(LinkError::TagTaken(to.clone()));
+        }
+        self.retag(from, |tags| tags.renamed(from, to)).await
+    }
+
+    /// Removes `tag` from every link; `Ok(false)` when no link has it.
+    pub async fn delete_tag(&self, tag: &Tag) -> Result<bool, LinkError> {
+        self.retag(tag, |tags| tags.without(tag)).await
+    }
+
+    async fn tag_used(&self, tag: &Tag) -> Result<bool, LinkError> {
+        let rows = self
+            .sql
+            .execute(&TAG_USED, vec![tag.as_str().into()])
+            .await?;
+        Ok(rows.scalar_i64() == 1)
+    }
+
+    async fn retag(&self, tag: &Tag, change: impl Fn(&Tags) -> Tags) -> Result<bool, LinkError> {
+        let rows = self.sql.execute(&TAGGED, vec![tag.as_str().into()]).await?;
+        let slugs: Vec<Slug> = rows
+            .rows
+            .iter()
+            .filter_map(|r| r.first().and_then(SqlValue::as_str))
+            .map(|s| Slug(s.to_owned()))
+            .collect();
+        for slug in &slugs {
+            match self
+                .revise(slug, |link| link.tags = change(&link.tags))
+                .await
+            {
+                // A corrupt record keeps its tags until it is deleted.
+                Ok(_) | Err(LinkError::CorruptRecord { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(!slugs.is_empty())
     }
 
     /// Counts a registered slug's corrupt record in `corrupt_records` (read
@@ -349,66 +563,6 @@ impl Links<'_> {
         Ok((links, next))
     }
 
-    /// Up to `limit` links after `cursor` whose slug or target URL contains
-    /// `needle` (ASCII case-insensitive), in slug order, and the cursor of the
-    /// next page.
-    ///
-    /// Target URLs live only in key-value, so this walks the registry in slug
-    /// order and reads each record. It reads at most [`SEARCH_SCAN_LIMIT`]
-    /// registry rows per call: when that budget runs out first, the page holds
-    /// the matches found so far (maybe none) and `next` is the last slug read,
-    /// so the caller continues exactly where this call stopped. Keyset paging
-    /// stays exact: every match is returned once, `next` is `None` only when
-    /// the registry has no slug after the last one read.
-    pub async fn search(
-        &self,
-        needle: &SearchText,
-        cursor: Option<&Slug>,
-        limit: usize,
-    ) -> Result<(Vec<Link>, Option<String>), LinkError> {
-        const BATCH: usize = 100;
-        let mut after = cursor.map_or_else(String::new, |c| c.as_str().to_owned());
-        let mut found = Vec::with_capacity(limit);
-        let mut scanned = 0;
-        loop {
-            let want = BATCH.min(SEARCH_SCAN_LIMIT - scanned);
-            let slugs = self.slugs_after(&after, want).await?;
-            let exhausted = slugs.len() < want;
-            for (i, raw) in slugs.iter().enumerate() {
-                scanned += 1;
-                after.clone_from(raw);
-                let slug = Slug(raw.clone());
-                // A slug claimed by a create still writing its record is
-                // skipped, and so is a corrupt record.
-                if let Some(link) = self.listed(&slug).await?
-                    && needle.matches(&link)
-                {
-                    found.push(link);
-                }
-                if found.len() == limit {
-                    let last_of_registry = exhausted && i + 1 == slugs.len();
-                    let next = if last_of_registry {
-                        None
-                    } else {
-                        self.any_after(&after).await?.then(|| after.clone())
-                    };
-                    return Ok((found, next));
-                }
-            }
-            if exhausted {
-                return Ok((found, None));
-            }
-            if scanned >= SEARCH_SCAN_LIMIT {
-                let next = self.any_after(&after).await?.then_some(after);
-                return Ok((found, next));
-            }
-        }
-    }
-
-    async fn any_after(&self, after: &str) -> Result<bool, LinkError> {
-        Ok(!self.slugs_after(after, 1).await?.is_empty())
-    }
-
     /// Up to `count` registered slugs after `after`, in slug order.
     async fn slugs_after(&self, after: &str, count: usize) -> Result<Vec<String>, LinkError> {
         let count = i64::try_from(count).unwrap_or(i64::MAX);
@@ -433,6 +587,21 @@ impl Links<'_> {
     /// meanwhile, the record is removed again (the delete wins: `None`), and
     /// when the slug was created again, its record is put back.
     pub async fn update(&self, slug: &Slug, patch: LinkPatch) -> Result<Option<Link>, LinkError> {
+        Ok(self.edit(slug, patch).await?.map(|l| l.link))
+    }
+
+    /// [`Self::update`], answering the link's click total too.
+    pub async fn edit(&self, slug: &Slug, patch: LinkPatch) -> Result<Option<Listed>, LinkError> {
+        self.revise(slug, |link| patch.apply(link)).await
+    }
+
+    /// The compare-and-set edit behind [`Self::update`] and the tag routes:
+    /// `change` applied to the link the registry holds.
+    async fn revise(
+        &self,
+        slug: &Slug,
+        change: impl Fn(&mut Link),
+    ) -> Result<Option<Listed>, LinkError> {
         // A record that does not decode stays as it is (noted, answered
         // `corrupt_record`): only a `DELETE` removes it.
         let stored = self.get(slug).await?;
@@ -449,20 +618,21 @@ impl Links<'_> {
                     None => return Ok(None),
                 },
             };
-            patch.apply(&mut link);
+            change(&mut link);
             let record = encode(&link)?;
             let revised = self
                 .sql
                 .execute(&REVISE, vec![slug.as_str().into(), previous, copy(&record)])
                 .await?;
-            if revised.rows.is_empty() {
+            let Some(row) = revised.rows.first() else {
                 // Edited, deleted or created again meanwhile: read again.
                 continue;
-            }
+            };
+            let clicks = row.get(1).and_then(SqlValue::as_i64).unwrap_or(0);
             self.kv.set(&kv_key(slug), &record).await?;
             return match self.converge(slug, Some(&record)).await? {
                 Owner::Gone => Ok(None),
-                _ => Ok(Some(link)),
+                _ => Ok(Some(Listed { link, clicks })),
             };
         }
         Err(StoreError::new("busy", "too many concurrent edits of one link").into())

@@ -31,9 +31,9 @@
 //!
 //! A row without a slug (a CSV without a `slug` column or cell) gets one
 //! derived from its URL ([`derived_slug`]), so importing the same file
-//! again finds it and creates nothing. Tags are parsed into
-//! [`Entry::tags`], ready to pass on to the link once links carry tags;
-//! they are not stored yet. Click history never carries over.
+//! again finds it and creates nothing. Tags carry over (folded to lower
+//! case, as the API folds them; a tag we refuse is an error of its line).
+//! Click history never carries over.
 
 use std::collections::HashMap;
 
@@ -100,7 +100,8 @@ pub struct Entry {
     pub slug: Option<String>,
     /// The target.
     pub url: String,
-    /// The source's tags (kept, not stored yet).
+    /// The source's tags (folded to lower case; a tag we refuse is an
+    /// error of its line).
     pub tags: Vec<String>,
     /// The source's expiry, as written (ISO 8601 / RFC 3339).
     pub expires_at: Option<String>,
@@ -420,6 +421,13 @@ pub async fn run(app: &App, parsed: Parsed, dry_run: bool) -> Result<Report, Lin
                 continue;
             }
         };
+        let tags = match links::Tags::parse(&entry.tags) {
+            Ok(tags) => tags,
+            Err(e) => {
+                report.errors.push(refused(e));
+                continue;
+            }
+        };
         let conflict = |reason: &str| Conflict {
             slug: slug.to_string(),
             reason: reason.to_owned(),
@@ -456,6 +464,8 @@ pub async fn run(app: &App, parsed: Parsed, dry_run: bool) -> Result<Report, Lin
                     url: url.clone(),
                     slug: Some(slug.clone()),
                     expires_at,
+                    options: Default::default(),
+                    tags: tags.clone(),
                 };
                 match links.create(new, app.settings.slug_length, now).await {
                     Ok(_) => report.created += 1,

@@ -1,11 +1,12 @@
-//! Records that do not decode (garbage in key-value, or a record an older
-//! version wrote) and registry slugs that an older version allowed: the list
-//! and search skip and count them, a read of one is a clear error, and a
-//! delete of any registered slug removes it.
+//! Records that do not decode (garbage in key-value or in the registry's
+//! copy, or a record an older version wrote) and registry slugs that an
+//! older version allowed: the list and search (which read the registry's
+//! copy) skip and count them, a read of one is a clear error, and a delete
+//! of any registered slug removes it.
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
-use shortener::storage::{KvStore, SqlValue, Statement};
+use shortener::storage::{KvStore, SqlStore, SqlValue, Statement};
 
 use crate::helpers::{TestApp, slugs_of};
 
@@ -15,6 +16,17 @@ async fn corrupt(app: &TestApp, slug: &str) {
         .set(&format!("link:{slug}"), b"\x00not json{")
         .await
         .unwrap();
+}
+
+/// Overwrites the registry's copy of the record of `slug` (what lists read)
+/// with bytes that are no link.
+async fn corrupt_copy(app: &TestApp, slug: &str) {
+    let garble = Statement {
+        sql: "UPDATE links SET record = 'not json{' WHERE slug = ?1",
+        operation: "UPDATE",
+        table: "links",
+    };
+    app.sql.execute(&garble, vec![slug.into()]).await.unwrap();
 }
 
 async fn metrics(app: &TestApp) -> String {
@@ -31,7 +43,7 @@ async fn the_list_skips_a_corrupt_record_and_pages_past_it() {
     for slug in ["aaa", "bbb", "ccc", "ddd"] {
         app.create_ok("https://e.com/", Some(slug)).await;
     }
-    corrupt(&app, "bbb").await;
+    corrupt_copy(&app, "bbb").await;
 
     let first = app.api(Method::GET, "/api/links?limit=2", None).await;
     assert_eq!(first.status, StatusCode::OK, "{}", first.text());
@@ -49,11 +61,21 @@ async fn the_list_skips_a_corrupt_record_and_pages_past_it() {
 }
 
 #[tokio::test]
+async fn a_corrupt_key_value_record_is_still_listed_from_its_registry_copy() {
+    let app = TestApp::spawn().await;
+    app.create_ok("https://e.com/", Some("aaa")).await;
+    corrupt(&app, "aaa").await;
+    let r = app.api(Method::GET, "/api/links", None).await;
+    assert_eq!(slugs_of(&r.json()), ["aaa"]);
+    assert_eq!(r.json()["links"][0]["url"], "https://e.com/");
+}
+
+#[tokio::test]
 async fn a_search_that_reaches_a_corrupt_record_skips_it() {
     let app = TestApp::spawn().await;
     app.create_ok("https://e.com/match", Some("one")).await;
     app.create_ok("https://e.com/match", Some("two")).await;
-    corrupt(&app, "one").await;
+    corrupt_copy(&app, "one").await;
     let r = app.api(Method::GET, "/api/links?q=match", None).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     assert_eq!(slugs_of(&r.json()), ["two"]);
@@ -73,7 +95,8 @@ async fn corrupt_records_seen_are_counted_once_each_on_metrics_until_deleted() {
         "zero before any is seen"
     );
     corrupt(&app, "aaa").await;
-    corrupt(&app, "bbb").await;
+    corrupt_copy(&app, "aaa").await;
+    corrupt_copy(&app, "bbb").await;
     // Seen by two lists, a search and a read: each counted once.
     app.api(Method::GET, "/api/links", None).await;
     app.api(Method::GET, "/api/links", None).await;

@@ -13,5 +13,6 @@ mod redirect_options;
 mod refusals;
 mod resilience;
 mod stats;
+mod tags;
 mod telemetry;
 mod transfer;

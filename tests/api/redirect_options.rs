@@ -219,11 +219,11 @@ async fn concurrent_instances_record_exactly_max_clicks_of_a_limited_link() {
                         // A busy database is retried, like a client would.
                         loop {
                             match runtime.block_on(clicks::record(&store, &click)) {
-                                Ok(true) => {
+                                Ok(Some(_)) => {
                                     acked += 1;
                                     break;
                                 }
-                                Ok(false) => break,
+                                Ok(None) => break,
                                 Err(e)
                                     if e.message.contains("locked")
                                         || e.message.contains("busy") => {}

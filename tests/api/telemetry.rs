@@ -254,9 +254,41 @@ async fn each_route_makes_exactly_its_storage_spans() {
             "GET /api/links",
             200,
             vec![
+                // The fold (totals count every click), rows older versions
+                // wrote (none: an empty index), then the page: one
+                // statement, no key-value read.
+                op("sqlite.execute", "INSERT", Some("rollup_folds")),
                 op("sqlite.execute", "SELECT", Some("links")),
-                op("kv.get", "get", None),
+                op("sqlite.execute", "SELECT", Some("links")),
             ],
+        ),
+        (
+            Method::GET,
+            "/api/links?sort=clicks&tag=t&q=routed".into(),
+            None,
+            "GET /api/links",
+            200,
+            vec![
+                op("sqlite.execute", "INSERT", Some("rollup_folds")),
+                op("sqlite.execute", "SELECT", Some("links")),
+                op("sqlite.execute", "SELECT", Some("links")),
+            ],
+        ),
+        (
+            Method::GET,
+            "/api/tags".into(),
+            None,
+            "GET /api/tags",
+            200,
+            vec![op("sqlite.execute", "SELECT", Some("link_tags"))],
+        ),
+        (
+            Method::DELETE,
+            "/api/tags/none-such".into(),
+            None,
+            "DELETE /api/tags/{tag}",
+            404,
+            vec![op("sqlite.execute", "SELECT", Some("link_tags"))],
         ),
         (
             Method::GET,

@@ -6,7 +6,9 @@ Starts the built component under `spin up` on a free loopback port (with
 a small landing-page server on another loopback port (the links' targets),
 and Chromium through chromedriver (Selenium). Then, as a user would: signs
 in (a wrong token first), creates a link, finds it in the list and by search,
-follows the short URL, sees the click on the link's page, decodes the QR code
+follows the short URL, sees the click on the link's page and in the list's
+clicks column, sorts the list by clicks and filters it by tag (the link is
+created with tags, its tags are edited), decodes the QR code
 (the downloaded SVG rasterised by the page into a PNG, and a screenshot of
 the shown SVG) with zbarimg back to
 the short URL, edits the target and sees the redirect change, deletes the link
@@ -305,6 +307,7 @@ def run(driver, base, landing, downloads):
     step("create a link with a custom slug; the short URL is shown with a copy button")
     by_id("create-url").send_keys(f"{landing}/a")
     by_id("create-slug").send_keys(SLUG)
+    by_id("create-tags").send_keys("Launch, docs")
     by_id("create-form").submit()
     visible("created")
     wait.until(lambda d: by_id("created-url").get_attribute("value") == short_url)
@@ -313,8 +316,32 @@ def run(driver, base, landing, downloads):
     rows = driver.find_elements(By.CSS_SELECTOR, "#links-body tr")
     row = next(r for r in rows if r.find_element(By.CSS_SELECTOR, "td.slug").text == SLUG)
     assert row.find_element(By.CSS_SELECTOR, "td.url").text == f"{landing}/a"
+    tags = [b.text for b in row.find_elements(By.CSS_SELECTOR, "td.tags button.tag")]
+    assert tags == ["launch", "docs"], tags
+    assert row.find_element(By.CSS_SELECTOR, "td.clicks").text == "0"
+    assert api_link(base, SLUG)["tags"] == ["launch", "docs"]
     shot(driver, "03-created-and-listed")
     log.check("creating a link")
+
+    step("a second link; the tag filter shows only the tagged one, a tag chip filters too")
+    by_id("create-url").send_keys(f"{landing}/b")
+    by_id("create-slug").send_keys("other-link")
+    by_id("create-form").submit()
+    text_is("links-body", "other-link")
+    by_id("filter-tag").send_keys("LAUNCH")
+    by_id("filter-form").submit()
+    text_is("links-caption", "tagged “launch”")
+    wait.until(lambda d: "other-link" not in by_id("links-body").text)
+    assert SLUG in by_id("links-body").text
+    shot(driver, "03a-tag-filter")
+    by_id("filter-clear").click()
+    text_is("links-body", "other-link")
+    chip = driver.find_element(By.CSS_SELECTOR, "#links-body td.tags button.tag")
+    chip.click()
+    wait.until(lambda d: "other-link" not in by_id("links-body").text)
+    by_id("filter-clear").click()
+    text_is("links-body", "other-link")
+    log.check("filtering by tag")
 
     step("a taken slug is refused with the API's message")
     by_id("create-url").send_keys(f"{landing}/a")
@@ -343,6 +370,29 @@ def run(driver, base, landing, downloads):
     wait.until(EC.title_is("Landing A"))
     shot(driver, "04-followed-to-landing-a")
     log.check("following the short link")
+
+    step("the list's clicks column counts it, and sorting by clicks puts it first")
+    driver.get(f"{base}/console/#/links")
+    visible("view-links")
+    text_is("links-body", "other-link")
+    from selenium.webdriver.support.ui import Select
+
+    def first_row():
+        # Read in one script: the rows are replaced while the list reloads.
+        return driver.execute_script(
+            "const r = document.querySelector('#links-body tr');"
+            "return r ? [r.querySelector('td.slug').textContent,"
+            " r.querySelector('td.clicks').textContent] : null")
+
+    Select(by_id("sort")).select_by_value("slug-desc")
+    wait.until(lambda d: first_row() == ["other-link", "0"])
+    Select(by_id("sort")).select_by_value("clicks-desc")
+    wait.until(lambda d: first_row() == [SLUG, "1"])
+    Select(by_id("sort")).select_by_value("clicks-asc")
+    wait.until(lambda d: first_row() == ["other-link", "0"])
+    shot(driver, "04b-sorted-by-clicks")
+    Select(by_id("sort")).select_by_value("slug-asc")
+    log.check("sorting by clicks")
 
     step("the link's page counts the click")
     driver.get(f"{base}/console/#/links/{SLUG}")
@@ -414,6 +464,26 @@ def run(driver, base, landing, downloads):
     shot(driver, "06-edited")
     log.check("editing the target")
     assert status_of(short_url) == (302, f"{landing}/b"), status_of(short_url)
+
+    step("the edit form changes the tags; emptying it removes them")
+    assert by_id("edit-tags").get_attribute("value") == "launch, docs"
+    text_is("link-tags", "launch, docs")
+    by_id("edit-tags").clear()
+    by_id("edit-tags").send_keys("docs q3")
+    by_id("edit-form").submit()
+    text_is("link-tags", "docs, q3")
+    assert api_link(base, SLUG)["tags"] == ["docs", "q3"]
+    by_id("edit-tags").clear()
+    by_id("edit-tags").send_keys("bad tag!")
+    by_id("edit-form").submit()
+    visible("error")
+    assert by_id("error").get_attribute("data-code") == "invalid_tag", by_id("error").text
+    log.check("a refused tag", allowed=["400"])
+    by_id("edit-tags").clear()
+    by_id("edit-form").submit()
+    text_is("link-tags", "none")
+    assert api_link(base, SLUG)["tags"] == []
+    log.check("editing the tags")
 
     step("an expiry set in the edit form is stored; 'Never expires' removes it")
     by_id("edit-no-expiry").click()

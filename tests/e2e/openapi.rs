@@ -82,11 +82,14 @@ fn the_served_openapi_description_is_valid_and_every_answer_conforms_to_it() -> 
         "openapi-spec-validator refused the description:\n{report}"
     );
 
-    // A link for the examples to find (most generated slugs name none).
+    // A link for the examples to find (most generated slugs name none),
+    // with the tag of the tag routes' examples.
     let seeded = spin.api(
         "POST",
         "/api/links",
-        Some(json!({"url": "https://example.com/docs", "slug": "docs-example"})),
+        Some(
+            json!({"url": "https://example.com/docs", "slug": "docs-example", "tags": ["launch"]}),
+        ),
     );
     ensure!(seeded.status == 201, "seed: {}", seeded.body);
 

@@ -89,6 +89,7 @@ fn new_link(slug: &str, url: &str) -> NewLink {
         slug: Some(Slug::parse(slug).unwrap()),
         expires_at: None,
         options: Default::default(),
+        tags: Default::default(),
     }
 }
 
@@ -397,6 +398,7 @@ async fn a_link_registered_by_an_older_version_is_adopted_by_its_first_edit() {
         max_clicks: None,
         valid_from: None,
         rules: Vec::new(),
+        tags: Default::default(),
     };
     f.kv.set("link:older", &encode(&link).unwrap())
         .await
