@@ -7,16 +7,23 @@
 //! over the next batch of clicks in one statement, whose trigger
 //! (`rollup_fold`, migration 9) adds the batch to the rollups with the same
 //! visitor rule and the same breakdown cap the per-click trigger had, so
-//! every analytics answer is what it was.
+//! every analytics answer is what it was (the per-link click total of the
+//! registry, kept by triggers on `daily_clicks`, follows the fold).
 //!
 //! Who folds:
-//! * every analytics read ([`fold`] before `analytics` reads a rollup), so
-//!   stats, totals and `/metrics` count every click committed before the
-//!   read began;
+//! * every read of a rollup or of a click total ([`fold_for_read`]: stats,
+//!   a link's total, the list, the links export, `/metrics`), so each
+//!   counts every click committed before it began;
 //! * a redirect whose click id is a multiple of [`FOLD_EVERY`] folds one
 //!   batch after its click (still before it answers: Spin does not wait
 //!   for work after the response), so the unfolded tail stays about
 //!   [`FOLD_EVERY`] clicks long even when nothing reads.
+//!
+//! A fold is a write: while another connection holds the write lock past
+//! the busy timeout (or the database refuses writes), reads answer from the
+//! rollups as they are, logged. A link's own total still counts the clicks
+//! after the watermark (`analytics::link_total` adds them); its stats, the
+//! list's totals and `/metrics` catch up at the next fold.
 //!
 //! Folds are serialised by SQLite's write lock and each starts at the
 //! watermark the previous one left: concurrent folds never count a click

@@ -34,7 +34,8 @@
 # with --max-instance-reuse-count N (e.g. ours=...,reuse=100000 separates
 # per-instance start-up from per-request work), `ablate=a+b` removes those
 # parts of the redirect in a build with `--features ablation` (src/ablation.rs;
-# `rollups` drops the rollup trigger, and then only raw rows are reconciled).
+# `rollups` drops the rollup trigger, and then only raw rows are reconciled),
+# `half` runs it at half load too (as ours and ours-untraced always are).
 # Needs: spin (4.1+), oha, jq, python3, curl, sqlite3, cargo with wasm32-wasip2.
 set -euo pipefail
 
@@ -149,6 +150,7 @@ manifest_for() { # name wasm [ablate]
 OURS_ARGS=(--variable "admin_token=$TOKEN" --variable "visitor_salt=$SALT"
     --variable "public_base_url=https://sho.rt")
 TRACED=() # the names that run with Spin exporting
+HALF_NAMES=(ours ours-untraced) # the names also run at half load
 NO_ROLLUPS=() # the names whose rollup trigger was dropped
 start_ours() { # name wasm [options: no-otel,no-export,reuse=N,ablate=a+b]
     local extra=() opt otel=1 export=1 ablate=""
@@ -159,6 +161,7 @@ start_ours() { # name wasm [options: no-otel,no-export,reuse=N,ablate=a+b]
             no-export) export=0 ;;
             reuse=*) extra+=(--max-instance-reuse-count "${opt#reuse=}") ;;
             ablate=*) ablate="${opt#ablate=}" ;;
+            half) HALF_NAMES+=("$1") ;;
             *) echo "unknown variant option: $opt" >&2; exit 2 ;;
         esac
     done
@@ -334,7 +337,7 @@ done
 echo "==> at half of each one's median max throughput, its floor at the same rate:"
 echo "    oha -q <half> -n $REQUESTS -c $CONCURRENCY"
 printf 'name\tround\trps\tp50_ms\tp99_ms\tcpu_us/req\tclicks\n'
-for name in "${OURS_NAMES[@]}"; do
+for name in "${HALF_NAMES[@]}"; do
     half="$(col "$name" 3 | median | awk '{printf "%d", $1/2}')"
     run "$name" half -q "$half"
     run "$(floor_of "$name")" "half-of-$name" -q "$half"

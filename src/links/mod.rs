@@ -232,6 +232,22 @@ fn is_yes(b: &bool) -> bool {
 }
 
 impl Link {
+    /// A link with only a slug, a URL and a creation time: no expiry, no
+    /// start, no limit, no rules, no tags, the query forwarded.
+    pub fn new(slug: Slug, url: String, created_at: OffsetDateTime) -> Self {
+        Self {
+            slug,
+            url,
+            created_at,
+            expires_at: None,
+            forward_query: true,
+            max_clicks: None,
+            valid_from: None,
+            rules: Vec::new(),
+            tags: Tags::default(),
+        }
+    }
+
     /// Whether the link has expired at `now`.
     pub fn is_expired(&self, now: OffsetDateTime) -> bool {
         self.expires_at.is_some_and(|e| now >= e)

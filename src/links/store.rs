@@ -334,17 +334,11 @@ impl Links<'_> {
             return Ok(None);
         };
         if crate::ablation::skip(crate::ablation::Part::Decode) {
-            return Ok(Some(Link {
-                slug: slug.clone(),
-                url: "https://example.com/landing".to_owned(),
-                created_at: OffsetDateTime::UNIX_EPOCH,
-                expires_at: None,
-                forward_query: true,
-                max_clicks: None,
-                valid_from: None,
-                rules: Vec::new(),
-                tags: Default::default(),
-            }));
+            return Ok(Some(Link::new(
+                slug.clone(),
+                "https://example.com/landing".to_owned(),
+                OffsetDateTime::UNIX_EPOCH,
+            )));
         }
         match decode(slug, &bytes) {
             Ok(link) => Ok(Some(link)),

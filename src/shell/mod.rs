@@ -395,12 +395,12 @@ async fn handle(request: Request) -> impl IntoResponse {
     }
     let request = http::Request::from_parts(parts, body);
     #[cfg(feature = "ablation")]
-    if crate::ablation::skip(crate::ablation::Part::Routing) {
-        if let Some(app) = APP.get() {
-            // A redirect reads no body.
-            let request = request.map(|_| axum::body::Body::empty());
-            return crate::http::redirect_unrouted(app.clone(), request).await;
-        }
+    if crate::ablation::skip(crate::ablation::Part::Routing)
+        && let Some(app) = APP.get()
+    {
+        // A redirect reads no body.
+        let request = request.map(|_| axum::body::Body::empty());
+        return crate::http::redirect_unrouted(app.clone(), request).await;
     }
     match tower_service::Service::call(&mut router, request).await {
         Ok(response) => response,

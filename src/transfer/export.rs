@@ -486,17 +486,11 @@ mod tests {
 
     #[test]
     fn a_link_row_is_its_serde_form_with_its_clicks() {
-        let link = Link {
-            slug: Slug::parse("abc").unwrap(),
-            url: "https://e.com/".into(),
-            created_at: OffsetDateTime::UNIX_EPOCH,
-            expires_at: None,
-            forward_query: true,
-            max_clicks: None,
-            valid_from: None,
-            rules: Vec::new(),
-            tags: Default::default(),
-        };
+        let link = Link::new(
+            Slug::parse("abc").unwrap(),
+            "https://e.com/".into(),
+            OffsetDateTime::UNIX_EPOCH,
+        );
         let row = link_row(&link, 7);
         let mut expected = match serde_json::to_value(&link).unwrap() {
             Value::Object(m) => m,

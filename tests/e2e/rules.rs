@@ -79,7 +79,9 @@ fn rules_forwarded_queries_and_orphan_visits_work_through_spin() -> Result<(), F
     );
     crate::ensure!(created.status == 201, "create: {}", created.body);
     let android = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Mobile Safari/537.36";
-    let cases: [(&[(&str, &str)], &str, &str); 3] = [
+    // (request headers, path, expected Location)
+    type Case<'a> = (&'a [(&'a str, &'a str)], &'a str, &'a str);
+    let cases: [Case; 3] = [
         (
             &[("User-Agent", android)],
             "/ruled",

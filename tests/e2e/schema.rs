@@ -26,22 +26,73 @@ pub fn trials() -> Vec<Trial> {
 /// without referrer) on 2030-01-01.
 fn as_previous_version(db: &Path, slug: &str, hosts: usize) -> Result<(), Failed> {
     let conn = rusqlite::Connection::open(db)?;
-    let old_trigger = shortener::migrations::MIGRATIONS[0]
-        .statements
-        .iter()
-        .find(|s| s.sql.contains("TRIGGER IF NOT EXISTS clicks_rollup"))
-        .ok_or("migration 1 creates the rollup trigger")?;
-    // Migration 8's objects first: its triggers on `links` read `record`.
-    conn.execute_batch(
-        "DROP TRIGGER click_limits_claim; DROP TRIGGER click_limits_revise; \
-         DROP TRIGGER click_limits_delete; DROP TABLE click_limits; DROP TABLE orphan_visits; \
-         DROP INDEX clicks_rules; ALTER TABLE clicks DROP COLUMN rule;",
-    )?;
-    conn.execute_batch(
-        "DROP TRIGGER clicks_rollup; ALTER TABLE links DROP COLUMN record; \
-                        DELETE FROM schema_migrations WHERE version > 3;",
-    )?;
-    conn.execute_batch(old_trigger.sql)?;
+    // Back to schema 3 whatever came after it: every trigger and index
+    // dropped, the tables and columns of later migrations too, then
+    // migrations 1 and 3's triggers (the old per-click rollup among them).
+    let names = |kind: &str| -> Result<Vec<String>, Failed> {
+        let mut stmt = conn.prepare(
+            "SELECT name FROM sqlite_schema WHERE type = ?1 AND sql IS NOT NULL ORDER BY name",
+        )?;
+        let rows = stmt.query_map([kind], |r| r.get::<_, String>(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    };
+    for trigger in names("trigger")? {
+        conn.execute_batch(&format!("DROP TRIGGER \"{trigger}\""))?;
+    }
+    for index in names("index")? {
+        if index != "clicks_slug_day_visitor" {
+            conn.execute_batch(&format!("DROP INDEX \"{index}\""))?;
+        }
+    }
+    const SCHEMA_3: [&str; 9] = [
+        "schema_migrations",
+        "links",
+        "clicks",
+        "daily_clicks",
+        "daily_dimensions",
+        "link_dimensions",
+        "retired_clicks",
+        "health_probe",
+        "corrupt_records",
+    ];
+    for table in names("table")? {
+        if !SCHEMA_3.contains(&table.as_str()) {
+            conn.execute_batch(&format!("DROP TABLE \"{table}\""))?;
+        }
+    }
+    for (table, keep) in [
+        ("links", &["slug", "created_at"][..]),
+        (
+            "clicks",
+            &[
+                "id",
+                "slug",
+                "at",
+                "day",
+                "referrer_host",
+                "browser",
+                "os",
+                "is_bot",
+                "visitor",
+            ][..],
+        ),
+    ] {
+        let mut stmt = conn.prepare(&format!("SELECT name FROM pragma_table_info('{table}')"))?;
+        let columns: Vec<String> = stmt
+            .query_map([], |r| r.get::<_, String>(0))?
+            .collect::<Result<_, _>>()?;
+        for column in columns.iter().filter(|c| !keep.contains(&c.as_str())) {
+            conn.execute_batch(&format!("ALTER TABLE {table} DROP COLUMN {column}"))?;
+        }
+    }
+    for migration in &shortener::migrations::MIGRATIONS[..3] {
+        for statement in migration.statements {
+            if statement.sql.contains("CREATE TRIGGER") {
+                conn.execute_batch(statement.sql)?;
+            }
+        }
+    }
+    conn.execute_batch("DELETE FROM schema_migrations WHERE version > 3")?;
     for i in 0..=hosts {
         let host = (i < hosts).then(|| format!("h{i:03}.example"));
         conn.query_row(
