@@ -78,7 +78,7 @@ fn download(
     security(("bearer" = [])),
     params(ExportQuery),
     responses(
-        (status = 200, description = "Every link, streamed in slug order: CSV (RFC 4180, header `slug,url,created_at,expires_at,tags,clicks`) or a JSON array of each link's fields with its all-time `clicks`. A link whose record does not decode is left out.",
+        (status = 200, description = "Every link, streamed in slug order: CSV (RFC 4180, header `slug,url,created_at,expires_at,tags,clicks,forward_query,max_clicks,valid_from,rules`; `rules` as a JSON array) or a JSON array of each link's fields with its all-time `clicks`. A link whose record does not decode is left out.",
             content((String = "text/csv"), (Vec<serde_json::Value> = "application/json"))),
         (status = 400, description = "`invalid_format` or `invalid_query`.", body = crate::error::ErrorBody),
         (status = 401, description = "No, a wrong, an expired or a revoked key (`unauthorized`), or the API is disabled (`api_disabled`).", body = crate::error::ErrorBody),
@@ -120,7 +120,7 @@ pub(crate) struct ClicksQuery {
         ClicksQuery,
     ),
     responses(
-        (status = 200, description = "The link's raw clicks in the range, streamed by click id: `id`, `at`, `kind` (`human`/`bot`), `referrer_host`, `browser`, `os`, `device` (woothee's category of the OS; `crawler` for bots). Never the visitor hash.",
+        (status = 200, description = "The link's raw clicks in the range, streamed by click id: `id`, `at`, `kind` (`human`/`bot`), `referrer_host`, `browser`, `os`, `device` (woothee's category of the OS; `crawler` for bots), `rule` (the index of the rule that served it; `null` for the link's own URL). Never the visitor hash.",
             content((String = "text/csv"), (Vec<serde_json::Value> = "application/json"))),
         (status = 400, description = "`invalid_format`, `invalid_date`, `invalid_date_range` or `invalid_query`.", body = crate::error::ErrorBody),
         (status = 401, description = "No, a wrong, an expired or a revoked key (`unauthorized`), or the API is disabled (`api_disabled`).", body = crate::error::ErrorBody),

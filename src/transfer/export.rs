@@ -28,12 +28,24 @@ pub const PAGE: usize = 500;
 
 /// The columns of the link CSV, in order: the link's own fields by their
 /// serde names, `tags` (a list, written comma-separated; empty while a link
-/// has none), and `clicks` (the all-time total).
-pub const LINK_COLUMNS: &[&str] = &["slug", "url", "created_at", "expires_at", "tags", "clicks"];
+/// has none), `clicks` (the all-time total), then the redirect's options
+/// (`rules` as a JSON array).
+pub const LINK_COLUMNS: &[&str] = &[
+    "slug",
+    "url",
+    "created_at",
+    "expires_at",
+    "tags",
+    "clicks",
+    "forward_query",
+    "max_clicks",
+    "valid_from",
+    "rules",
+];
 
 /// The columns of the click CSV (and the fields of each click in JSON), in
-/// order. Never the visitor hash. When clicks gain a `rule` column, it is
-/// one more name here and in [`CLICKS_PAGE`] / [`click_row`].
+/// order. Never the visitor hash. `rule`: the index of the redirect rule
+/// that served the click, empty (`null`) for the link's own URL.
 pub const CLICK_COLUMNS: &[&str] = &[
     "id",
     "at",
@@ -42,6 +54,7 @@ pub const CLICK_COLUMNS: &[&str] = &[
     "browser",
     "os",
     "device",
+    "rule",
 ];
 
 /// The export's encoding.
@@ -156,7 +169,7 @@ fn cell(value: Option<&Value>) -> String {
     match value {
         None | Some(Value::Null) => String::new(),
         Some(Value::String(s)) => s.clone(),
-        Some(Value::Array(items)) => items
+        Some(Value::Array(items)) if items.iter().all(Value::is_string) => items
             .iter()
             .map(|v| cell(Some(v)))
             .collect::<Vec<_>>()
@@ -175,13 +188,25 @@ const LINKS_PAGE: Statement = Statement {
     table: "links",
 };
 
-/// A link as an export row: its own serde form plus `clicks`.
+/// A link as an export row: its own serde form plus `clicks`, with the
+/// fields a record leaves out at their defaults written out (no tags, the
+/// query forwarded, no limit, no start, no rules), so that every row has
+/// every field.
 pub fn link_row(link: &Link, clicks: i64) -> Map<String, Value> {
     let mut row = match serde_json::to_value(link) {
         Ok(Value::Object(map)) => map,
         _ => Map::new(),
     };
     row.insert("clicks".into(), clicks.into());
+    for (field, default) in [
+        ("tags", Value::Array(Vec::new())),
+        ("forward_query", Value::Bool(true)),
+        ("max_clicks", Value::Null),
+        ("valid_from", Value::Null),
+        ("rules", Value::Array(Vec::new())),
+    ] {
+        row.entry(field).or_insert(default);
+    }
     row
 }
 
@@ -241,7 +266,7 @@ pub fn links(app: App, format: Format) -> impl Stream<Item = Result<Vec<u8>, Lin
 /// day (and across days, as clicks are written as they happen) this is id
 /// order.
 const CLICKS_PAGE: Statement = Statement {
-    sql: "SELECT id, at, is_bot, referrer_host, browser, os, day FROM clicks \
+    sql: "SELECT id, at, is_bot, referrer_host, browser, os, day, rule FROM clicks \
           WHERE slug = ?1 AND day >= ?2 AND day <= ?4 AND (day > ?2 OR id > ?3) \
           ORDER BY day, id LIMIT ?5",
     operation: "SELECT",
@@ -286,6 +311,7 @@ fn click_row(row: &[SqlValue]) -> Option<(i64, Map<String, Value>)> {
     out.insert("browser".into(), text(4).unwrap_or_default().into());
     out.insert("device".into(), device(&os, is_bot).into());
     out.insert("os".into(), os.into());
+    out.insert("rule".into(), row.get(7).and_then(SqlValue::as_i64).into());
     Some((id, out))
 }
 
@@ -485,7 +511,7 @@ mod tests {
     }
 
     #[test]
-    fn a_link_row_is_its_serde_form_with_its_clicks() {
+    fn a_link_row_is_its_serde_form_with_its_clicks_and_every_default_written_out() {
         let link = Link::new(
             Slug::parse("abc").unwrap(),
             "https://e.com/".into(),
@@ -497,10 +523,31 @@ mod tests {
             _ => unreachable!(),
         };
         expected.insert("clicks".into(), 7.into());
+        for (field, value) in [
+            ("tags", serde_json::json!([])),
+            ("forward_query", serde_json::json!(true)),
+            ("max_clicks", Value::Null),
+            ("valid_from", Value::Null),
+            ("rules", serde_json::json!([])),
+        ] {
+            expected.insert(field.into(), value);
+        }
         assert_eq!(row, expected);
-        for column in LINK_COLUMNS.iter().filter(|c| **c != "tags") {
+        for column in LINK_COLUMNS {
             assert!(row.contains_key(*column), "{column}");
         }
+    }
+
+    #[test]
+    fn a_list_of_strings_is_one_comma_separated_cell_and_any_other_list_is_json() {
+        let tags = serde_json::json!(["a", "b"]);
+        assert_eq!(cell(Some(&tags)), "a,b");
+        let rules = serde_json::json!([{"url": "https://e.com/x", "device": "ios"}]);
+        assert_eq!(
+            cell(Some(&rules)),
+            r#"[{"device":"ios","url":"https://e.com/x"}]"#
+        );
+        assert_eq!(cell(Some(&serde_json::json!([]))), "");
     }
 
     #[test]

@@ -63,7 +63,9 @@ async fn the_link_export_holds_every_link_with_its_clicks_in_csv_and_json() {
     );
     let text = r.text();
     assert!(
-        text.starts_with("slug,url,created_at,expires_at,tags,clicks\r\n"),
+        text.starts_with(
+            "slug,url,created_at,expires_at,tags,clicks,forward_query,max_clicks,valid_from,rules\r\n"
+        ),
         "{text}"
     );
     let rows = csv_rows(&text);
@@ -154,10 +156,34 @@ async fn a_links_clicks_export_has_each_click_without_the_visitor_hash() {
     let rows = csv_rows(&r.text());
     assert!(
         r.text()
-            .starts_with("id,at,kind,referrer_host,browser,os,device\r\n")
+            .starts_with("id,at,kind,referrer_host,browser,os,device,rule\r\n")
     );
     assert_eq!(rows.len(), 2);
     assert_eq!(rows[1][2], "bot");
+}
+
+#[tokio::test]
+async fn a_click_a_rule_served_carries_its_rule_index_in_the_export_and_others_none() {
+    let app = TestApp::spawn().await;
+    let created = app
+        .create(serde_json::json!({
+            "url": "https://e.com/base",
+            "slug": "ruled",
+            "rules": [{"url": "https://e.com/bots", "query": {"via": "x"}}],
+        }))
+        .await;
+    assert_eq!(created.status, 201, "{}", created.text());
+    app.follow("ruled?via=x").await;
+    app.follow("ruled").await;
+    let clicks = app
+        .api(Method::GET, "/api/links/ruled/clicks?format=json", None)
+        .await
+        .json();
+    assert_eq!(clicks[0]["rule"], 0, "{clicks}");
+    assert_eq!(clicks[1]["rule"], Value::Null, "{clicks}");
+    let csv = app.api(Method::GET, "/api/links/ruled/clicks", None).await;
+    let rows = csv_rows(&csv.text());
+    assert_eq!((rows[0][7].as_str(), rows[1][7].as_str()), ("0", ""));
 }
 
 #[tokio::test]
