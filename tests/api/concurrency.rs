@@ -132,3 +132,87 @@ async fn concurrent_instances_lose_no_acknowledged_click_and_rollups_equal_the_r
         }
     }
 }
+
+/// A reader's fold, on its own connection, in small batches while the
+/// writers write: `(folds that folded something, clicks they folded)`.
+fn folder(db: &std::path::Path, done: &std::sync::atomic::AtomicBool) -> (usize, i64) {
+    let store = SqliteStore::open(db).expect("open");
+    let (mut folds, mut folded) = (0, 0);
+    let batch = || vec![SqlValue::Integer(7)];
+    while !done.load(std::sync::atomic::Ordering::Relaxed) {
+        match store.execute_blocking(&shortener::rollups::FOLD, batch()) {
+            Ok(rows) => {
+                if let Some(n) = rows.rows.first().and_then(|r| r[1].as_i64()) {
+                    folds += 1;
+                    folded += n;
+                }
+            }
+            Err(e) => eprintln!("fold failed: {e}"),
+        }
+    }
+    (folds, folded)
+}
+
+#[tokio::test]
+async fn folds_racing_the_writers_on_other_connections_count_every_click_exactly_once() {
+    let app = TestApp::spawn().await;
+    let mut slugs = Vec::new();
+    for i in 0..3 {
+        let slug = app
+            .create_ok(&format!("https://fold{i}.example/"), None)
+            .await;
+        slugs.push(Slug::parse(&slug).expect("slug"));
+    }
+    let start = Barrier::new(WRITERS);
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let (acked, folded) = std::thread::scope(|s| {
+        let folders: Vec<_> = (0..2)
+            .map(|_| {
+                let (db, done) = (&app.db_path, &done);
+                s.spawn(move || folder(db, done))
+            })
+            .collect();
+        let writers: Vec<_> = (0..WRITERS)
+            .map(|w| {
+                let (db, slugs, start) = (&app.db_path, &slugs, &start);
+                s.spawn(move || instance(db, slugs, 100 + w as u64, start))
+            })
+            .collect();
+        let acked: usize = writers.into_iter().map(|h| h.join().unwrap().1).sum();
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        let folded: i64 = folders.into_iter().map(|h| h.join().unwrap().1).sum();
+        (acked, folded)
+    });
+    assert_eq!(acked, WRITERS * CLICKS_PER_WRITER, "clicks failed");
+    assert!(folded > 0, "the folders folded while the writers wrote");
+    // What the racing folds left, folded by a read; then every click is in
+    // the rollups once: the totals, and every dimension's breakdown.
+    let mut total = 0;
+    for slug in &slugs {
+        let stats = app.stats(slug.as_str(), "").await.json();
+        let raw = app.count(
+            "SELECT count(*) FROM clicks WHERE slug = ?1",
+            vec![SqlValue::from(slug.as_str())],
+        );
+        assert_eq!(stats["total"], raw, "{}", slug.as_str());
+        let visitors = app.count(
+            "SELECT count(*) FROM (SELECT DISTINCT day, visitor FROM clicks WHERE slug = ?1)",
+            vec![SqlValue::from(slug.as_str())],
+        );
+        assert_eq!(stats["unique_visitors"], visitors, "{}", slug.as_str());
+        total += raw;
+    }
+    assert_eq!(total, acked as i64);
+    for table in [
+        "SELECT dimension, sum(clicks) FROM daily_dimensions GROUP BY dimension",
+        "SELECT dimension, sum(clicks) FROM link_dimensions GROUP BY dimension",
+    ] {
+        for row in app.query(table, vec![]) {
+            assert_eq!(row[1].as_i64(), Some(total), "{table}: {row:?}");
+        }
+    }
+    assert_eq!(
+        app.count("SELECT coalesce(sum(clicks), 0) FROM daily_clicks", vec![]),
+        total
+    );
+}
