@@ -254,9 +254,12 @@ async fn each_route_makes_exactly_its_storage_spans() {
             "GET /api/links",
             200,
             vec![
-                // The fold (totals count every click), rows older versions
-                // wrote (none: an empty index), then the page: one
-                // statement, no key-value read.
+                // The pending check and the fold of the clicks made so far
+                // (totals count every click; later reads find nothing to
+                // fold: the check alone), rows older versions wrote (none:
+                // an empty index), then the page: one statement, no
+                // key-value read.
+                op("sqlite.execute", "SELECT", Some("clicks")),
                 op("sqlite.execute", "INSERT", Some("rollup_folds")),
                 op("sqlite.execute", "SELECT", Some("links")),
                 op("sqlite.execute", "SELECT", Some("links")),
@@ -269,7 +272,7 @@ async fn each_route_makes_exactly_its_storage_spans() {
             "GET /api/links",
             200,
             vec![
-                op("sqlite.execute", "INSERT", Some("rollup_folds")),
+                op("sqlite.execute", "SELECT", Some("clicks")),
                 op("sqlite.execute", "SELECT", Some("links")),
                 op("sqlite.execute", "SELECT", Some("links")),
             ],
@@ -298,7 +301,7 @@ async fn each_route_makes_exactly_its_storage_spans() {
             200,
             vec![
                 op("kv.get", "get", None),
-                op("sqlite.execute", "INSERT", Some("rollup_folds")),
+                op("sqlite.execute", "SELECT", Some("clicks")),
                 op("sqlite.execute", "SELECT", Some("daily_clicks")),
                 op("sqlite.execute", "SELECT", Some("unrecorded_clicks")),
             ],
@@ -311,7 +314,7 @@ async fn each_route_makes_exactly_its_storage_spans() {
             200,
             vec![
                 op("kv.get", "get", None),
-                op("sqlite.execute", "INSERT", Some("rollup_folds")),
+                op("sqlite.execute", "SELECT", Some("clicks")),
                 op("sqlite.execute", "SELECT", Some("daily_clicks")),
                 op("sqlite.execute", "SELECT", Some("link_dimensions")),
                 op("sqlite.execute", "SELECT", Some("clicks")),
@@ -325,7 +328,7 @@ async fn each_route_makes_exactly_its_storage_spans() {
             200,
             vec![
                 op("kv.get", "get", None),
-                op("sqlite.execute", "INSERT", Some("rollup_folds")),
+                op("sqlite.execute", "SELECT", Some("clicks")),
                 op("sqlite.execute", "SELECT", Some("daily_clicks")),
                 op("sqlite.execute", "SELECT", Some("daily_dimensions")),
                 // The rules' clicks (analytics::rule_clicks).
@@ -367,7 +370,7 @@ async fn each_route_makes_exactly_its_storage_spans() {
             "GET /api/export/links",
             200,
             vec![
-                op("sqlite.execute", "INSERT", Some("rollup_folds")),
+                op("sqlite.execute", "SELECT", Some("clicks")),
                 op("sqlite.execute", "SELECT", Some("links")),
                 op("kv.get", "get", None),
             ],
@@ -437,7 +440,7 @@ async fn each_route_makes_exactly_its_storage_spans() {
             vec![
                 op("kv.get", "get", None),
                 op("sqlite.execute", "INSERT", Some("health_probe")),
-                op("sqlite.execute", "INSERT", Some("rollup_folds")),
+                op("sqlite.execute", "SELECT", Some("clicks")),
                 op("sqlite.execute", "SELECT", Some("daily_clicks")),
                 op("sqlite.execute", "SELECT", Some("links")),
                 op("sqlite.execute", "SELECT", Some("corrupt_records")),
@@ -775,10 +778,10 @@ async fn no_span_attribute_carries_a_slug_ip_user_agent_token_or_referrer() {
     app.create(json!({"url": "https://body.example/x", "slug": "bodyslug"}))
         .await;
     let spans = capture.take();
-    // The redirect (request, kv, click), the stats (request, kv, fold,
-    // two rollup reads, the rules' clicks), the create (request, claim, kv
-    // set, converge read).
-    assert_eq!(spans.len(), 3 + 6 + 4);
+    // The redirect (request, kv, click), the stats (request, kv, the
+    // pending check and the fold, two rollup reads, the rules' clicks), the
+    // create (request, claim, kv set, converge read).
+    assert_eq!(spans.len(), 3 + 7 + 4);
     for s in &spans {
         assert!(!s.name.contains("privateslug"));
         for kv in &s.attributes {
