@@ -98,6 +98,13 @@ pub struct Report {
     pub paths: Vec<PathVisits>,
 }
 
+/// A `(text, count)` row: a day or a path, and its visits.
+fn name_and_count(row: &[SqlValue]) -> (String, i64) {
+    let name = row.first().and_then(SqlValue::as_str).unwrap_or_default();
+    let count = row.get(1).and_then(SqlValue::as_i64).unwrap_or(0);
+    (name.to_owned(), count)
+}
+
 /// The report over `range`.
 pub async fn report(sql: &dyn SqlStore, range: &DayRange) -> Result<Report, StoreError> {
     let (from, to) = range.sql_bounds();
@@ -107,13 +114,9 @@ pub async fn report(sql: &dyn SqlStore, range: &DayRange) -> Result<Report, Stor
         .await?
         .rows
         .iter()
-        .map(|r| DailyVisits {
-            date: r
-                .first()
-                .and_then(SqlValue::as_str)
-                .unwrap_or_default()
-                .to_owned(),
-            visits: r.get(1).and_then(SqlValue::as_i64).unwrap_or(0),
+        .map(|r| {
+            let (date, visits) = name_and_count(r);
+            DailyVisits { date, visits }
         })
         .collect();
     let mut params = bounds();
@@ -123,13 +126,9 @@ pub async fn report(sql: &dyn SqlStore, range: &DayRange) -> Result<Report, Stor
         .await?
         .rows
         .iter()
-        .map(|r| PathVisits {
-            path: r
-                .first()
-                .and_then(SqlValue::as_str)
-                .unwrap_or_default()
-                .to_owned(),
-            visits: r.get(1).and_then(SqlValue::as_i64).unwrap_or(0),
+        .map(|r| {
+            let (path, visits) = name_and_count(r);
+            PathVisits { path, visits }
         })
         .collect();
     Ok(Report {
