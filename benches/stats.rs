@@ -263,14 +263,7 @@ async fn run(config: Config) {
     // fold them (`rollups::FOLD`).
     let fold_start = std::time::Instant::now();
     let mut batches = 0;
-    while sql
-        .execute_blocking(&rollups::FOLD, vec![rollups::FOLD_BATCH.into()])
-        .expect("fold")
-        .rows
-        .first()
-        .and_then(|row| row.get(1).and_then(|n| n.as_i64()))
-        == Some(rollups::FOLD_BATCH)
-    {
+    while rollups::fold_batch(&sql).await.expect("fold") == rollups::FOLD_BATCH {
         batches += 1;
     }
     let fold = fold_start.elapsed();

@@ -239,8 +239,7 @@ for v in "${VARIANTS[@]}"; do
     NAMES+=("$name"); OURS_NAMES+=("$name")
 done
 
-is_ours() { local n; for n in "${OURS_NAMES[@]}"; do [[ "$n" == "$1" ]] && return 0; done; return 1; }
-counts_clicks() { is_ours "$1" || [[ "$1" == kv-click* ]]; }
+counts_clicks() { has "$1" "${OURS_NAMES[@]}" || [[ "$1" == kv-click* ]]; }
 # The floor a name is compared with: the traced floor when Spin exports.
 floor_of() { if has "$1" "${TRACED[@]}"; then echo kv-click-traced; else echo kv-click; fi; }
 

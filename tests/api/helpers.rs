@@ -329,19 +329,8 @@ impl TestApp {
 
     /// Folds every click recorded so far into the rollups, as a read does
     /// before it reads them (for assertions on the rollup tables).
-    pub fn fold(&self) {
-        let batch = || vec![SqlValue::Integer(shortener::rollups::FOLD_BATCH)];
-        while let Some(row) = self
-            .sql
-            .execute_blocking(&shortener::rollups::FOLD, batch())
-            .unwrap()
-            .rows
-            .first()
-        {
-            if row[1].as_i64() < Some(shortener::rollups::FOLD_BATCH) {
-                break;
-            }
-        }
+    pub async fn fold(&self) {
+        shortener::rollups::fold(&self.sql).await.unwrap();
     }
 
     pub fn count(&self, sql: &'static str, params: Vec<SqlValue>) -> i64 {

@@ -238,7 +238,7 @@ async fn rollups_equal_the_raw_click_rows_after_a_mixed_workload() {
     app.api(Method::DELETE, &format!("/api/links/{}", slugs[4]), None)
         .await;
 
-    app.fold();
+    app.fold().await;
     let mismatches = app.query(
         "SELECT r.slug, r.day FROM daily_clicks r LEFT JOIN ( \
             SELECT slug, day, count(*) AS clicks, sum(1 - is_bot) AS humans, sum(is_bot) AS bots, \
@@ -318,7 +318,7 @@ async fn referrer_hosts_beyond_the_cap_are_rolled_up_as_other_when_the_clicks_ar
     app.visit(&slug, Visit::default().referer("https://h000.example/"))
         .await;
     app.visit(&slug, Visit::default()).await;
-    app.fold();
+    app.fold().await;
     let stored = |table: &'static str| {
         app.count(
             match table {
@@ -385,7 +385,7 @@ async fn rollups_equal_the_raw_click_rows_with_hosts_beyond_the_cap_counted_as_o
     }
     // The raw rows with each host mapped as the cap says, against each rollup
     // (both differences must be empty).
-    app.fold();
+    app.fold().await;
     macro_rules! mapped {
         () => {
             "WITH firsts AS (SELECT slug, coalesce(referrer_host, '') AS value, min(id) AS first \
