@@ -197,7 +197,7 @@ pub struct Family {
 }
 
 /// The stats of one link over a day range.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[cfg_attr(not(target_arch = "wasm32"), derive(utoipa::ToSchema))]
 pub struct Stats {
     /// The link.
@@ -226,6 +226,11 @@ pub struct Stats {
     /// none left out); the rest went to the link's URL. Filled by
     /// [`rule_clicks`] (its own read, so that it can move on its own).
     pub rules: Vec<RuleClicks>,
+    /// With a click outbox (`click_outbox`): the clicks of the answering
+    /// replica that are not in these stats yet, because the shared click
+    /// database could not take them (`crate::outbox`). Absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lag: Option<crate::outbox::Lag>,
 }
 
 /// Clicks a redirect rule served.
@@ -334,6 +339,7 @@ fn assemble(slug: &Slug, range: &DayRange, daily_rows: &Rows, breakdown: &Rows) 
         browsers: Vec::new(),
         operating_systems: Vec::new(),
         rules: Vec::new(),
+        lag: None,
     };
     for row in &daily_rows.rows {
         let day = Daily {

@@ -7,6 +7,7 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use time::OffsetDateTime;
 
@@ -43,6 +44,9 @@ pub struct App {
     pub clock: Clock,
     /// Random slug candidates.
     pub slugs: links::SlugSource,
+    /// Whether [`migrate`] has succeeded on this instance's click database
+    /// (see [`App::schema_ready`]).
+    pub schema: Arc<AtomicBool>,
 }
 
 impl App {
@@ -58,6 +62,24 @@ impl App {
     /// Now, by the app's clock.
     pub fn now(&self) -> OffsetDateTime {
         (self.clock)()
+    }
+
+    /// Now, in Unix milliseconds (as clicks store their time).
+    pub fn now_ms(&self) -> i64 {
+        i64::try_from(self.now().unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+    }
+
+    /// Whether the click database's schema is known to be in place. A host
+    /// keeps the router of an instance whose click database was unreachable
+    /// at start when clicks go through the outbox (redirects do not need
+    /// it); that instance migrates before its first ship.
+    pub fn schema_ready(&self) -> bool {
+        self.schema.load(Ordering::Acquire)
+    }
+
+    /// Records that [`migrate`] succeeded.
+    pub fn set_schema_ready(&self) {
+        self.schema.store(true, Ordering::Release);
     }
 }
 
@@ -81,6 +103,7 @@ pub fn build_app(
         settings: Arc::new(settings),
         clock,
         slugs: links::random_slugs(),
+        schema: Arc::new(AtomicBool::new(false)),
     }
 }
 
@@ -92,7 +115,9 @@ pub async fn migrate(app: &App) -> Result<i64, StoreError> {
     let now = app.now().unix_timestamp();
     let timeout = unrecorded::busy_timeout(app.settings.sqlite_busy_timeout_ms);
     migrations::apply_pragma(app.sql.as_ref(), &timeout).await;
-    migrations::run(app.sql.as_ref(), now).await
+    let version = migrations::run(app.sql.as_ref(), now).await?;
+    app.set_schema_ready();
+    Ok(version)
 }
 
 /// The wall clock.

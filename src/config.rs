@@ -34,9 +34,13 @@ pub mod names {
     pub const SQLITE_BUSY_TIMEOUT_MS: &str = "sqlite_busy_timeout_ms";
     /// How long a key-value call may take before it fails (milliseconds).
     pub const KV_TIMEOUT_MS: &str = "kv_timeout_ms";
+    /// `true` when the click database is shared by several replicas over
+    /// the network (sqld): each redirect writes its click to this replica's
+    /// local outbox, shipped in batches ([`crate::outbox`]).
+    pub const CLICK_OUTBOX: &str = "click_outbox";
 
     /// Every variable the app reads.
-    pub const ALL: [&str; 9] = [
+    pub const ALL: [&str; 10] = [
         ADMIN_TOKEN,
         PUBLIC_BASE_URL,
         PUBLIC_HOST_ALIASES,
@@ -46,6 +50,7 @@ pub mod names {
         VISITOR_SALT,
         SQLITE_BUSY_TIMEOUT_MS,
         KV_TIMEOUT_MS,
+        CLICK_OUTBOX,
     ];
 }
 
@@ -188,6 +193,8 @@ pub struct Settings {
     /// How long a key-value call may take, in milliseconds (enforced by the
     /// host adapter).
     pub kv_timeout_ms: u32,
+    /// Clicks go through this replica's local outbox ([`crate::outbox`]).
+    pub click_outbox: bool,
 }
 
 impl fmt::Debug for Settings {
@@ -203,6 +210,7 @@ impl fmt::Debug for Settings {
             .field("visitor_salt", &self.visitor_salt.as_ref().map(|_| "<set>"))
             .field("sqlite_busy_timeout_ms", &self.sqlite_busy_timeout_ms)
             .field("kv_timeout_ms", &self.kv_timeout_ms)
+            .field("click_outbox", &self.click_outbox)
             .finish()
     }
 }
@@ -297,6 +305,16 @@ impl Settings {
                 }
             },
         };
+        let click_outbox = match get(names::CLICK_OUTBOX).as_deref() {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(raw) => {
+                return Err(invalid(
+                    names::CLICK_OUTBOX,
+                    format!("`{raw}` is neither `true` nor `false`"),
+                ));
+            }
+        };
         let base = get(names::PUBLIC_BASE_URL).unwrap_or_else(|| defaults::PUBLIC_BASE_URL.into());
         let public_base_url = parse_base_url(&base)?;
         let aliases: Vec<String> = get(names::PUBLIC_HOST_ALIASES)
@@ -345,6 +363,7 @@ impl Settings {
             visitor_salt_refused,
             sqlite_busy_timeout_ms,
             kv_timeout_ms,
+            click_outbox,
         })
     }
 
@@ -469,6 +488,16 @@ mod tests {
             let err = settings(&[(names::KV_TIMEOUT_MS, bad)]).unwrap_err();
             assert_eq!(err.name, names::KV_TIMEOUT_MS, "{bad}");
         }
+    }
+
+    #[test]
+    fn the_click_outbox_is_off_by_default_and_takes_only_true_or_false() {
+        assert!(!settings(&[]).unwrap().click_outbox);
+        assert!(!settings(&[("click_outbox", "false")]).unwrap().click_outbox);
+        assert!(settings(&[("click_outbox", "true")]).unwrap().click_outbox);
+        let e = settings(&[("click_outbox", "yes")]).unwrap_err();
+        assert_eq!(e.name, "click_outbox");
+        assert!(e.reason.contains("`yes`"), "{e}");
     }
 
     #[test]

@@ -13,6 +13,10 @@ use crate::storage::{Statement, StoreError};
 /// [`Health::status`] when every store answered and nothing is refused.
 pub const OK: &str = "ok";
 
+/// [`Health::status`] of a replica with a click outbox whose click database
+/// is down: it serves redirects (200), their clicks waiting in its outbox.
+pub const DEGRADED: &str = "degraded";
+
 /// The key the key-value probe reads (it never writes).
 const PROBE_KEY: &str = "health:probe";
 
@@ -37,8 +41,9 @@ pub const TALLY_PROBE: Statement = Statement {
 #[cfg_attr(not(target_arch = "wasm32"), derive(utoipa::ToSchema))]
 pub struct Health {
     /// `ok` when every store answered and no variable is refused (200);
-    /// else `unavailable` when a store failed, `misconfigured` when only a
-    /// variable is refused (both with a 503).
+    /// `degraded` (200) with a click outbox when only the click database
+    /// failed; else `unavailable` when a store failed, `misconfigured` when
+    /// only a variable is refused (both with a 503).
     #[cfg_attr(not(target_arch = "wasm32"), schema(example = "ok"))]
     pub status: String,
     /// Per store (`kv`, `sqlite`: the click database, written to by the
@@ -52,6 +57,12 @@ pub struct Health {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[cfg_attr(not(target_arch = "wasm32"), schema(example = json!({"visitor_salt": "visitor_salt is a placeholder (it starts with `change-me`): ..."})))]
     pub refused: BTreeMap<String, String>,
+    /// With a click outbox (`click_outbox`): this replica's clicks waiting
+    /// for the click database. While that database is down the replica
+    /// still serves redirects (their clicks wait here): `status` is then
+    /// `degraded`, with a 200, so that proxies and orchestrators keep it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outbox: Option<crate::outbox::Lag>,
 }
 
 /// A key-value read.
@@ -99,8 +110,15 @@ pub async fn check(app: &App) -> Health {
         eprintln!("shortener: health: {reason}");
         refused.insert(names::VISITOR_SALT.to_owned(), reason.to_owned());
     }
+    let outbox = crate::outbox::lag(app).await;
+    // With an outbox, only the click database down still serves redirects.
+    let only_clicks_down = outbox.is_some()
+        && checks
+            .iter()
+            .all(|(name, word)| name == "sqlite" || word == "ok");
     let status = match (healthy, refused.is_empty()) {
         (true, true) => OK,
+        (false, _) if only_clicks_down && refused.is_empty() => DEGRADED,
         (false, _) => "unavailable",
         (true, false) => "misconfigured",
     };
@@ -108,5 +126,6 @@ pub async fn check(app: &App) -> Health {
         status: status.to_owned(),
         checks,
         refused,
+        outbox,
     }
 }

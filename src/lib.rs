@@ -21,6 +21,8 @@
 //! * [`analytics`]: per-link totals and stats from the daily rollups.
 //! * [`rollups`]: the rollups folded from the raw clicks off the redirect
 //!   path (on reads, and by every `FOLD_EVERY`-th redirect).
+//! * [`outbox`]: with a click database shared over the network, clicks
+//!   written on the replica first and shipped in idempotent batches.
 //! * [`transfer`]: the exports (links, a link's clicks; CSV or JSON,
 //!   streamed) and the import of other shorteners' exports.
 //! * [`unrecorded`]: clicks served but not recorded (the click store
@@ -70,6 +72,7 @@ pub mod metrics;
 pub mod migrations;
 pub mod openapi;
 pub mod orphans;
+pub mod outbox;
 pub mod qr;
 pub mod redirect;
 pub mod rollups;

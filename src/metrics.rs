@@ -36,7 +36,7 @@ struct StoreLabel {
 /// What a scrape reports. A value that could not be read is `None`: its
 /// series is left out of the scrape (never reported as a made-up zero), and
 /// its store reports `shortener_store_up{store} 0`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Snapshot {
     /// All-time clicks by humans and by bots.
     pub clicks: Option<(i64, i64)>,
@@ -51,6 +51,10 @@ pub struct Snapshot {
     /// Per store, by `/health`'s names (`kv`, `sqlite`,
     /// `sqlite_unrecorded`): whether its probe and every read of it answered.
     pub stores_up: Vec<(&'static str, bool)>,
+    /// With a click outbox (`crate::outbox`): this replica's clicks waiting
+    /// for the click database after the scrape's own ship, and the age of
+    /// the oldest in seconds.
+    pub outbox: Option<(i64, f64)>,
 }
 
 fn by_kind(registry: &mut Registry, name: &str, help: &str, value: Option<(i64, i64)>) {
@@ -104,6 +108,22 @@ pub fn render(snapshot: &Snapshot) -> Result<String, StoreError> {
         snapshot.corrupt_records,
     );
 
+    if let Some((clicks, age)) = snapshot.outbox {
+        gauge(
+            &mut registry,
+            "shortener_click_outbox_clicks",
+            "Clicks served by this replica and waiting in its outbox for the click database (after this scrape shipped what it could)",
+            Some(clicks),
+        );
+        let oldest = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        registry.register(
+            "shortener_click_outbox_oldest_seconds",
+            "Age of the oldest click waiting in this replica's outbox (0 when none waits)",
+            oldest.clone(),
+        );
+        oldest.set(age);
+    }
+
     let up = Family::<StoreLabel, Gauge>::default();
     registry.register(
         "shortener_store_up",
@@ -140,7 +160,11 @@ mod tests {
         })
         .unwrap();
         assert!(text.contains("shortener_links 0"), "{text}");
-        for absent in ["shortener_clicks", "shortener_corrupt_records"] {
+        for absent in [
+            "shortener_clicks",
+            "shortener_corrupt_records",
+            "shortener_click_outbox",
+        ] {
             assert!(!text.contains(absent), "{absent}: {text}");
         }
         assert!(text.contains("shortener_build_info"), "{text}");
@@ -154,8 +178,18 @@ mod tests {
             unrecorded_clicks: Some((2, 0)),
             corrupt_records: Some(1),
             stores_up: vec![("kv", true), ("sqlite", false)],
+            outbox: Some((7, 2.5)),
         })
         .unwrap();
+        assert!(
+            text.contains("# TYPE shortener_click_outbox_clicks gauge"),
+            "{text}"
+        );
+        assert!(text.contains("shortener_click_outbox_clicks 7"), "{text}");
+        assert!(
+            text.contains("shortener_click_outbox_oldest_seconds 2.5"),
+            "{text}"
+        );
         assert!(text.contains("# TYPE shortener_clicks counter"), "{text}");
         assert!(
             text.contains("shortener_clicks_total{kind=\"human\"} 12"),

@@ -576,6 +576,29 @@ pub const MIGRATIONS: &[Migration] = &[
             },
         ],
     },
+    Migration {
+        version: 10,
+        // Clicks shipped from a replica's outbox (`crate::outbox`) carry
+        // their origin: the replica's id and the click's number in its
+        // outbox. The unique index makes a shipped batch idempotent (a
+        // batch sent again after a lost answer inserts nothing twice);
+        // clicks written here directly have no origin and never enter it.
+        statements: &[
+            Statement {
+                sql: "ALTER TABLE clicks ADD COLUMN origin TEXT",
+                operation: "ALTER",
+                table: "clicks",
+            },
+            Statement {
+                sql: "ALTER TABLE clicks ADD COLUMN origin_seq INTEGER",
+                operation: "ALTER",
+                table: "clicks",
+            },
+            ddl(
+                "CREATE UNIQUE INDEX IF NOT EXISTS clicks_origin ON clicks (origin, origin_seq) WHERE origin IS NOT NULL",
+            ),
+        ],
+    },
 ];
 
 /// What a connection finds on arrival: the schema version and the journal

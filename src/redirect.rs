@@ -45,6 +45,7 @@ use crate::clicks::{self, Visitor};
 use crate::error::{AppError, Store};
 use crate::links::{self, Link, Slug, rules};
 use crate::orphans;
+use crate::outbox;
 use crate::rollups;
 use crate::storage::{Statement, StoreError};
 use crate::telemetry::attr;
@@ -225,6 +226,21 @@ pub async fn follow(app: &App, visit: Visit<'_>) -> Result<Outcome, AppError> {
         rule,
         limited,
     };
+    if app.settings.click_outbox && !limited {
+        // The click database is shared over the network: the click is
+        // committed on this replica and shipped later (`crate::outbox`).
+        match outbox::put(app.unrecorded.as_ref(), &click).await {
+            Ok(seq) => {
+                span.record(attr::CLICK_OUTCOME, attr::CLICK_OUTBOXED);
+                if outbox::due(seq) {
+                    ship(app).await;
+                }
+            }
+            Err(e) => click_unrecorded(app, &span, &link, visitor.kind(), now, e).await?,
+        }
+        outcome("hit");
+        return Ok(Outcome::Redirect { location });
+    }
     // Answer only once the click is committed: a redirect served is a click
     // recorded, or (the click store failed) a click counted as unrecorded.
     match clicks::record(app.sql.as_ref(), &click).await {
@@ -255,6 +271,24 @@ pub async fn follow(app: &App, visit: Visit<'_>) -> Result<Outcome, AppError> {
     }
     outcome("hit");
     Ok(Outcome::Redirect { location })
+}
+
+/// The due redirect's batch: one batch of the outbox to the click database,
+/// then one batch of the rollups folded there. A failure (the click
+/// database is down) leaves both to the next due redirect or read, logged.
+async fn ship(app: &App) {
+    if let Err(e) = outbox::ensure_schema(app).await {
+        tracing::warn!(error = %e, "outbox not shipped: the click database's schema is not ready");
+        return;
+    }
+    match outbox::ship_batch(app.unrecorded.as_ref(), app.sql.as_ref()).await {
+        Ok(_) => {
+            if let Err(e) = rollups::fold_batch(app.sql.as_ref()).await {
+                tracing::warn!(error = %e, "rollups not folded after a shipped batch");
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "outbox not shipped: the clicks wait on this replica"),
+    }
 }
 
 /// A limited link's click that cannot be recorded is refused (503 naming

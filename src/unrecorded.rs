@@ -88,13 +88,14 @@ pub fn busy_timeout(ms: u32) -> Statement {
     ))
 }
 
-/// Sets the tally database up: WAL + `synchronous=NORMAL` like the click
-/// database (a refused pragma is logged, not fatal), and its table.
+/// Sets the replica's local database up: WAL + `synchronous=NORMAL` like the
+/// click database (a refused pragma is logged, not fatal), the tally's table
+/// and the click outbox's ([`crate::outbox::SCHEMA`]).
 pub async fn prepare(tally: &dyn SqlStore) -> Result<(), StoreError> {
     for pragma in &crate::migrations::PRAGMAS {
         apply_pragma(tally, pragma).await;
     }
-    for statement in &SCHEMA {
+    for statement in SCHEMA.iter().chain(&crate::outbox::SCHEMA) {
         tally.execute(statement, vec![]).await?;
     }
     Ok(())

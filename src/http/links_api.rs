@@ -297,6 +297,7 @@ pub(crate) async fn list_links(
         q.q.as_deref(),
     )?;
     // The totals (and a sort by them) count every click committed so far.
+    crate::outbox::ship_for_read(&app).await;
     crate::rollups::fold_for_read(app.sql.as_ref()).await;
     let (page, next) = app.links().list(&query).await?;
     let views: Vec<LinkView> = page
@@ -330,6 +331,7 @@ pub(crate) async fn get_link(
     SlugPath(slug): SlugPath,
 ) -> Result<Json<LinkView>, AppError> {
     let link = app.links().get(&slug).await?.ok_or(AppError::NoLink)?;
+    crate::outbox::ship_for_read(&app).await;
     let clicks = analytics::link_total(app.sql.as_ref(), &slug).await?;
     let lost = unrecorded::of_link(
         app.unrecorded.as_ref(),
@@ -592,7 +594,9 @@ pub(crate) async fn link_stats(
     if app.links().get(&slug).await?.is_none() {
         return Err(AppError::NoLink);
     }
+    crate::outbox::ship_for_read(&app).await;
     let mut stats = analytics::stats(app.sql.as_ref(), &slug, &range).await?;
     stats.rules = analytics::rule_clicks(app.sql.as_ref(), &slug, &range).await?;
+    stats.lag = crate::outbox::lag(&app).await;
     Ok(Json(stats))
 }

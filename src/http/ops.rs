@@ -33,7 +33,7 @@ pub fn routes() -> Router<App> {
     path = "/health",
     tag = "operations",
     responses(
-        (status = 200, description = "Every store answered and no variable is refused.", body = Health),
+        (status = 200, description = "Every store answered and no variable is refused (`ok`); or, with a click outbox, only the click database failed (`degraded`: the replica still serves redirects, their clicks wait in its outbox, shown in `outbox`).", body = Health),
         (status = 503, description = "A store did not answer (`checks` says which), or a variable is refused (`refused` names it, e.g. a placeholder `visitor_salt`).", body = Health),
     )
 ))]
@@ -41,7 +41,7 @@ pub(crate) async fn health(State(app): State<App>) -> Result<Json<Health>, AppEr
     // Anything but `ok` is a 503 through the error mapping, with the same
     // report as its body.
     let report = health::check(&app).await;
-    if report.status == health::OK {
+    if report.status == health::OK || report.status == health::DEGRADED {
         Ok(Json(report))
     } else {
         Err(AppError::Unhealthy(Box::new(report)))
@@ -82,6 +82,9 @@ pub(crate) async fn metrics_endpoint(State(app): State<App>) -> Result<Response,
     // The write probe of `/health`: a lock held elsewhere fails clicks (and
     // this) while reads still answer.
     sqlite(health::probe_clicks(&app).await.map(|()| 0));
+    // A scrape ships this replica's outbox: an idle replica's last clicks
+    // leave at the next scrape.
+    crate::outbox::ship_for_read(&app).await;
     let clicks = analytics::all_time(app.sql.as_ref()).await;
     let clicks = match clicks {
         Ok(pair) => Some(pair),
@@ -109,6 +112,16 @@ pub(crate) async fn metrics_endpoint(State(app): State<App>) -> Result<Response,
             None
         }
     };
+    let outbox = match app.settings.click_outbox {
+        false => None,
+        true => match crate::outbox::backlog(app.unrecorded.as_ref()).await {
+            Ok(backlog) => Some((backlog.clicks, backlog.age_seconds(app.now_ms()))),
+            Err(e) => {
+                failed("sqlite_unrecorded", &e);
+                None
+            }
+        },
+    };
     let text = metrics::render(&metrics::Snapshot {
         clicks,
         links,
@@ -119,6 +132,7 @@ pub(crate) async fn metrics_endpoint(State(app): State<App>) -> Result<Response,
             ("sqlite", sqlite_up),
             ("sqlite_unrecorded", unrecorded.is_some()),
         ],
+        outbox,
     })
     .map_err(AppError::internal)?;
     Ok((

@@ -144,7 +144,15 @@ impl KvStore for SpinKv {
 /// run; docs/spin-platform.md §6). The synchronous call suspends this
 /// instance's other requests until the host answers, which is bounded by
 /// the busy timeout and leaves other instances running.
-struct SpinSql(Local<spin_sdk::sqlite::wit::sqlite::Connection>);
+///
+/// A click database reached over the network (with `click_outbox`) takes
+/// the async call instead: a remote statement waits a round trip and sqld's
+/// write queue, and the synchronous call would hold the instance's other
+/// redirects for all of it (the shipping redirect's batch among them).
+struct SpinSql {
+    conn: Local<spin_sdk::sqlite::wit::sqlite::Connection>,
+    asynchronous: bool,
+}
 
 fn sql_error(e: spin_sdk::sqlite::Error) -> StoreError {
     use spin_sdk::sqlite::Error as E;
@@ -188,14 +196,23 @@ impl SqlStore for SpinSql {
         params: Vec<SqlValue>,
     ) -> Result<Rows, StoreError> {
         let params: Vec<_> = params.into_iter().map(to_spin).collect();
-        let result = self
-            .0
-            .0
-            .execute(statement.sql, &params)
-            .map_err(sql_error)?;
-        Ok(Rows {
-            rows: result
+        let rows = if self.asynchronous {
+            let call = self.conn.0.execute_async(statement.sql.to_owned(), params);
+            let (_columns, rows, result) = AssertSend(call).await.map_err(sql_error)?;
+            let rows = AssertSend(rows.collect()).await;
+            AssertSend(std::future::IntoFuture::into_future(result))
+                .await
+                .map_err(sql_error)?;
+            rows
+        } else {
+            self.conn
+                .0
+                .execute(statement.sql, &params)
+                .map_err(sql_error)?
                 .rows
+        };
+        Ok(Rows {
+            rows: rows
                 .into_iter()
                 .map(|r| r.values.into_iter().map(from_spin).collect())
                 .collect(),
@@ -275,17 +292,20 @@ async fn open_kv(timeout: Duration) -> (Arc<dyn KvStore>, bool) {
 
 /// Opens the SQLite database `label`; `false` (and a store failing with the
 /// reason) when it did not open.
-async fn open_sql(label: &str) -> (Arc<dyn SqlStore>, bool) {
-    match connect(label).await {
+async fn open_sql(label: &str, asynchronous: bool) -> (Arc<dyn SqlStore>, bool) {
+    match connect(label, asynchronous).await {
         Ok(conn) => (Arc::new(conn), true),
         Err(error) => (Arc::new(Unavailable(error)), false),
     }
 }
 
-async fn connect(label: &str) -> Result<SpinSql, StoreError> {
+async fn connect(label: &str, asynchronous: bool) -> Result<SpinSql, StoreError> {
     use spin_sdk::sqlite::wit::sqlite::Connection;
     match AssertSend(Connection::open_async(label.to_owned())).await {
-        Ok(conn) => Ok(SpinSql(Local(conn))),
+        Ok(conn) => Ok(SpinSql {
+            conn: Local(conn),
+            asynchronous,
+        }),
         Err(e) => {
             eprintln!("shortener: SQLite `{label}` did not open (will retry): {e:?}");
             Err(sql_error(e))
@@ -313,12 +333,20 @@ impl SqlStore for OpenOnUse {
         let conn = match self.conn.get() {
             Some(conn) => conn,
             None => {
-                let opened = connect(self.label).await?;
+                let opened = connect(self.label, false).await?;
                 self.conn.get_or_init(|| opened)
             }
         };
         conn.execute(statement, params).await
     }
+}
+
+/// Whether this instance is the `redirect` component's: spin.toml gives
+/// that component the literal variable `component = "redirect"`.
+async fn redirect_component() -> bool {
+    AssertSend(spin_sdk::variables::get("component"))
+        .await
+        .is_ok_and(|v| v == "redirect")
 }
 
 /// Builds the instance's router; `true` when it may be kept for the
@@ -334,7 +362,7 @@ async fn build() -> (axum::Router, bool) {
         }
     };
     let (kv, kv_opened) = open_kv(Duration::from_millis(u64::from(settings.kv_timeout_ms))).await;
-    let (sql, sql_opened) = open_sql(crate::STORE_LABEL).await;
+    let (sql, sql_opened) = open_sql(crate::STORE_LABEL, settings.click_outbox).await;
     let unrecorded = OpenOnUse {
         label: crate::unrecorded::TALLY_LABEL,
         conn: OnceLock::new(),
@@ -347,14 +375,23 @@ async fn build() -> (axum::Router, bool) {
     };
     #[cfg(feature = "ablation")]
     let _ = APP.set(app.clone());
-    let migrated = match crate::migrate(&app).await {
-        Ok(_) => true,
-        Err(e) => {
-            eprintln!("shortener: schema migration failed (will retry): {e}");
-            false
-        }
-    };
-    (crate::router(app), kv_opened && sql_opened && migrated)
+    // With an outbox the redirect component needs no click database until
+    // it ships: it migrates then (`crate::outbox::ensure_schema`), so that
+    // a new instance's first redirects wait on no remote round trip.
+    let lazy_schema = app.settings.click_outbox && redirect_component().await;
+    let migrated = lazy_schema
+        || match crate::migrate(&app).await {
+            Ok(_) => true,
+            Err(e) => {
+                eprintln!("shortener: schema migration failed (will retry): {e}");
+                false
+            }
+        };
+    // With an outbox, redirects do not need the click database: an instance
+    // that could not reach it is kept, and migrates before it first ships
+    // or reads (`crate::outbox::ensure_schema`).
+    let keep = kv_opened && sql_opened && (migrated || app.settings.click_outbox);
+    (crate::router(app), keep)
 }
 
 /// The instance's router, once built. Concurrent first requests of an

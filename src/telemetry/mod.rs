@@ -54,6 +54,9 @@ pub mod attr {
     pub const API_KEY_ID: &str = "shortener.api_key.id";
     /// [`CLICK_OUTCOME`] of a click written to the click database.
     pub const CLICK_RECORDED: &str = "recorded";
+    /// [`CLICK_OUTCOME`] of a click written to the replica's outbox
+    /// (`crate::outbox`), to be shipped to the click database.
+    pub const CLICK_OUTBOXED: &str = "outboxed";
     /// [`CLICK_OUTCOME`] of a click the click database refused.
     pub const CLICK_UNRECORDED: &str = "unrecorded";
 

@@ -220,6 +220,7 @@ pub async fn link_page(
 ) -> Result<(Vec<Map<String, Value>>, Option<String>), LinkError> {
     if after.is_empty() {
         // The totals count every click committed before the export began.
+        crate::outbox::ship_for_read(app).await;
         crate::rollups::fold_for_read(app.sql.as_ref()).await;
     }
     let rows = app

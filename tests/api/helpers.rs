@@ -336,6 +336,21 @@ impl TestApp {
     pub fn count(&self, sql: &'static str, params: Vec<SqlValue>) -> i64 {
         self.query(sql, params)[0][0].as_i64().unwrap()
     }
+
+    /// Clicks waiting in the replica's outbox (the local database).
+    pub fn outboxed(&self) -> i64 {
+        let statement = Statement {
+            sql: "SELECT count(*) FROM outbox",
+            operation: "SELECT",
+            table: "outbox",
+        };
+        self.unrecorded
+            .execute_blocking(&statement, vec![])
+            .unwrap()
+            .rows[0][0]
+            .as_i64()
+            .unwrap()
+    }
 }
 
 /// The slugs of a `GET /api/links` page, in order.

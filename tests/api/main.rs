@@ -8,6 +8,7 @@ mod health_metrics;
 mod helpers;
 mod keys;
 mod links;
+mod outbox;
 mod redirect;
 mod redirect_options;
 mod refusals;

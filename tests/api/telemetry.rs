@@ -520,11 +520,51 @@ async fn the_tally_database_is_set_up_by_its_first_statement_only() {
     app.api(Method::GET, "/health", None).await;
     assert_eq!(
         tally_ops(&capture.take()),
-        ["PRAGMA", "PRAGMA", "PRAGMA", "CREATE", "SELECT"],
-        "busy timeout, WAL, synchronous, schema, then the probe"
+        [
+            "PRAGMA", "PRAGMA", "PRAGMA", "CREATE", "CREATE", "CREATE", "INSERT", "SELECT"
+        ],
+        "busy timeout, WAL, synchronous, the tally's and the outbox's schema, the replica id, then the probe"
     );
     app.api(Method::GET, "/health", None).await;
     assert_eq!(tally_ops(&capture.take()), ["SELECT"]);
+}
+
+#[tokio::test]
+async fn with_a_click_outbox_a_redirect_makes_one_key_value_get_and_one_insert_into_the_replicas_outbox()
+ {
+    let app = TestApp::with_vars(&[("click_outbox", "true")]).await;
+    app.warm_tally().await;
+    let slug = app.create_ok("https://e.com", None).await;
+    let capture = Capture::start();
+    app.follow(&slug).await;
+    let spans = capture.take();
+    let (server, storage) = split(&spans);
+    assert_eq!(
+        attr_str(server, "shortener.click.outcome").as_deref(),
+        Some("outboxed")
+    );
+    let calls: Vec<_> = storage
+        .iter()
+        .map(|s| {
+            (
+                attr_str(s, "db.namespace").unwrap_or_default(),
+                attr_str(s, "db.operation.name").unwrap_or_default(),
+                attr_str(s, "db.collection.name").unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        calls,
+        [
+            ("default".to_owned(), "get".to_owned(), String::new()),
+            (
+                "unrecorded".to_owned(),
+                "INSERT".to_owned(),
+                "outbox".to_owned()
+            )
+        ],
+        "{calls:?}"
+    );
 }
 
 #[tokio::test]
