@@ -68,6 +68,7 @@ pub struct Oha {
     connections: u32,
     method: &'static str,
     headers: Vec<String>,
+    rate: Option<u32>,
 }
 
 impl Oha {
@@ -80,7 +81,13 @@ impl Oha {
             connections,
             method: "GET",
             headers: Vec::new(),
+            rate: None,
         }
+    }
+    /// Sends at most `per_second` requests a second (oha's `-q`).
+    pub fn rate(mut self, per_second: u32) -> Oha {
+        self.rate = Some(per_second);
+        self
     }
     /// Sends this header with every request.
     pub fn header(mut self, name: &str, value: &str) -> Oha {
@@ -111,6 +118,9 @@ impl Oha {
             .args(["-m", self.method]);
         for h in &self.headers {
             cmd.args(["-H", h]);
+        }
+        if let Some(rate) = self.rate {
+            cmd.args(["-q", &rate.to_string()]);
         }
         cmd.arg("--urls-from-file")
             .arg(&urls)

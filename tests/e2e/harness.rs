@@ -751,3 +751,118 @@ impl Drop for Prometheus {
         let _ = self.child.wait();
     }
 }
+
+/// libSQL's server (`sqld` from `../shared/bin`, on PATH) on loopback, its
+/// database in a temp dir that outlives a stop, so a restart finds it.
+pub struct Sqld {
+    child: Option<Child>,
+    /// Its HTTP port.
+    pub port: u16,
+    grpc_port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Sqld {
+    /// Starts one on an empty database and waits until it answers.
+    pub fn start() -> Sqld {
+        let mut sqld = Sqld {
+            child: None,
+            port: free_port(),
+            grpc_port: free_port(),
+            dir: tempfile::tempdir().unwrap(),
+        };
+        sqld.restart();
+        sqld
+    }
+
+    /// `http://127.0.0.1:<port>`, the runtime config's `url`.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the server (SIGKILL: an outage, not a shutdown).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same port and database.
+    pub fn restart(&mut self) {
+        self.stop();
+        let child = Command::new("sqld")
+            .arg("--db-path")
+            .arg(self.dir.path().join("clicks.sqld"))
+            .args(["--http-listen-addr", &format!("127.0.0.1:{}", self.port)])
+            .args([
+                "--grpc-listen-addr",
+                &format!("127.0.0.1:{}", self.grpc_port),
+            ])
+            .arg("--no-welcome")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("sqld starts (../shared/bin on PATH)");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if try_request(&self.url(), "GET", "/health", &[], None).is_ok_and(|r| r.status == 200)
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("sqld did not answer /health on {}", self.url());
+    }
+
+    /// Runs one SQL statement through sqld's HTTP API (`/v2/pipeline`) and
+    /// returns its rows' values as JSON (each `{"type", "value"}`).
+    pub fn query(&self, sql: &str) -> Result<Vec<Vec<Value>>, String> {
+        let body = serde_json::json!({"requests": [
+            {"type": "execute", "stmt": {"sql": sql}},
+            {"type": "close"}
+        ]});
+        let body = body.to_string();
+        let reply = try_request(
+            &self.url(),
+            "POST",
+            "/v2/pipeline",
+            &[("Content-Type", "application/json")],
+            Some(&body),
+        )
+        .map_err(|e| format!("sqld: {e}"))?;
+        let json = reply.json();
+        let result = &json["results"][0];
+        if result["type"] != "ok" {
+            return Err(format!("sqld: {sql}: {json}"));
+        }
+        Ok(result["response"]["result"]["rows"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|row| row.as_array().cloned().unwrap_or_default())
+            .collect())
+    }
+
+    /// One integer a query returns.
+    pub fn scalar(&self, sql: &str) -> Result<i64, String> {
+        let rows = self.query(sql)?;
+        let cell = rows
+            .first()
+            .and_then(|r| r.first())
+            .ok_or_else(|| format!("sqld: {sql}: no row"))?;
+        cell["value"]
+            .as_str()
+            .and_then(|v| v.parse().ok())
+            .or_else(|| cell["value"].as_i64())
+            .ok_or_else(|| format!("sqld: {sql}: {cell}"))
+    }
+}
+
+impl Drop for Sqld {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

@@ -27,6 +27,7 @@ mod resilience;
 mod rules;
 mod scale;
 mod schema;
+mod sqld;
 mod telemetry;
 mod transfer;
 
@@ -52,6 +53,7 @@ fn main() {
     trials.extend(openapi::trials());
     trials.extend(scale::trials());
     trials.extend(schema::trials());
+    trials.extend(sqld::trials());
     trials.extend(transfer::trials());
     libtest_mimic::run(&args, trials).exit();
 }

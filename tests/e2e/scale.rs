@@ -112,7 +112,7 @@ fn server_pids(port: u16) -> Vec<u32> {
     pids
 }
 
-fn kill_server(port: u16) {
+pub(crate) fn kill_server(port: u16) {
     for pid in server_pids(port) {
         let _ = Command::new("kill")
             .args(["-KILL", &pid.to_string()])
@@ -151,7 +151,7 @@ const CADDY_HEALTH_INTERVAL: &str = "200ms";
 /// `deploy/caddy/replicas.caddy` (the file `Caddyfile.scale` imports): round
 /// robin, a failed dial retried on the next upstream, a request that reached
 /// an upstream never replayed (deploy/README.md explains the trade-off).
-fn caddyfile(listen: u16, ports: &[u16]) -> String {
+pub(crate) fn caddyfile(listen: u16, ports: &[u16]) -> String {
     let upstreams: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
     let settings = crate::harness::root().join("deploy/caddy/replicas.caddy");
     format!(
@@ -227,7 +227,7 @@ fn gated_caddyfile(listen: u16, addresses: &[String], gate: &Gate) -> String {
 }
 
 /// How replica `i` of a cluster is started (its state dir under `dir`).
-fn replica_builder(config: &Path, dir: &Path, i: usize) -> SpinBuilder {
+pub(crate) fn replica_builder(config: &Path, dir: &Path, i: usize) -> SpinBuilder {
     SpinBuilder::default()
         .runtime_config(config)
         .state_dir(dir.join(format!("state-{i}")))
@@ -325,7 +325,12 @@ impl Cluster {
 }
 
 /// An authorised API call to `base`: its status and JSON body.
-fn api(base: &str, method: &str, path: &str, body: Option<Value>) -> Result<(u16, Value), Failed> {
+pub(crate) fn api(
+    base: &str,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> Result<(u16, Value), Failed> {
     let reply = api_at(base, method, path, body)?;
     Ok((reply.status, reply.json()))
 }
@@ -342,7 +347,7 @@ fn redirect_status(base: &str, slug: &str) -> Result<u16, Failed> {
     .status)
 }
 
-fn create(base: &str, slug: &str) -> Result<String, Failed> {
+pub(crate) fn create(base: &str, slug: &str) -> Result<String, Failed> {
     create_at(
         base,
         json!({"url": format!("https://example.com/{slug}"), "slug": slug}),
@@ -358,11 +363,11 @@ fn clicks(base: &str, slug: &str) -> Result<u64, Failed> {
 }
 
 /// A bounded oha run (loopback, fixed request count) of a human visitor.
-fn run_load(url: &str, requests: u64, connections: u32) -> OhaRun {
+pub(crate) fn run_load(url: &str, requests: u64, connections: u32) -> OhaRun {
     load(url, requests, connections).run()
 }
 
-fn load(url: &str, requests: u64, connections: u32) -> Oha {
+pub(crate) fn load(url: &str, requests: u64, connections: u32) -> Oha {
     Oha::new(vec![url.to_owned()], requests, connections).header("User-Agent", CHROME)
 }
 
@@ -729,7 +734,7 @@ fn rolling_restart(drain: bool) -> Result<(), Failed> {
 }
 
 /// Busy and total jiffies of the whole machine (every engineer's load).
-fn machine_jiffies() -> (f64, f64) {
+pub(crate) fn machine_jiffies() -> (f64, f64) {
     let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
     let cpu: Vec<f64> = stat
         .lines()
@@ -746,7 +751,7 @@ fn machine_jiffies() -> (f64, f64) {
 
 /// CPU seconds (user + system) of every process below this test process,
 /// summed by command name.
-fn cpu_by_command() -> std::collections::BTreeMap<String, f64> {
+pub(crate) fn cpu_by_command() -> std::collections::BTreeMap<String, f64> {
     let ticks = 100.0; // USER_HZ on Linux
     let mut procs = Vec::new();
     for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
@@ -789,7 +794,7 @@ fn cpu_by_command() -> std::collections::BTreeMap<String, f64> {
     by
 }
 
-fn cpu_delta(
+pub(crate) fn cpu_delta(
     before: &std::collections::BTreeMap<String, f64>,
     after: &std::collections::BTreeMap<String, f64>,
     name: &str,
