@@ -294,8 +294,8 @@ def storage():
 def clicks():
     SERVED = SERVER + ',span_name="GET /{slug}",http_response_status_code=~"30[1278]"'
     b = Board("shortener-clicks", "Clicks",
-              "Click recording: clicks per second (humans vs bots), redirects served vs clicks recorded, click "
-              "write failures and the number of links.", ["shortener"], [datasource_var()])
+              "Click recording: clicks per second (humans vs bots), redirects served vs clicks recorded, the "
+              "click outbox backlog, click write failures and the number of links.", ["shortener"], [datasource_var()])
     b.row("Clicks")
     b.panel("stat", "Links stored", "Links currently stored (shortener_links, read from SQLite by the app's "
             "/metrics). A sudden drop means links were deleted through the API.", "short",
@@ -326,11 +326,12 @@ def clicks():
     b.panel("timeseries", "Redirects served vs clicks recorded", "Redirects answered with a 30x (GET /{slug} span "
             "metrics; HEAD never records a click) beside clicks recorded in SQLite. They must match: each "
             "redirect commits its click before it is answered. Redirects above clicks: clicks are lost. Clicks "
-            "above redirects: spans are dropped on the way to the collector.", "cps",
+            "above redirects: spans are dropped on the way to the collector. With click_outbox the recorded "
+            "clicks lag while clicks wait in the outboxes (Click outbox row) and catch up when they ship.", "cps",
             [("sum(rate(%s{%s}[$__rate_interval]))" % (CALLS, SERVED), "redirects served"),
              ("sum(max by (kind) (rate(shortener_clicks_total[$__rate_interval])))", "clicks recorded")])
     b.panel("timeseries", "Divergence (15 min window)", "Redirects served minus clicks accounted for (recorded, "
-            "or tallied as unrecorded in degraded mode) over the last 15 minutes (recording rules "
+            "tallied as unrecorded in degraded mode, or added to a click outbox) over the last 15 minutes (recording rules "
             "shortener:redirects_served:increase15m and shortener:clicks_accounted:increase15m). Near 0 is healthy (a few clicks of skew from scrape and "
             "flush timing is normal). Positive and growing: clicks lost, check click-write failures and the app "
             "logs. Negative: spans dropped, raise OTEL_BSP_MAX_QUEUE_SIZE or check the collector.", "short",
@@ -353,6 +354,21 @@ def clicks():
             "It bounds redirect latency: above ~10 ms the latency SLO is at risk.", "s",
             [(q(0.99, CLICK_INSERT),
               "INSERT clicks p99", {"exemplar": True})])
+    b.row("Click outbox (click_outbox = true)")
+    b.panel("timeseries", "Clicks waiting in outboxes", "Clicks served but not yet in the shared click database, "
+            "summed over the replicas (each reports its own outbox, shortener_click_outbox_clicks, after its "
+            "scrape shipped what it could), and per replica. Near 0 while sqld answers: a replica ships at every "
+            "256th redirect and every scrape. Rising: sqld is down or unreachable from that replica; the clicks "
+            "wait on its disk and ship by themselves. Empty without click_outbox.", "short",
+            [("sum(shortener_click_outbox_clicks)", "all replicas"),
+             ("sum by (instance) (shortener_click_outbox_clicks)", "{{instance}}")], min=0)
+    b.panel("timeseries", "Oldest waiting click", "Age of the oldest click waiting in each replica's outbox "
+            "(shortener_click_outbox_oldest_seconds) and the oldest over all replicas. Seconds while sqld answers; "
+            "above 300 s for 5 minutes fires ShortenerClickBacklogStale (the runbook says what to check). Stats "
+            "and click totals miss the waiting clicks until they ship.", "s",
+            [("max(shortener_click_outbox_oldest_seconds)", "oldest (all replicas)"),
+             ("max by (instance) (shortener_click_outbox_oldest_seconds)", "{{instance}}")], min=0,
+            thresholds=[{"color": "green", "value": None}, {"color": "red", "value": 300}])
     return b
 
 

@@ -11,6 +11,10 @@
   key spin-operator mounts (runtime-config.toml), parses as TOML with Redis and
   libSQL stores on Services defined here; every SpinApp variable is declared in
   spin.toml; kustomization.yaml lists every manifest.
+- The click outbox: with the click database on libsql (shared by every pod) the
+  SpinApp sets click_outbox "true", and the `unrecorded` database (each pod's
+  outbox) is on a volume of the pod's own (a generic ephemeral volume: one
+  claim per pod; SpinApp has no volumeClaimTemplates).
 
 Needs kubernetes-validate, jsonschema (a check-jsonschema dependency), PyYAML,
 Python 3.11+ (tomllib).
@@ -64,6 +68,36 @@ def documents():
     return docs
 
 
+def check_outbox(name, app, config):
+    variables = {v["name"]: v for v in app["spec"].get("variables", [])}
+    outbox = variables.get("click_outbox", {}).get("value")
+    databases = config.get("sqlite_database", {})
+    shared = databases.get("default", {}).get("type") == "libsql"
+    if shared and outbox != "true":
+        fail("%s: the click database is libsql (shared by every pod): set variable click_outbox to \"true\", got %r"
+             % (name, outbox))
+    if not shared and outbox == "true":
+        fail("%s: click_outbox \"true\" with a local click database" % name)
+    if not shared:
+        return
+    path = os.path.normpath(databases.get("unrecorded", {}).get("path", ""))
+    mounts = [m for m in app["spec"].get("volumeMounts", [])
+              if path.startswith(m.get("mountPath", "").rstrip("/") + "/")]
+    mount = max(mounts, key=lambda m: len(m["mountPath"]), default=None)
+    volumes = {v["name"]: v for v in app["spec"].get("volumes", [])}
+    volume = volumes.get(mount["name"]) if mount else None
+    if volume is None:
+        fail("%s: the unrecorded database %s (each pod's click outbox) is on no volume: on the container's "
+             "filesystem its clicks go with the container" % (name, path))
+    elif "ephemeral" not in volume:
+        kind = next((k for k in volume if k != "name"), "?")
+        fail("%s: the unrecorded database %s is on volume type %s: want a generic ephemeral volume (one claim per "
+             "pod; a persistentVolumeClaim is one claim for every pod, an emptyDir the node's disk, gone with the pod)"
+             % (name, path, kind))
+    else:
+        print("  unrecorded database %s on the per-pod ephemeral volume %r" % (path, volume["name"]))
+
+
 def main():
     docs = documents()
     by_kind = {}
@@ -115,6 +149,7 @@ def main():
                     host = url.split("://", 1)[-1].split(":", 1)[0].split(".", 1)[0]
                     if host not in services:
                         fail("runtime config URL %r: no Service %r in deploy/k8s" % (url, host))
+                check_outbox(name, app, config)
         declared = set(tomllib.load(open(os.path.join(ROOT, "spin.toml"), "rb")).get("variables", {}))
         for var in app["spec"].get("variables", []):
             if var["name"] not in declared:

@@ -6,14 +6,16 @@
   check_stack.py tempo             Tempo 3 config: no 2.x-only blocks, generator wired to Prometheus, capped
   check_stack.py runbooks          every alert's runbook_url names a section of docs/runbook.md, and back
   check_stack.py compose CONFIG    `docker compose config` output: healthchecks, loopback-only ports,
-                                   pinned images
-  check_stack.py promql APP_METRICS_FILE
+                                   pinned images, the app's click_outbox against its runtime config
+  check_stack.py promql APP_METRICS_FILE [APP_OUTBOX_METRICS_FILE]
         starts the Debian Prometheus on 127.0.0.1 (random port, temp dir), scraping the fixture
         series from a local HTTP server and loading the alert/recording rules, then evaluates every
         PromQL expression of every dashboard and rule through the HTTP API. Fails on parse errors
-        and on metric names that have no series.
+        and on metric names that have no series. Job "shortener" has two targets: APP_METRICS_FILE
+        and the /metrics of a replica with click_outbox "true" (default: the committed fixture
+        deploy/tests/fixtures/app-metrics-outbox.prom), which must carry every family of the first.
 
-Only the standard library and PyYAML.
+Only the standard library (Python 3.11+: tomllib) and PyYAML.
 """
 import glob
 import http.server
@@ -28,6 +30,7 @@ import sys
 import tempfile
 import threading
 import time
+import tomllib
 import urllib.parse
 import urllib.request
 
@@ -399,7 +402,16 @@ def api(port, path, params=None, timeout=10):
             return {"status": "error", "error": "HTTP %d" % e.code}
 
 
-def check_promql(app_metrics):
+OUTBOX_FAMILIES = {"shortener_click_outbox_clicks", "shortener_click_outbox_oldest_seconds"}
+# The `shortener` job's second target: a replica with click_outbox "true".
+OUTBOX_TARGET = {"path": "/shortener-outbox", "instance": "outbox-replica"}
+
+
+def families(path):
+    return {line.split()[2] for line in open(path, encoding="utf-8") if line.startswith("# TYPE ")}
+
+
+def check_promql(app_metrics, outbox_metrics):
     print("promql: every dashboard and rule expression against a real Prometheus")
     prom_bin = shutil.which("prometheus")
     if not prom_bin:
@@ -417,7 +429,18 @@ def check_promql(app_metrics):
         if not os.path.isfile(f):
             fail("fixture for job %s missing: %s" % (job, f))
             return
+    if not os.path.isfile(outbox_metrics):
+        fail("outbox replica metrics missing: %s" % outbox_metrics)
+        return
+    missing = families(app_metrics) - families(outbox_metrics)
+    if missing:
+        fail("%s lacks families the app reports (%s): %s" % (os.path.relpath(outbox_metrics, ROOT),
+                                                             os.path.relpath(app_metrics, ROOT), sorted(missing)))
+    if not OUTBOX_FAMILIES <= families(outbox_metrics):
+        fail("%s lacks the outbox gauges %s" % (os.path.relpath(outbox_metrics, ROOT),
+                                                sorted(OUTBOX_FAMILIES - families(outbox_metrics))))
     FixtureHandler.files = {"/" + job: f for job, f in fixtures.items()}
+    FixtureHandler.files[OUTBOX_TARGET["path"]] = outbox_metrics
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FixtureHandler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     fport = server.server_address[1]
@@ -429,6 +452,10 @@ def check_promql(app_metrics):
             j = {k: v for k, v in job.items() if k not in ("static_configs", "metrics_path")}
             j.update({"scrape_interval": "1s", "scrape_timeout": "1s", "metrics_path": "/" + job["job_name"],
                       "static_configs": [{"targets": ["127.0.0.1:%d" % fport]}]})
+            if job["job_name"] == "shortener":
+                j["static_configs"].append({"targets": ["127.0.0.1:%d" % fport],
+                                            "labels": {"__metrics_path__": OUTBOX_TARGET["path"],
+                                                       "instance": OUTBOX_TARGET["instance"]}})
             scrape.append(j)
     missing_jobs = set(fixtures) - {j["job_name"] for j in scrape} - {"k6-remote-write"}
     if missing_jobs:
@@ -482,13 +509,16 @@ def _check_promql_live(port, tmp, fixtures):
         targets = api(port, "/api/v1/targets").get("data", {}).get("activeTargets", [])
         healthy = {t["labels"].get("job") for t in targets if t.get("health") == "up"}
         names = set(api(port, "/api/v1/label/__name__/values").get("data", []))
-        if healthy >= set(fixtures) and recorded <= names:
+        # len(fixtures) + 1: job shortener's second target (OUTBOX_TARGET).
+        if (healthy >= set(fixtures) and len(targets) == len(fixtures) + 1
+                and all(t.get("health") == "up" for t in targets) and recorded <= names):
             break
         time.sleep(1)
     else:
         for t in api(port, "/api/v1/targets").get("data", {}).get("activeTargets", []):
             if t.get("health") != "up":
-                fail("fixture scrape of job %s failed: %s" % (t["labels"].get("job"), t.get("lastError")))
+                fail("fixture scrape of job %s (%s) failed: %s" % (t["labels"].get("job"), t.get("scrapeUrl"),
+                                                                  t.get("lastError")))
         for r in sorted(recorded - names):
             fail("recording rule %s produced no series from the fixtures" % r)
         return
@@ -614,7 +644,47 @@ def check_compose(path):
             if isinstance(port, dict) and port.get("host_ip") != "127.0.0.1":
                 fail("service %s publishes %s on %r, not 127.0.0.1, by default"
                      % (name, port.get("published"), port.get("host_ip", "all interfaces")))
+    if "app" in services:
+        check_app_stores(services["app"])
     print("  %d services" % len(services))
+
+
+RUNTIME_CONFIG_TARGET = "/etc/shortener/runtime.toml"
+
+
+def check_app_stores(app):
+    """The click outbox goes with a click database shared over the network, and
+    the replica's own database (the outbox) is on a volume of its own."""
+    env = app.get("environment") or {}
+    outbox = env.get("SPIN_VARIABLE_CLICK_OUTBOX")
+    if outbox not in ("true", "false"):
+        fail("service app: SPIN_VARIABLE_CLICK_OUTBOX is %r, want \"true\" or \"false\"" % outbox)
+        return
+    mounts = [m for m in app.get("volumes") or [] if isinstance(m, dict)]
+    config_mount = next((m for m in mounts if m.get("target") == RUNTIME_CONFIG_TARGET), None)
+    if not config_mount or not os.path.isfile(config_mount.get("source", "")):
+        fail("service app: no runtime config file mounted at %s" % RUNTIME_CONFIG_TARGET)
+        return
+    name = os.path.relpath(config_mount["source"], ROOT)
+    config = tomllib.load(open(config_mount["source"], "rb"))
+    databases = config.get("sqlite_database", {})
+    shared = databases.get("default", {}).get("type") == "libsql"
+    if shared and outbox != "true":
+        fail("service app: %s has the click database on libsql (replicas share it over the network), "
+             "CLICK_OUTBOX must be true, got %r" % (name, outbox))
+    if not shared and outbox != "false":
+        fail("service app: %s has a local click database, CLICK_OUTBOX must be false, got %r" % (name, outbox))
+    if not shared:
+        return
+    path = databases.get("unrecorded", {}).get("path", "")
+    path = os.path.normpath(os.path.join(app.get("working_dir") or "/", path))
+    holders = [m for m in mounts if path.startswith(m.get("target", "").rstrip("/") + "/")]
+    holder = max(holders, key=lambda m: len(m["target"]), default=None)
+    # Anonymous: a volume without a source, one per container (a named volume
+    # or a bind mount is the same for every replica of `--scale app=N`).
+    if not holder or holder.get("type") != "volume" or holder.get("source"):
+        fail("service app: %s's unrecorded database %s (the replica's click outbox) must be on an anonymous "
+             "volume, one per replica; it is on %s" % (name, path, holder or "the container's own filesystem"))
 
 
 def main():
@@ -630,7 +700,8 @@ def main():
     elif what == "collector":
         check_collector()
     elif what == "promql":
-        check_promql(os.path.abspath(sys.argv[2]))
+        outbox = sys.argv[3] if len(sys.argv) > 3 else os.path.join(FIXTURES, "app-metrics-outbox.prom")
+        check_promql(os.path.abspath(sys.argv[2]), os.path.abspath(outbox))
     else:
         print(__doc__)
         sys.exit(2)

