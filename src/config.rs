@@ -38,9 +38,12 @@ pub mod names {
     /// the network (sqld): each redirect writes its click to this replica's
     /// local outbox, shipped in batches ([`crate::outbox`]).
     pub const CLICK_OUTBOX: &str = "click_outbox";
+    /// With the outbox: how long a statement to the networked click
+    /// database may take before it fails (milliseconds).
+    pub const CLICK_DB_TIMEOUT_MS: &str = "click_db_timeout_ms";
 
     /// Every variable the app reads.
-    pub const ALL: [&str; 10] = [
+    pub const ALL: [&str; 11] = [
         ADMIN_TOKEN,
         PUBLIC_BASE_URL,
         PUBLIC_HOST_ALIASES,
@@ -51,6 +54,7 @@ pub mod names {
         SQLITE_BUSY_TIMEOUT_MS,
         KV_TIMEOUT_MS,
         CLICK_OUTBOX,
+        CLICK_DB_TIMEOUT_MS,
     ];
 }
 
@@ -71,12 +75,16 @@ pub mod defaults {
     /// `kv_timeout_ms`: a key-value read takes ~1 ms; with Redis down,
     /// Spin's client waits in its reconnect back-off for minutes.
     pub const KV_TIMEOUT_MS: u32 = 1_000;
+    /// `click_db_timeout_ms`: a shipped batch of 1,024 clicks takes tens of
+    /// milliseconds on sqld; a server that stopped answering must not hold
+    /// the shipping redirect.
+    pub const CLICK_DB_TIMEOUT_MS: u32 = 1_000;
 }
 
 /// The longest busy timeout we accept (a redirect waits at most this long
 /// for the click database, twice when the unrecorded tally is locked too).
 pub const MAX_SQLITE_BUSY_TIMEOUT_MS: u32 = 10_000;
-/// The range of `kv_timeout_ms`.
+/// The range of `kv_timeout_ms` and of `click_db_timeout_ms`.
 pub const KV_TIMEOUT_MS_RANGE: std::ops::RangeInclusive<u32> = 1..=60_000;
 
 /// The shortest and longest random slug we allow.
@@ -195,6 +203,9 @@ pub struct Settings {
     pub kv_timeout_ms: u32,
     /// Clicks go through this replica's local outbox ([`crate::outbox`]).
     pub click_outbox: bool,
+    /// With [`Settings::click_outbox`], how long a statement to the click
+    /// database may take, in milliseconds (enforced by the host adapter).
+    pub click_db_timeout_ms: u32,
 }
 
 impl fmt::Debug for Settings {
@@ -211,6 +222,7 @@ impl fmt::Debug for Settings {
             .field("sqlite_busy_timeout_ms", &self.sqlite_busy_timeout_ms)
             .field("kv_timeout_ms", &self.kv_timeout_ms)
             .field("click_outbox", &self.click_outbox)
+            .field("click_db_timeout_ms", &self.click_db_timeout_ms)
             .finish()
     }
 }
@@ -315,6 +327,22 @@ impl Settings {
                 ));
             }
         };
+        let click_db_timeout_ms = match get(names::CLICK_DB_TIMEOUT_MS) {
+            None => defaults::CLICK_DB_TIMEOUT_MS,
+            Some(raw) => match raw.parse::<u32>() {
+                Ok(n) if KV_TIMEOUT_MS_RANGE.contains(&n) => n,
+                _ => {
+                    return Err(invalid(
+                        names::CLICK_DB_TIMEOUT_MS,
+                        format!(
+                            "`{raw}` is not a whole number of milliseconds from {} to {}",
+                            KV_TIMEOUT_MS_RANGE.start(),
+                            KV_TIMEOUT_MS_RANGE.end()
+                        ),
+                    ));
+                }
+            },
+        };
         let base = get(names::PUBLIC_BASE_URL).unwrap_or_else(|| defaults::PUBLIC_BASE_URL.into());
         let public_base_url = parse_base_url(&base)?;
         let aliases: Vec<String> = get(names::PUBLIC_HOST_ALIASES)
@@ -364,6 +392,7 @@ impl Settings {
             sqlite_busy_timeout_ms,
             kv_timeout_ms,
             click_outbox,
+            click_db_timeout_ms,
         })
     }
 
@@ -498,6 +527,17 @@ mod tests {
         let e = settings(&[("click_outbox", "yes")]).unwrap_err();
         assert_eq!(e.name, "click_outbox");
         assert!(e.reason.contains("`yes`"), "{e}");
+    }
+
+    #[test]
+    fn the_click_database_timeout_defaults_to_one_second_and_refuses_zero() {
+        assert_eq!(settings(&[]).unwrap().click_db_timeout_ms, 1_000);
+        let set = settings(&[("click_db_timeout_ms", "750")]).unwrap();
+        assert_eq!(set.click_db_timeout_ms, 750);
+        for bad in ["0", "60001", "soon"] {
+            let e = settings(&[("click_db_timeout_ms", bad)]).unwrap_err();
+            assert_eq!(e.name, "click_db_timeout_ms", "{bad}");
+        }
     }
 
     #[test]

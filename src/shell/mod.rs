@@ -144,14 +144,81 @@ impl KvStore for SpinKv {
 /// run; docs/spin-platform.md §6). The synchronous call suspends this
 /// instance's other requests until the host answers, which is bounded by
 /// the busy timeout and leaves other instances running.
+struct SpinSql(Local<spin_sdk::sqlite::wit::sqlite::Connection>);
+
+/// A click database reached over the network (with `click_outbox`: sqld
+/// through Spin's `libsql` type), shared by the instance's requests.
 ///
-/// A click database reached over the network (with `click_outbox`) takes
-/// the async call instead: a remote statement waits a round trip and sqld's
-/// write queue, and the synchronous call would hold the instance's other
-/// redirects for all of it (the shipping redirect's batch among them).
-struct SpinSql {
-    conn: Local<spin_sdk::sqlite::wit::sqlite::Connection>,
-    asynchronous: bool,
+/// It takes the async call: a remote statement waits a round trip and
+/// sqld's write queue, and the synchronous call would hold the instance's
+/// other redirects for all of it. Each statement is bounded
+/// (`click_db_timeout_ms`): a server that accepts and never answers must
+/// not hold a redirect that ships, nor a read. An abandoned call is
+/// cancelled (a batch it may still have committed is dropped by its unique
+/// origin when it is sent again), and the connection is replaced, since the
+/// abandoned one may wait on that server's answer forever.
+struct RemoteSql {
+    label: &'static str,
+    conn: std::sync::Mutex<Arc<Local<spin_sdk::sqlite::wit::sqlite::Connection>>>,
+    bound: Duration,
+}
+
+impl RemoteSql {
+    fn current(&self) -> Arc<Local<spin_sdk::sqlite::wit::sqlite::Connection>> {
+        self.conn.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// A new connection in place of `stale` (unless another request
+    /// replaced it already); a failed open keeps the old one.
+    async fn replace(&self, stale: &Arc<Local<spin_sdk::sqlite::wit::sqlite::Connection>>) {
+        if let Ok(fresh) = connect(self.label).await {
+            let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+            if Arc::ptr_eq(&conn, stale) {
+                *conn = Arc::new(fresh.0);
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl SqlStore for RemoteSql {
+    async fn execute(
+        &self,
+        statement: &Statement,
+        params: Vec<SqlValue>,
+    ) -> Result<Rows, StoreError> {
+        let params: Vec<_> = params.into_iter().map(to_spin).collect();
+        let conn = self.current();
+        let call = async {
+            let call = conn.0.execute_async(statement.sql.to_owned(), params);
+            let (_columns, rows, result) = AssertSend(call).await?;
+            let rows = AssertSend(rows.collect()).await;
+            AssertSend(std::future::IntoFuture::into_future(result)).await?;
+            Ok(rows)
+        };
+        match within(self.bound, call).await {
+            Some(result) => Ok(to_rows(result.map_err(sql_error)?)),
+            None => {
+                self.replace(&conn).await;
+                Err(StoreError::new(
+                    "timeout",
+                    format!(
+                        "the click database did not answer within {} ms",
+                        self.bound.as_millis()
+                    ),
+                ))
+            }
+        }
+    }
+}
+
+fn to_rows(rows: Vec<spin_sdk::sqlite::RowResult>) -> Rows {
+    Rows {
+        rows: rows
+            .into_iter()
+            .map(|r| r.values.into_iter().map(from_spin).collect())
+            .collect(),
+    }
 }
 
 fn sql_error(e: spin_sdk::sqlite::Error) -> StoreError {
@@ -196,27 +263,12 @@ impl SqlStore for SpinSql {
         params: Vec<SqlValue>,
     ) -> Result<Rows, StoreError> {
         let params: Vec<_> = params.into_iter().map(to_spin).collect();
-        let rows = if self.asynchronous {
-            let call = self.conn.0.execute_async(statement.sql.to_owned(), params);
-            let (_columns, rows, result) = AssertSend(call).await.map_err(sql_error)?;
-            let rows = AssertSend(rows.collect()).await;
-            AssertSend(std::future::IntoFuture::into_future(result))
-                .await
-                .map_err(sql_error)?;
-            rows
-        } else {
-            self.conn
-                .0
-                .execute(statement.sql, &params)
-                .map_err(sql_error)?
-                .rows
-        };
-        Ok(Rows {
-            rows: rows
-                .into_iter()
-                .map(|r| r.values.into_iter().map(from_spin).collect())
-                .collect(),
-        })
+        let result = self
+            .0
+            .0
+            .execute(statement.sql, &params)
+            .map_err(sql_error)?;
+        Ok(to_rows(result.rows))
     }
 }
 
@@ -290,22 +342,30 @@ async fn open_kv(timeout: Duration) -> (Arc<dyn KvStore>, bool) {
     }
 }
 
-/// Opens the SQLite database `label`; `false` (and a store failing with the
-/// reason) when it did not open.
-async fn open_sql(label: &str, asynchronous: bool) -> (Arc<dyn SqlStore>, bool) {
-    match connect(label, asynchronous).await {
-        Ok(conn) => (Arc::new(conn), true),
+/// Opens the SQLite database `label` (`remote`: a networked one, each
+/// statement bounded by it); `false` (and a store failing with the reason)
+/// when it did not open.
+async fn open_sql(label: &'static str, remote: Option<Duration>) -> (Arc<dyn SqlStore>, bool) {
+    match connect(label).await {
+        Ok(conn) => match remote {
+            None => (Arc::new(conn), true),
+            Some(bound) => (
+                Arc::new(RemoteSql {
+                    label,
+                    conn: std::sync::Mutex::new(Arc::new(conn.0)),
+                    bound,
+                }),
+                true,
+            ),
+        },
         Err(error) => (Arc::new(Unavailable(error)), false),
     }
 }
 
-async fn connect(label: &str, asynchronous: bool) -> Result<SpinSql, StoreError> {
+async fn connect(label: &str) -> Result<SpinSql, StoreError> {
     use spin_sdk::sqlite::wit::sqlite::Connection;
     match AssertSend(Connection::open_async(label.to_owned())).await {
-        Ok(conn) => Ok(SpinSql {
-            conn: Local(conn),
-            asynchronous,
-        }),
+        Ok(conn) => Ok(SpinSql(Local(conn))),
         Err(e) => {
             eprintln!("shortener: SQLite `{label}` did not open (will retry): {e:?}");
             Err(sql_error(e))
@@ -333,7 +393,7 @@ impl SqlStore for OpenOnUse {
         let conn = match self.conn.get() {
             Some(conn) => conn,
             None => {
-                let opened = connect(self.label, false).await?;
+                let opened = connect(self.label).await?;
                 self.conn.get_or_init(|| opened)
             }
         };
@@ -362,7 +422,10 @@ async fn build() -> (axum::Router, bool) {
         }
     };
     let (kv, kv_opened) = open_kv(Duration::from_millis(u64::from(settings.kv_timeout_ms))).await;
-    let (sql, sql_opened) = open_sql(crate::STORE_LABEL, settings.click_outbox).await;
+    let remote = settings
+        .click_outbox
+        .then(|| Duration::from_millis(u64::from(settings.click_db_timeout_ms)));
+    let (sql, sql_opened) = open_sql(crate::STORE_LABEL, remote).await;
     let unrecorded = OpenOnUse {
         label: crate::unrecorded::TALLY_LABEL,
         conn: OnceLock::new(),

@@ -376,12 +376,17 @@ pub fn clicks(
         let (app, slug) = (app.clone(), slug.clone());
         async move {
             // The stream's own cursor text: `<day> <id>` (empty: the first page).
+            let first = after.is_empty();
             let after = after.split_once(' ').and_then(|(day, id)| {
                 Some(ClickCursor {
                     day: day.to_owned(),
                     id: id.parse().ok()?,
                 })
             });
+            if first {
+                // The export holds this replica's clicks served before it began.
+                crate::outbox::ship_for_read(&app).await;
+            }
             let (rows, last) =
                 click_page(app.sql.as_ref(), &slug, &range, after.as_ref(), PAGE).await?;
             Ok((rows, last.map(|c| format!("{} {}", c.day, c.id))))

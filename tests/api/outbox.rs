@@ -232,3 +232,21 @@ async fn a_link_deleted_before_its_clicks_were_shipped_gets_none_of_them() {
     assert_eq!(app.clicks_of(&slug), 0);
     assert_eq!(app.link(&slug).await["clicks"], 0);
 }
+
+#[tokio::test]
+async fn the_raw_clicks_export_ships_the_outbox_first() {
+    let app = outbox_app().await;
+    let slug = app.create_ok("https://e.com/i", None).await;
+    app.follow(&slug).await;
+    app.follow(&slug).await;
+    let r = app
+        .api(
+            Method::GET,
+            &format!("/api/links/{slug}/clicks?format=json"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.json().as_array().map(Vec::len), Some(2), "{}", r.text());
+    assert_eq!(app.outboxed(), 0);
+}

@@ -782,9 +782,21 @@ impl Sqld {
 
     /// Kills the server (SIGKILL: an outage, not a shutdown).
     pub fn stop(&mut self) {
+        self.freeze(false);
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
+        }
+    }
+
+    /// Freezes (`true`: SIGSTOP) or thaws (SIGCONT) the server: frozen, it
+    /// still accepts connections (the kernel does) and answers nothing.
+    pub fn freeze(&self, frozen: bool) {
+        if let Some(child) = &self.child {
+            let signal = if frozen { "-STOP" } else { "-CONT" };
+            let _ = Command::new("kill")
+                .args([signal, &child.id().to_string()])
+                .status();
         }
     }
 

@@ -35,6 +35,10 @@ pub fn trials() -> Vec<Trial> {
             an_sqld_outage_under_load_serves_every_redirect_and_every_click_reaches_sqld_exactly_once_after_it_returns,
         ),
         trial(
+            "a_frozen_sqld_that_accepts_and_never_answers_holds_no_shipping_redirect_past_click_db_timeout_ms",
+            a_frozen_sqld_that_accepts_and_never_answers_holds_no_shipping_redirect_past_click_db_timeout_ms,
+        ),
+        trial(
             "throughput_of_three_replicas_on_sqld_against_one_replica_on_local_sqlite_is_printed",
             throughput_of_three_replicas_on_sqld_against_one_replica_on_local_sqlite_is_printed,
         ),
@@ -101,15 +105,23 @@ impl SqldCluster {
     /// Starts `n` replicas at once on an empty sqld and waits until every
     /// one is healthy (their first requests race through the migrations).
     fn start(n: usize) -> SqldCluster {
+        SqldCluster::start_with(n, &[])
+    }
+
+    /// The same, each replica with these extra Spin variables.
+    fn start_with(n: usize, variables: &[(&str, &str)]) -> SqldCluster {
         let dir = tempfile::tempdir().unwrap();
         let redis = Redis::start();
         let sqld = Sqld::start();
         let replicas: Vec<SpinApp> = (0..n)
             .map(|i| {
                 let config = libsql_runtime_config(dir.path(), i, &redis.url(), &sqld.url());
-                replica_builder(&config, dir.path(), i)
-                    .variable("click_outbox", "true")
-                    .spawn()
+                let mut builder =
+                    replica_builder(&config, dir.path(), i).variable("click_outbox", "true");
+                for (name, value) in variables {
+                    builder = builder.variable(name, value);
+                }
+                builder.spawn()
             })
             .collect();
         thread::scope(|s| {
@@ -150,10 +162,27 @@ impl SqldCluster {
             }
             ensure!(
                 Instant::now() < deadline,
-                "{waiting} clicks still in the replicas' outboxes after {within:?}"
+                "{waiting} clicks still in the replicas' outboxes after {within:?}; the replicas logged:\n{}",
+                self.log_lines().join("\n")
             );
             thread::sleep(Duration::from_millis(200));
         }
+    }
+
+    /// The last distinct lines the replicas' components logged (Spin keeps
+    /// component stdio under `<state-dir>/logs/`).
+    fn log_lines(&self) -> Vec<String> {
+        let mut lines = std::collections::BTreeSet::new();
+        for replica in &self.replicas {
+            let logs = replica.state_dir.join("logs");
+            for entry in std::fs::read_dir(logs).into_iter().flatten().flatten() {
+                let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+                for line in text.lines().rev().take(20) {
+                    lines.insert(line.chars().take(300).collect::<String>());
+                }
+            }
+        }
+        lines.into_iter().collect()
     }
 
     /// Clicks in `replica`'s outbox (its local database file).
@@ -350,6 +379,31 @@ fn an_sqld_outage_under_load_serves_every_redirect_and_every_click_reaches_sqld_
     );
     let served = before.total(302) + during.total(302);
     cluster.reconcile("sqld-outage", served, 0)
+}
+
+fn a_frozen_sqld_that_accepts_and_never_answers_holds_no_shipping_redirect_past_click_db_timeout_ms()
+-> Result<(), Failed> {
+    let cluster = SqldCluster::start_with(1, &[("click_db_timeout_ms", "300")]);
+    let base = cluster.replicas[0].base();
+    create(&base, "sqld-frozen")?;
+    cluster.sqld.freeze(true);
+    // Two of these redirects ship (every 256th click): each waits at most
+    // the bound for the frozen server, then answers. Without the bound they
+    // would wait as long as sqld stays frozen (past oha's 60 s timeout).
+    let run = visitors(vec![format!("{base}/sqld-frozen")], 600, 8, CHROME).run();
+    cluster.sqld.freeze(false);
+    ensure!(
+        run.not(302) == 0,
+        "every redirect while sqld is frozen is a 302: {:?} {:?}",
+        run.statuses,
+        run.errors
+    );
+    eprintln!(
+        "sqld frozen, click_db_timeout_ms=300: 600 redirects, all 302, p99 {:.1} ms, slowest {:.1} ms",
+        run.p99_ms, run.slowest_ms
+    );
+    cluster.drain(Duration::from_secs(30))?;
+    cluster.reconcile("sqld-frozen", 600, 0)
 }
 
 fn throughput_of_three_replicas_on_sqld_against_one_replica_on_local_sqlite_is_printed()
