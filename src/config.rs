@@ -301,22 +301,11 @@ impl Settings {
                 }
             },
         };
-        let kv_timeout_ms = match get(names::KV_TIMEOUT_MS) {
-            None => defaults::KV_TIMEOUT_MS,
-            Some(raw) => match raw.parse::<u32>() {
-                Ok(n) if KV_TIMEOUT_MS_RANGE.contains(&n) => n,
-                _ => {
-                    return Err(invalid(
-                        names::KV_TIMEOUT_MS,
-                        format!(
-                            "`{raw}` is not a whole number of milliseconds from {} to {}",
-                            KV_TIMEOUT_MS_RANGE.start(),
-                            KV_TIMEOUT_MS_RANGE.end()
-                        ),
-                    ));
-                }
-            },
-        };
+        let kv_timeout_ms = millis(
+            get(names::KV_TIMEOUT_MS),
+            names::KV_TIMEOUT_MS,
+            defaults::KV_TIMEOUT_MS,
+        )?;
         let click_outbox = match get(names::CLICK_OUTBOX).as_deref() {
             None | Some("false") => false,
             Some("true") => true,
@@ -327,22 +316,11 @@ impl Settings {
                 ));
             }
         };
-        let click_db_timeout_ms = match get(names::CLICK_DB_TIMEOUT_MS) {
-            None => defaults::CLICK_DB_TIMEOUT_MS,
-            Some(raw) => match raw.parse::<u32>() {
-                Ok(n) if KV_TIMEOUT_MS_RANGE.contains(&n) => n,
-                _ => {
-                    return Err(invalid(
-                        names::CLICK_DB_TIMEOUT_MS,
-                        format!(
-                            "`{raw}` is not a whole number of milliseconds from {} to {}",
-                            KV_TIMEOUT_MS_RANGE.start(),
-                            KV_TIMEOUT_MS_RANGE.end()
-                        ),
-                    ));
-                }
-            },
-        };
+        let click_db_timeout_ms = millis(
+            get(names::CLICK_DB_TIMEOUT_MS),
+            names::CLICK_DB_TIMEOUT_MS,
+            defaults::CLICK_DB_TIMEOUT_MS,
+        )?;
         let base = get(names::PUBLIC_BASE_URL).unwrap_or_else(|| defaults::PUBLIC_BASE_URL.into());
         let public_base_url = parse_base_url(&base)?;
         let aliases: Vec<String> = get(names::PUBLIC_HOST_ALIASES)
@@ -402,6 +380,25 @@ impl Settings {
             "{}/{slug}",
             self.public_base_url.as_str().trim_end_matches('/')
         )
+    }
+}
+
+/// A bound in milliseconds within [`KV_TIMEOUT_MS_RANGE`] (`default` when
+/// unset).
+fn millis(raw: Option<String>, name: &'static str, default: u32) -> Result<u32, ConfigError> {
+    let Some(raw) = raw else {
+        return Ok(default);
+    };
+    match raw.parse::<u32>() {
+        Ok(n) if KV_TIMEOUT_MS_RANGE.contains(&n) => Ok(n),
+        _ => Err(invalid(
+            name,
+            format!(
+                "`{raw}` is not a whole number of milliseconds from {} to {}",
+                KV_TIMEOUT_MS_RANGE.start(),
+                KV_TIMEOUT_MS_RANGE.end()
+            ),
+        )),
     }
 }
 

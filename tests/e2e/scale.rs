@@ -138,9 +138,15 @@ struct Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         self.caddy.take();
-        for replica in &self.replicas {
-            kill_server(replica.port);
-        }
+        kill_servers(&self.replicas);
+    }
+}
+
+/// Kills the serving process of every replica (`spin up` alone would leave
+/// them serving).
+pub(crate) fn kill_servers(replicas: &[SpinApp]) {
+    for replica in replicas {
+        kill_server(replica.port);
     }
 }
 

@@ -21,7 +21,7 @@ use crate::harness::{
     try_request,
 };
 use crate::scale::{
-    api, caddyfile, cpu_by_command, cpu_delta, create, kill_server, replica_builder, run_load,
+    api, caddyfile, cpu_by_command, cpu_delta, create, kill_servers, replica_builder, run_load,
 };
 
 pub fn trials() -> Vec<Trial> {
@@ -95,9 +95,7 @@ struct SqldCluster {
 impl Drop for SqldCluster {
     fn drop(&mut self) {
         self.caddy.take();
-        for replica in &self.replicas {
-            kill_server(replica.port);
-        }
+        kill_servers(&self.replicas);
     }
 }
 
