@@ -142,6 +142,16 @@ impl Drop for Cluster {
     }
 }
 
+/// Waits until every replica answers `/health`, asking all of them at once
+/// (their first requests race through the migrations).
+pub(crate) fn wait_all_healthy(replicas: &[SpinApp]) {
+    thread::scope(|s| {
+        for replica in replicas {
+            s.spawn(|| replica.wait_healthy(Duration::from_secs(60)));
+        }
+    });
+}
+
 /// Kills the serving process of every replica (`spin up` alone would leave
 /// them serving).
 pub(crate) fn kill_servers(replicas: &[SpinApp]) {
@@ -267,11 +277,7 @@ impl Cluster {
             .collect();
         // Every replica's first /health builds its router and runs the
         // migrations: all at once, on the same empty file.
-        thread::scope(|s| {
-            for replica in &replicas {
-                s.spawn(|| replica.wait_healthy(Duration::from_secs(60)));
-            }
-        });
+        wait_all_healthy(&replicas);
         let proxy_port = free_port();
         let ports: Vec<u16> = replicas.iter().map(|r| r.port).collect();
         let gate = gated.then(|| Gate {

@@ -22,6 +22,7 @@ use crate::harness::{
 };
 use crate::scale::{
     api, caddyfile, cpu_by_command, cpu_delta, create, kill_servers, replica_builder, run_load,
+    wait_all_healthy,
 };
 
 pub fn trials() -> Vec<Trial> {
@@ -128,11 +129,7 @@ impl SqldCluster {
                 builder.spawn()
             })
             .collect();
-        thread::scope(|s| {
-            for replica in &replicas {
-                s.spawn(|| replica.wait_healthy(Duration::from_secs(60)));
-            }
-        });
+        wait_all_healthy(&replicas);
         let proxy_port = free_port();
         let ports: Vec<u16> = replicas.iter().map(|r| r.port).collect();
         let caddy = Caddy::start(&caddyfile(proxy_port, &ports), proxy_port);
