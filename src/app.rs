@@ -66,7 +66,7 @@ impl App {
 
     /// Now, in Unix milliseconds (as clicks store their time).
     pub fn now_ms(&self) -> i64 {
-        i64::try_from(self.now().unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+        crate::clicks::unix_ms(self.now())
     }
 
     /// Whether the click database's schema is known to be in place. A host

@@ -299,23 +299,37 @@ pub struct Click<'a> {
     pub limited: bool,
 }
 
+/// `t` in Unix milliseconds, as clicks store their time.
+pub fn unix_ms(t: OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+impl Click<'_> {
+    /// The click's values in the order of every click write (`?1`–`?8` of
+    /// [`RECORD`], [`RECORD_LIMITED`] and `outbox::PUT`): slug, time (Unix
+    /// milliseconds), UTC day, referrer host, browser, OS, bot flag, visitor
+    /// hash. The writes that carry the rule add it as `?9`.
+    pub fn values(&self) -> Vec<SqlValue> {
+        vec![
+            self.slug.as_str().into(),
+            SqlValue::Integer(unix_ms(self.at)),
+            utc_day(self.at).into(),
+            self.visitor.referrer_host.clone().into(),
+            self.visitor.browser.clone().into(),
+            self.visitor.os.clone().into(),
+            self.visitor.is_bot.into(),
+            self.visitor_hash.clone().into(),
+        ]
+    }
+}
+
 /// Records one click. Returns a number that grows with every click it
 /// records (the click's id; for a limited link, its count of clicks), which
 /// [`crate::rollups::due`] reads, or `None` when nothing was written: the
 /// link is no longer registered (deleted while the redirect was being
 /// served), or it has a `max_clicks` and has had them ([`RECORD_LIMITED`]).
 pub async fn record(sql: &dyn SqlStore, click: &Click<'_>) -> Result<Option<i64>, StoreError> {
-    let at_ms = i64::try_from(click.at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX);
-    let mut params = vec![
-        click.slug.as_str().into(),
-        SqlValue::Integer(at_ms),
-        utc_day(click.at).into(),
-        click.visitor.referrer_host.clone().into(),
-        click.visitor.browser.clone().into(),
-        click.visitor.os.clone().into(),
-        click.visitor.is_bot.into(),
-        click.visitor_hash.clone().into(),
-    ];
+    let mut params = click.values();
     let rule = click.rule.map(|r| SqlValue::Integer(r as i64));
     let statement = match (click.limited, rule) {
         (true, rule) => {

@@ -72,9 +72,8 @@ pub async fn probe_kv(app: &App) -> Result<(), StoreError> {
 
 /// The one-row write to the click database.
 pub async fn probe_clicks(app: &App) -> Result<(), StoreError> {
-    let now_ms = i64::try_from(app.now().unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
     app.sql
-        .execute(&WRITE_PROBE, vec![now_ms.into()])
+        .execute(&WRITE_PROBE, vec![app.now_ms().into()])
         .await
         .map(|_| ())
 }

@@ -179,18 +179,8 @@ pub struct Lag {
 
 /// Writes `click` into the outbox; returns its number.
 pub async fn put(local: &dyn SqlStore, click: &Click<'_>) -> Result<i64, StoreError> {
-    let at_ms = i64::try_from(click.at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX);
-    let params = vec![
-        click.slug.as_str().into(),
-        SqlValue::Integer(at_ms),
-        crate::clicks::utc_day(click.at).into(),
-        click.visitor.referrer_host.clone().into(),
-        click.visitor.browser.clone().into(),
-        click.visitor.os.clone().into(),
-        click.visitor.is_bot.into(),
-        click.visitor_hash.clone().into(),
-        click.rule.map(|r| r as i64).into(),
-    ];
+    let mut params = click.values();
+    params.push(click.rule.map(|r| r as i64).into());
     let rows = local.execute(&PUT, params).await?;
     Ok(rows.scalar_i64())
 }
@@ -213,14 +203,12 @@ pub async fn ship_batch(local: &dyn SqlStore, central: &dyn SqlStore) -> Result<
     };
     let mut row = row.into_iter();
     let (replica, upto, count, clicks) = (row.next(), row.next(), row.next(), row.next());
-    let count = count.as_ref().and_then(SqlValue::as_i64).unwrap_or(0);
+    // An empty outbox has no newest click (`max(seq)` is NULL).
     let (Some(replica), Some(SqlValue::Integer(upto)), Some(clicks)) = (replica, upto, clicks)
     else {
         return Ok(0);
     };
-    if count == 0 {
-        return Ok(0);
-    }
+    let count = count.as_ref().and_then(SqlValue::as_i64).unwrap_or(0);
     central.execute(&SHIP, vec![replica, clicks]).await?;
     local
         .execute(&SHIPPED, vec![SqlValue::Integer(upto)])

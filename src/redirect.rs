@@ -319,7 +319,7 @@ async fn click_unrecorded(
     // A warning, not an error: the request itself succeeded (its span keeps
     // an unset status); the failed SQLite span below it is the error span.
     tracing::warn!(error = %error, "click not recorded: counted as unrecorded");
-    let at_ms = i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX);
+    let at_ms = clicks::unix_ms(now);
     let tallied = unrecorded::tally(
         app.unrecorded.as_ref(),
         link.slug.as_str(),

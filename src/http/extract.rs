@@ -10,6 +10,7 @@ use axum::http::{Method, header, request::Parts};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::analytics::DayRange;
 use crate::app::App;
 use crate::error::{AppError, ErrorCode, Store};
 use crate::keys::{self, Caller, Refusal, Role};
@@ -185,5 +186,25 @@ impl<S: Send + Sync> FromRequestParts<S> for RegisteredSlugPath {
         Slug::registered(&raw)
             .map(RegisteredSlugPath)
             .ok_or(AppError::NoLink)
+    }
+}
+
+/// `?from=&to=`: a range of UTC days (stats, orphan visits).
+#[derive(serde::Deserialize)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(utoipa::IntoParams))]
+#[cfg_attr(not(target_arch = "wasm32"), into_params(parameter_in = Query))]
+pub(crate) struct DayRangeQuery {
+    /// First day, `YYYY-MM-DD` (UTC); open when absent.
+    #[cfg_attr(not(target_arch = "wasm32"), param(format = Date))]
+    from: Option<String>,
+    /// Last day, `YYYY-MM-DD` (UTC), inclusive; open when absent.
+    #[cfg_attr(not(target_arch = "wasm32"), param(format = Date))]
+    to: Option<String>,
+}
+
+impl DayRangeQuery {
+    /// The range, validated.
+    pub(crate) fn range(&self) -> Result<DayRange, AppError> {
+        Ok(DayRange::parse(self.from.as_deref(), self.to.as_deref())?)
     }
 }

@@ -10,8 +10,10 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use super::extract::{Editor, JsonBody, Key, RegisteredSlugPath, SlugPath, ValidQuery, Viewer};
-use crate::analytics::{self, DayRange};
+use super::extract::{
+    DayRangeQuery, Editor, JsonBody, Key, RegisteredSlugPath, SlugPath, ValidQuery, Viewer,
+};
+use crate::analytics;
 use crate::app::App;
 use crate::config::Settings;
 use crate::error::{AppError, ErrorCode, Store};
@@ -555,18 +557,6 @@ pub(crate) async fn link_qr(
         .into_response())
 }
 
-#[derive(Deserialize)]
-#[cfg_attr(not(target_arch = "wasm32"), derive(utoipa::IntoParams))]
-#[cfg_attr(not(target_arch = "wasm32"), into_params(parameter_in = Query))]
-pub(crate) struct StatsQuery {
-    /// First day, `YYYY-MM-DD` (UTC); open when absent.
-    #[cfg_attr(not(target_arch = "wasm32"), param(format = Date))]
-    from: Option<String>,
-    /// Last day, `YYYY-MM-DD` (UTC), inclusive; open when absent.
-    #[cfg_attr(not(target_arch = "wasm32"), param(format = Date))]
-    to: Option<String>,
-}
-
 #[cfg_attr(not(target_arch = "wasm32"), utoipa::path(
     get,
     path = "/api/links/{slug}/stats",
@@ -574,7 +564,7 @@ pub(crate) struct StatsQuery {
     security(("bearer" = [])),
     params(
         ("slug" = String, Path, description = "The link's slug: 3 to 64 of `A-Za-z0-9_-`.", example = "docs-example"),
-        StatsQuery,
+        DayRangeQuery,
     ),
     responses(
         (status = 200, description = "Clicks over the range.", body = analytics::Stats),
@@ -588,9 +578,9 @@ pub(crate) async fn link_stats(
     State(app): State<App>,
     _: Key<Viewer>,
     SlugPath(slug): SlugPath,
-    ValidQuery(q): ValidQuery<StatsQuery>,
+    ValidQuery(q): ValidQuery<DayRangeQuery>,
 ) -> Result<Json<analytics::Stats>, AppError> {
-    let range = DayRange::parse(q.from.as_deref(), q.to.as_deref())?;
+    let range = q.range()?;
     if app.links().get(&slug).await?.is_none() {
         return Err(AppError::NoLink);
     }

@@ -3,10 +3,8 @@
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
-use serde::Deserialize;
 
-use super::extract::{Key, ValidQuery, Viewer};
-use crate::analytics::DayRange;
+use super::extract::{DayRangeQuery, Key, ValidQuery, Viewer};
 use crate::app::App;
 use crate::error::AppError;
 use crate::orphans;
@@ -16,24 +14,12 @@ pub fn routes() -> Router<App> {
     Router::new().route("/api/orphans", get(orphan_visits))
 }
 
-#[derive(Deserialize)]
-#[cfg_attr(not(target_arch = "wasm32"), derive(utoipa::IntoParams))]
-#[cfg_attr(not(target_arch = "wasm32"), into_params(parameter_in = Query))]
-pub(crate) struct OrphansQuery {
-    /// First day, `YYYY-MM-DD` (UTC); open when absent.
-    #[cfg_attr(not(target_arch = "wasm32"), param(format = Date))]
-    from: Option<String>,
-    /// Last day, `YYYY-MM-DD` (UTC), inclusive; open when absent.
-    #[cfg_attr(not(target_arch = "wasm32"), param(format = Date))]
-    to: Option<String>,
-}
-
 #[cfg_attr(not(target_arch = "wasm32"), utoipa::path(
     get,
     path = "/api/orphans",
     tag = "orphans",
     security(("bearer" = [])),
-    params(OrphansQuery),
+    params(DayRangeQuery),
     responses(
         (status = 200, description = "GETs that found no link (unknown slug, no slug, not yet valid, expired, exhausted; a path with no route outside the app's own) over the range: per day, and the 100 most visited paths. Per day at most 1,000 paths are counted by name, the rest as `(other)`; paths are cut to 256 bytes.", body = orphans::Report),
         (status = 400, description = "`invalid_date`, `invalid_date_range` or `invalid_query`.", body = crate::error::ErrorBody),
@@ -44,8 +30,8 @@ pub(crate) struct OrphansQuery {
 pub(crate) async fn orphan_visits(
     State(app): State<App>,
     _: Key<Viewer>,
-    ValidQuery(q): ValidQuery<OrphansQuery>,
+    ValidQuery(q): ValidQuery<DayRangeQuery>,
 ) -> Result<Json<orphans::Report>, AppError> {
-    let range = DayRange::parse(q.from.as_deref(), q.to.as_deref())?;
+    let range = q.range()?;
     Ok(Json(orphans::report(app.sql.as_ref(), &range).await?))
 }

@@ -442,18 +442,13 @@ async fn build() -> (axum::Router, bool) {
     // it ships: it migrates then (`crate::outbox::ensure_schema`), so that
     // a new instance's first redirects wait on no remote round trip.
     let lazy_schema = app.settings.click_outbox && redirect_component().await;
-    let migrated = lazy_schema
-        || match crate::migrate(&app).await {
-            Ok(_) => true,
-            Err(e) => {
-                eprintln!("shortener: schema migration failed (will retry): {e}");
-                false
-            }
-        };
+    if !lazy_schema && let Err(e) = crate::migrate(&app).await {
+        eprintln!("shortener: schema migration failed (will retry): {e}");
+    }
     // With an outbox, redirects do not need the click database: an instance
     // that could not reach it is kept, and migrates before it first ships
     // or reads (`crate::outbox::ensure_schema`).
-    let keep = kv_opened && sql_opened && (migrated || app.settings.click_outbox);
+    let keep = kv_opened && sql_opened && (app.schema_ready() || app.settings.click_outbox);
     (crate::router(app), keep)
 }
 
