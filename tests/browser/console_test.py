@@ -428,7 +428,11 @@ def run(driver, base, landing, downloads):
     by_id("qr-svg").click()
     svg = downloads / f"{SLUG}-qr.svg"
     deadline = time.time() + 15
-    while not svg.exists() and time.time() < deadline:
+    # Chrome may show the file before it has written all of it: wait for
+    # its content, not only its name.
+    while time.time() < deadline and not (
+        svg.exists() and svg.read_text().startswith("<?xml")
+    ):
         time.sleep(0.2)
     assert svg.exists() and svg.read_text().startswith("<?xml"), "SVG download"
     shutil.copy(png, SHOTS / "qr-downloaded.png")
