@@ -23,11 +23,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use axum::Router;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
-use shortener::ClientAddr;
 use shortener::telemetry::wasi_otel::wit;
+use shortener::{ClientAddr, Handler};
 use tower::ServiceExt;
 
 const SLUG: &str = "launch";
@@ -63,7 +62,7 @@ impl Config {
     }
 }
 
-async fn follow(router: &Router, peer: IpAddr) -> StatusCode {
+async fn follow(router: &Handler, peer: IpAddr) -> StatusCode {
     let mut request = Request::builder()
         .method(Method::GET)
         .uri(format!("/{SLUG}"))
@@ -80,7 +79,7 @@ async fn follow(router: &Router, peer: IpAddr) -> StatusCode {
 }
 
 /// `n` sequential redirects; the time of each.
-async fn batch(router: &Router, n: usize, samples: &mut Vec<Duration>, seq: &mut u32) {
+async fn batch(router: &Handler, n: usize, samples: &mut Vec<Duration>, seq: &mut u32) {
     for _ in 0..n {
         *seq = seq.wrapping_add(1);
         let peer = IpAddr::from([198, 51, (*seq >> 8) as u8 & 3, *seq as u8]);

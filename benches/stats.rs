@@ -20,10 +20,10 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::Router;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use serde_json::Value;
+use shortener::Handler;
 use shortener::clicks::{self, Visitor};
 use shortener::native::SqliteStore;
 use shortener::rollups;
@@ -151,7 +151,7 @@ fn bulk_load(path: &std::path::Path, n: usize, now: OffsetDateTime) -> Duration 
 }
 
 async fn send(
-    router: &Router,
+    router: &Handler,
     method: Method,
     uri: &str,
     body: Option<Value>,
@@ -205,7 +205,7 @@ impl Timing {
 }
 
 async fn time_request(
-    router: &Router,
+    router: &Handler,
     what: &str,
     uri: &str,
     iterations: usize,

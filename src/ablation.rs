@@ -15,8 +15,6 @@
 /// A part of the redirect above the benchmark's floor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Part {
-    /// axum's router and layers: the redirect handler is called directly.
-    Routing,
     /// The `spin-*` header filter and the client address it yields.
     HostFilter,
     /// Reading the Spin variables at instance start (fixed settings).
@@ -43,8 +41,7 @@ pub enum Part {
 
 impl Part {
     /// Every part with its name in `SHORTENER_ABLATE`.
-    pub const ALL: [(Part, &'static str); 12] = [
-        (Part::Routing, "routing"),
+    pub const ALL: [(Part, &'static str); 11] = [
         (Part::HostFilter, "host"),
         (Part::Settings, "settings"),
         (Part::KvTimeout, "kv_timeout"),

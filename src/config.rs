@@ -10,6 +10,7 @@ use axum::http::StatusCode;
 use url::Url;
 
 use crate::links::OwnOrigins;
+use crate::telemetry::SampleRatio;
 
 /// Variable names, as declared in spin.toml `[variables]`.
 pub mod names {
@@ -41,9 +42,11 @@ pub mod names {
     /// With the outbox: how long a statement to the networked click
     /// database may take before it fails (milliseconds).
     pub const CLICK_DB_TIMEOUT_MS: &str = "click_db_timeout_ms";
+    /// The share of traces whose spans are sent to Spin (0 to 1).
+    pub const TRACE_SAMPLE_RATIO: &str = "trace_sample_ratio";
 
     /// Every variable the app reads.
-    pub const ALL: [&str; 11] = [
+    pub const ALL: [&str; 12] = [
         ADMIN_TOKEN,
         PUBLIC_BASE_URL,
         PUBLIC_HOST_ALIASES,
@@ -55,6 +58,7 @@ pub mod names {
         KV_TIMEOUT_MS,
         CLICK_OUTBOX,
         CLICK_DB_TIMEOUT_MS,
+        TRACE_SAMPLE_RATIO,
     ];
 }
 
@@ -206,6 +210,9 @@ pub struct Settings {
     /// With [`Settings::click_outbox`], how long a statement to the click
     /// database may take, in milliseconds (enforced by the host adapter).
     pub click_db_timeout_ms: u32,
+    /// The share of traces recorded (the guest's spans of a request, sent
+    /// over wasi:otel); all by default.
+    pub trace_sample_ratio: SampleRatio,
 }
 
 impl fmt::Debug for Settings {
@@ -223,6 +230,7 @@ impl fmt::Debug for Settings {
             .field("kv_timeout_ms", &self.kv_timeout_ms)
             .field("click_outbox", &self.click_outbox)
             .field("click_db_timeout_ms", &self.click_db_timeout_ms)
+            .field("trace_sample_ratio", &self.trace_sample_ratio.get())
             .finish()
     }
 }
@@ -321,6 +329,11 @@ impl Settings {
             names::CLICK_DB_TIMEOUT_MS,
             defaults::CLICK_DB_TIMEOUT_MS,
         )?;
+        let trace_sample_ratio = match get(names::TRACE_SAMPLE_RATIO) {
+            None => SampleRatio::ALL,
+            Some(raw) => SampleRatio::parse(&raw)
+                .map_err(|reason| invalid(names::TRACE_SAMPLE_RATIO, reason))?,
+        };
         let base = get(names::PUBLIC_BASE_URL).unwrap_or_else(|| defaults::PUBLIC_BASE_URL.into());
         let public_base_url = parse_base_url(&base)?;
         let aliases: Vec<String> = get(names::PUBLIC_HOST_ALIASES)
@@ -371,6 +384,7 @@ impl Settings {
             kv_timeout_ms,
             click_outbox,
             click_db_timeout_ms,
+            trace_sample_ratio,
         })
     }
 
@@ -534,6 +548,18 @@ mod tests {
         for bad in ["0", "60001", "soon"] {
             let e = settings(&[("click_db_timeout_ms", bad)]).unwrap_err();
             assert_eq!(e.name, "click_db_timeout_ms", "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_trace_sample_ratio_defaults_to_every_trace_and_refuses_what_is_no_share() {
+        assert_eq!(settings(&[]).unwrap().trace_sample_ratio.get(), 1.0);
+        let set = settings(&[("trace_sample_ratio", "0.01")]).unwrap();
+        assert_eq!(set.trace_sample_ratio.get(), 0.01);
+        for bad in ["1.5", "-1", "10%"] {
+            let e = settings(&[("trace_sample_ratio", bad)]).unwrap_err();
+            assert_eq!(e.name, "trace_sample_ratio", "{bad}");
+            assert!(e.reason.contains("from 0 to 1"), "{e}");
         }
     }
 

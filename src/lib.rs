@@ -23,6 +23,8 @@
 //!   path (on reads, and by every `FOLD_EVERY`-th redirect).
 //! * [`outbox`]: with a click database shared over the network, clicks
 //!   written on the replica first and shipped in idempotent batches.
+//! * [`profile`]: the benchmark's guest-side profile of the redirect, in
+//!   self time per stage (only with the `ablation` feature).
 //! * [`transfer`]: the exports (links, a link's clicks; CSV or JSON,
 //!   streamed) and the import of other shorteners' exports.
 //! * [`unrecorded`]: clicks served but not recorded (the click store
@@ -49,7 +51,8 @@
 //!   `/api/openapi.json`.
 //!
 //! [`router`] assembles the routes of [`http`], [`console`] and [`openapi`]
-//! into the one router every host serves. The modules import downwards:
+//! into one router; [`Handler`], what every host serves, sends a redirect
+//! straight to its handler and everything else to that router. The modules import downwards:
 //! `http`, `console` and `openapi` use the core, never each other, except
 //! that `openapi` names `http`'s handlers, whose description it gathers.
 //! * [`native`] (not on wasm32): the test host's stores.
@@ -73,6 +76,7 @@ pub mod migrations;
 pub mod openapi;
 pub mod orphans;
 pub mod outbox;
+pub mod profile;
 pub mod qr;
 pub mod redirect;
 pub mod rollups;
@@ -107,6 +111,80 @@ pub fn router(app: App) -> Router {
         .with_state(app)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn(http::request_span))
+}
+
+/// What serves an instance's requests, on both hosts: a request of the
+/// redirect ([`http::direct_segment`]) goes straight to its handler
+/// ([`http::redirect_direct`]), without the router; anything else goes
+/// through [`router`], built on its first use. The redirect component most
+/// often never builds it: its instances pay neither the router's
+/// construction nor its routing and layers per redirect.
+#[derive(Clone)]
+pub struct Handler(Serves);
+
+#[derive(Clone)]
+enum Serves {
+    App {
+        app: App,
+        router: std::sync::Arc<std::sync::OnceLock<Router>>,
+    },
+    /// A component whose variables were refused: every request gets the
+    /// configuration error.
+    Misconfigured(Router),
+}
+
+impl Handler {
+    /// The handler of `app`.
+    pub fn new(app: App) -> Self {
+        Self(Serves::App {
+            app,
+            router: Default::default(),
+        })
+    }
+
+    /// The handler of a component whose variables were refused
+    /// ([`misconfigured_router`]).
+    pub fn misconfigured(error: ConfigError) -> Self {
+        Self(Serves::Misconfigured(misconfigured_router(error)))
+    }
+
+    /// The answer to `request`.
+    pub async fn handle(&self, request: axum::extract::Request) -> axum::response::Response {
+        let _profiled = profile::stage(profile::Stage::Handler);
+        let mut router = match &self.0 {
+            Serves::App { app, .. }
+                if http::direct_segment(request.method(), request.uri().path()).is_some() =>
+            {
+                return http::redirect_direct(app.clone(), request).await;
+            }
+            Serves::App { app, router: built } => built.get_or_init(|| router(app.clone())).clone(),
+            Serves::Misconfigured(router) => router.clone(),
+        };
+        match tower_service::Service::call(&mut router, request).await {
+            Ok(response) => response,
+            Err(never) => match never {},
+        }
+    }
+}
+
+impl tower_service::Service<axum::extract::Request> for Handler {
+    type Response = axum::response::Response;
+    type Error = std::convert::Infallible;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: axum::extract::Request) -> Self::Future {
+        let handler = self.clone();
+        Box::pin(async move { Ok(handler.handle(request).await) })
+    }
 }
 
 /// A router that answers every request with the configuration error, for a

@@ -173,7 +173,10 @@ pub async fn follow(app: &App, visit: Visit<'_>) -> Result<Outcome, AppError> {
         return Ok(Outcome::Expired);
     }
     let limited = link.max_clicks.is_some();
-    let (rule, location) = target(&link, &visit);
+    let (rule, location) = {
+        let _profiled = crate::profile::stage(crate::profile::Stage::Target);
+        target(&link, &visit)
+    };
     if !visit.counts {
         if limited && is_exhausted(app, slug).await {
             outcome("exhausted");
@@ -191,6 +194,7 @@ pub async fn follow(app: &App, visit: Visit<'_>) -> Result<Outcome, AppError> {
             is_bot: false,
         }
     } else {
+        let _profiled = crate::profile::stage(crate::profile::Stage::Classify);
         Visitor::classify(visit.user_agent, visit.referer)
     };
     span.record(attr::VISITOR_KIND, visitor.kind());
@@ -221,6 +225,7 @@ pub async fn follow(app: &App, visit: Visit<'_>) -> Result<Outcome, AppError> {
         visitor_hash: if crate::ablation::skip(crate::ablation::Part::Hmac) {
             "0123456789abcdef0123456789abcdef".to_owned()
         } else {
+            let _profiled = crate::profile::stage(crate::profile::Stage::Hmac);
             clicks::visitor_hash(salt, ip, visit.user_agent, &day)
         },
         rule,
@@ -243,7 +248,11 @@ pub async fn follow(app: &App, visit: Visit<'_>) -> Result<Outcome, AppError> {
     }
     // Answer only once the click is committed: a redirect served is a click
     // recorded, or (the click store failed) a click counted as unrecorded.
-    match clicks::record(app.sql.as_ref(), &click).await {
+    let recorded = {
+        let _profiled = crate::profile::stage(crate::profile::Stage::ClickWrite);
+        clicks::record(app.sql.as_ref(), &click).await
+    };
+    match recorded {
         Ok(Some(id)) => {
             span.record(attr::CLICK_OUTCOME, attr::CLICK_RECORDED);
             if rollups::due(id) && !crate::ablation::skip(crate::ablation::Part::Fold) {

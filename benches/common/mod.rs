@@ -5,10 +5,10 @@
 use std::path::Path;
 use std::time::Duration;
 
-use axum::Router;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use serde_json::json;
+use shortener::Handler;
 use shortener::config::names;
 use shortener::native::TestHost;
 use tower::ServiceExt;
@@ -92,7 +92,7 @@ pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 /// The app over an in-memory key-value store and SQLite in `dir`
 /// (`clicks.db`), migrated, with one link `slug` created through the API.
-pub async fn app_with_link(dir: &Path, slug: &str, clock: shortener::Clock) -> Router {
+pub async fn app_with_link(dir: &Path, slug: &str, clock: shortener::Clock) -> Handler {
     let vars = [
         (names::ADMIN_TOKEN, TOKEN),
         (names::PUBLIC_BASE_URL, "https://sho.rt"),
@@ -101,7 +101,7 @@ pub async fn app_with_link(dir: &Path, slug: &str, clock: shortener::Clock) -> R
     let host = TestHost::start(dir, &vars, clock())
         .await
         .expect("settings, migrations");
-    let router = shortener::router(shortener::App {
+    let router = Handler::new(shortener::App {
         clock,
         ..host.app.clone()
     });

@@ -25,8 +25,8 @@
 # SQLite file (sqlite3) must both equal the 302s oha received.
 #
 # Usage: benches/spin/run.sh [--rounds 3] [--requests 4000] [--concurrency 32]
-#                            [--no-build]
-#                            [--variant name=path.wasm[,no-otel][,no-export][,reuse=N][,ablate=a+b]]...
+#                            [--no-build] [--profile]
+#                            [--variant name=path.wasm[,no-otel][,no-export][,reuse=N][,ablate=a+b][,sample=R][,spin-sample=R][,var=name=value][,profile][,half]]...
 # A --variant is another build of our component (e.g. a profiling variant)
 # measured in the same rounds as ours (the path may be relative); `no-otel`
 # starts it without --experimental-wasi-otel (for a --no-default-features
@@ -35,7 +35,13 @@
 # per-instance start-up from per-request work), `ablate=a+b` removes those
 # parts of the redirect in a build with `--features ablation` (src/ablation.rs;
 # `rollups` drops the rollup trigger, and then only raw rows are reconciled),
-# `half` runs it at half load too (as ours and ours-untraced always are).
+# `half` runs it at half load too (as ours and ours-untraced always are),
+# `var=name=value` sets one of its Spin variables (e.g. var=click_outbox=true),
+# `sample=R` sets the component's `trace_sample_ratio` to R, `spin-sample=R`
+# samples Spin's own spans at R (OTEL_TRACES_SAMPLER=traceidratio), and
+# `profile` (an ablation build, with --concurrency 1) prints the guest's
+# self time per stage of the redirect (src/profile.rs); `--profile` adds
+# kv-click-profile, the floor printing its own (its `profile` feature).
 # Needs: spin (4.1+), oha, jq, python3, curl, sqlite3, cargo with wasm32-wasip2.
 set -euo pipefail
 
@@ -43,6 +49,7 @@ ROUNDS=3
 REQUESTS=4000
 CONCURRENCY=32
 BUILD=1
+PROFILE=0
 VARIANTS=()
 while [[ $# -gt 0 ]]; do
     case "$1" in
@@ -50,6 +57,7 @@ while [[ $# -gt 0 ]]; do
         --requests) REQUESTS="$2"; shift 2 ;;
         --concurrency) CONCURRENCY="$2"; shift 2 ;;
         --no-build) BUILD=0; shift ;;
+        --profile) PROFILE=1; shift ;;
         --variant) VARIANTS+=("$2"); shift 2 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
@@ -75,7 +83,12 @@ if [[ $BUILD == 1 ]]; then
     done
     (cd "$BENCH/kv-click" && cargo build --quiet --release --target wasm32-wasip2 \
         --features traced --target-dir "$OUT/traced")
+    if [[ $PROFILE == 1 ]]; then
+        (cd "$BENCH/kv-click" && cargo build --quiet --release --target wasm32-wasip2 \
+            --features profile --target-dir "$OUT/profile")
+    fi
 fi
+CLICK_PROFILE_WASM="$OUT/profile/wasm32-wasip2/release/bench_kv_click.wasm"
 HELLO_WASM="$OUT/wasm32-wasip2/release/bench_hello.wasm"
 KV_WASM="$OUT/wasm32-wasip2/release/bench_kv_redirect.wasm"
 CLICK_WASM="$OUT/wasm32-wasip2/release/bench_kv_click.wasm"
@@ -139,10 +152,11 @@ start() {
 }
 
 # Our manifest, pointing at another build of the component; the redirect
-# component gets SHORTENER_ABLATE=$3 (src/ablation.rs) when it is given.
-manifest_for() { # name wasm [ablate]
+# component gets SHORTENER_ABLATE=$3 (src/ablation.rs) and
+# SHORTENER_PROFILE=$4 (src/profile.rs).
+manifest_for() { # name wasm [ablate] [profile]
     sed -e "s|source = \"target/wasm32-wasip2/release/shortener.wasm\"|source = \"$2\"|" \
-        -e "/^\[component.redirect\]\$/a environment = { SHORTENER_ABLATE = \"${3:-}\" }" \
+        -e "/^\[component.redirect\]\$/a environment = { SHORTENER_ABLATE = \"${3:-}\", SHORTENER_PROFILE = \"${4:-}\" }" \
         "$ROOT/spin.toml" >"$WORK/$1.spin.toml"
     echo "$WORK/$1.spin.toml"
 }
@@ -153,7 +167,7 @@ TRACED=() # the names that run with Spin exporting
 HALF_NAMES=(ours ours-untraced) # the names also run at half load
 NO_ROLLUPS=() # the names whose rollup trigger was dropped
 start_ours() { # name wasm [options: no-otel,no-export,reuse=N,ablate=a+b]
-    local extra=() opt otel=1 export=1 ablate=""
+    local extra=() opt otel=1 export=1 ablate="" profile="" sampler=parentbased_always_on sampler_arg=""
     IFS=, read -ra opts <<<"${3:-}"
     for opt in "${opts[@]}"; do
         case "$opt" in
@@ -162,10 +176,14 @@ start_ours() { # name wasm [options: no-otel,no-export,reuse=N,ablate=a+b]
             reuse=*) extra+=(--max-instance-reuse-count "${opt#reuse=}") ;;
             ablate=*) ablate="${opt#ablate=}" ;;
             half) HALF_NAMES+=("$1") ;;
+            profile) profile=1; PROFILED+=("$1") ;;
+            sample=*) extra+=(--variable "trace_sample_ratio=${opt#sample=}") ;;
+            var=*) extra+=(--variable "${opt#var=}") ;;
+            spin-sample=*) sampler=traceidratio; sampler_arg="${opt#spin-sample=}" ;;
             *) echo "unknown variant option: $opt" >&2; exit 2 ;;
         esac
     done
-    local manifest; manifest="$(manifest_for "$1" "$2" "$ablate")"
+    local manifest; manifest="$(manifest_for "$1" "$2" "$ablate" "$profile")"
     [[ $export == 0 ]] || TRACED+=("$1")
     [[ $otel == 0 ]] || extra+=(--experimental-wasi-otel)
     # Our manifest grants a second database (`unrecorded`), which only a
@@ -176,7 +194,9 @@ start_ours() { # name wasm [options: no-otel,no-export,reuse=N,ablate=a+b]
     extra+=(--runtime-config-file "$WORK/$1.runtime.toml")
     local endpoint="http://127.0.0.1:$SINK_PORT"
     [[ $export == 1 ]] || endpoint=""
+    # OTEL_TRACES_SAMPLER's default is parentbased_always_on.
     OTEL_EXPORTER_OTLP_ENDPOINT="$endpoint" OTEL_SERVICE_NAME="shortener-bench" \
+        OTEL_TRACES_SAMPLER="$sampler" OTEL_TRACES_SAMPLER_ARG="$sampler_arg" \
         start "$1" "$manifest" "${OURS_ARGS[@]}" "${extra[@]}"
     local port_var="PORT_${1//-/_}"
     local code
@@ -227,9 +247,21 @@ for name in kv kv-traced kv-click kv-click-traced; do
         --data-binary 'https://example.com/landing')"
     [[ "$code" == 201 ]] || { echo "$name: seeding answered $code" >&2; exit 1; }
 done
+PROFILED=() # the names that print a guest-side profile (src/profile.rs)
+NAMES=(hello kv kv-traced kv-click kv-click-traced)
+if [[ $PROFILE == 1 ]]; then
+    # The floor with its guest time per stage printed (its `profile` feature).
+    sed "s|^source = .*|source = \"$CLICK_PROFILE_WASM\"|" "$BENCH/kv-click/spin.toml" \
+        >"$WORK/kv-click-profile.spin.toml"
+    start kv-click-profile "$WORK/kv-click-profile.spin.toml"
+    code="$(curl -s -o /dev/null -w '%{http_code}' -X PUT "http://127.0.0.1:$PORT_kv_click_profile/$SLUG" \
+        --data-binary 'https://example.com/landing')"
+    [[ "$code" == 201 ]] || { echo "kv-click-profile: seeding answered $code" >&2; exit 1; }
+    NAMES+=(kv-click-profile); PROFILED+=(kv-click-profile)
+fi
 start_ours ours "$OURS_WASM"
 start_ours ours-untraced "$OURS_WASM" no-export
-NAMES=(hello kv kv-traced kv-click kv-click-traced ours ours-untraced)
+NAMES+=(ours ours-untraced)
 OURS_NAMES=(ours ours-untraced)
 for v in "${VARIANTS[@]}"; do
     name="${v%%=*}"; rest="${v#*=}"; wasm="$(realpath "${rest%%,*}")"; flags=""
@@ -340,6 +372,18 @@ for name in "${HALF_NAMES[@]}"; do
     half="$(col "$name" 3 | median | awk '{printf "%d", $1/2}')"
     run "$name" half -q "$half"
     run "$(floor_of "$name")" "half-of-$name" -q "$half"
+done
+
+# The guest-side profiles: each instance's stderr reports, summed.
+for name in "${PROFILED[@]}"; do
+    echo "==> guest profile of $name (self time per stage, us per request, every run of it;"
+    echo "    valid at --concurrency 1 only: run.sh --concurrency $CONCURRENCY)"
+    cat "$WORK/$name/state/logs/"*stderr* 2>/dev/null | grep '^shortener-profile ' | awk '
+        { for (i = 2; i <= NF; i++) { split($i, kv, "="); if (kv[1] == "n") n += kv[2];
+              else { if (!(kv[1] in t)) order[++k] = kv[1]; t[kv[1]] += kv[2] } } }
+        END { if (n == 0) { print "  no profile lines"; exit }
+              for (i = 1; i <= k; i++) { s += t[order[i]]; printf "  %-12s %8.1f\n", order[i], t[order[i]] / n / 1000 }
+              printf "  %-12s %8.1f   (%d requests)\n", "guest total", s / n / 1000, n }'
 done
 
 read -r posts bytes <"$WORK/sink.count" 2>/dev/null || { posts=0; bytes=0; }

@@ -41,7 +41,7 @@ pub use crate::error::MAX_BODY_BYTES;
 pub fn routes() -> Router<App> {
     Router::new()
         .route(
-            "/{slug}",
+            SLUG_ROUTE,
             // The route's own 405, so that it too passes through the layer.
             get(redirect)
                 .fallback(async || AppError::MethodNotAllowed)
@@ -140,6 +140,7 @@ pub(crate) async fn redirect(
     };
     match redirect::follow(&app, visit).await? {
         Outcome::Redirect { location } => {
+            let _profiled = crate::profile::stage(crate::profile::Stage::Response);
             Ok(redirect_response(app.settings.redirect_status, &location))
         }
         Outcome::Miss => Err(AppError::NoLink),
@@ -148,27 +149,73 @@ pub(crate) async fn redirect(
     }
 }
 
-/// The redirect without axum's router and layers, for the ablation of
-/// routing and middleware (`crate::ablation`): the same handler, span and
-/// `Cache-Control`, the slug taken from the path by hand.
-#[cfg(feature = "ablation")]
-pub async fn redirect_unrouted(app: App, request: Request) -> Response {
+/// The slug of a request the redirect serves without the router
+/// ([`redirect_direct`]): a `GET` or `HEAD` of `/{segment}`, the segment
+/// spelled in the slug alphabet (`A-Za-z0-9_-`: nothing to percent-decode)
+/// and no reserved first segment (`/health`, `/metrics` are routes of
+/// their own). The router sends exactly those requests to [`redirect`]
+/// with that segment; anything else (`None`) goes through the router.
+pub fn direct_segment<'a>(method: &Method, path: &'a str) -> Option<&'a str> {
+    if method != Method::GET && method != Method::HEAD {
+        return None;
+    }
+    let segment = path.strip_prefix('/')?;
+    let spelled = !segment.is_empty()
+        && segment
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    let reserved = crate::links::RESERVED_SLUGS
+        .iter()
+        .any(|r| r.eq_ignore_ascii_case(segment));
+    (spelled && !reserved).then_some(segment)
+}
+
+/// `GET`/`HEAD /{slug}` without axum's router and layers (the hot path; a
+/// request [`direct_segment`] accepts): the same handler, request span and
+/// `Cache-Control` as the routed one, so the answer is the router's.
+pub async fn redirect_direct(app: App, request: Request) -> Response {
     use crate::links::Slug;
-    let span = telemetry::request_span(
-        request.method().as_str(),
-        Some("/{slug}"),
-        request.headers(),
-    );
-    let slug = Slug::parse(request.uri().path().trim_start_matches('/'))
+    let span = if crate::ablation::skip(crate::ablation::Part::RequestSpan) {
+        tracing::Span::none()
+    } else {
+        telemetry::request_span(
+            request.method().as_str(),
+            Some(SLUG_ROUTE),
+            request.headers(),
+        )
+    };
+    let head = request.method() == Method::HEAD;
+    let slug = direct_segment(request.method(), request.uri().path())
+        .and_then(|segment| Slug::parse(segment).ok())
         .map(SlugPath)
-        .map_err(|_| AppError::NoLink);
+        .ok_or(AppError::NoLink);
     let response = redirect(State(app), slug, request)
         .instrument(span.clone())
         .await
         .into_response();
     telemetry::record_status(&span, response.status());
-    no_store(response).await
+    let _profiled = crate::profile::stage(crate::profile::Stage::Response);
+    let mut response = no_store(response).await;
+    // What axum's routing does to every answer it routes: a length from
+    // an exact body size (without it Spin sends the body chunked, and the
+    // last chunk waits out the client's delayed ACK: a ~40 ms tail), and
+    // no body for `HEAD`.
+    let length = axum::body::HttpBody::size_hint(response.body()).exact();
+    if let Some(length) =
+        length.filter(|_| !response.headers().contains_key(header::CONTENT_LENGTH))
+    {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    }
+    if head {
+        *response.body_mut() = axum::body::Body::empty();
+    }
+    response
 }
+
+/// The redirect's route template.
+pub const SLUG_ROUTE: &str = "/{slug}";
 
 fn redirect_response(status: StatusCode, location: &str) -> Response {
     let mut response = status.into_response();
@@ -211,4 +258,30 @@ async fn no_store(mut response: Response) -> Response {
         HeaderValue::from_static(SLUG_CACHE_CONTROL),
     );
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_get_or_head_of_one_slug_spelled_segment_that_no_route_reserves_skips_the_router() {
+        for (method, path) in [(Method::GET, "/docs"), (Method::HEAD, "/a-b_C9")] {
+            assert_eq!(direct_segment(&method, path), path.strip_prefix('/'));
+        }
+        for (method, path) in [
+            (Method::POST, "/docs"),
+            (Method::GET, "/"),
+            (Method::GET, "/docs/"),
+            (Method::GET, "/a/b"),
+            (Method::GET, "/%64ocs"),
+            (Method::GET, "/docs.html"),
+            (Method::GET, "/health"),
+            (Method::GET, "/Metrics"),
+            (Method::GET, "/api"),
+            (Method::GET, "docs"),
+        ] {
+            assert_eq!(direct_segment(&method, path), None, "{method} {path}");
+        }
+    }
 }

@@ -330,9 +330,14 @@ impl Links<'_> {
     /// The link named `slug`, if stored. A record that does not decode is a
     /// [`LinkError::CorruptRecord`], noted once per slug (see [`Self::note_corrupt`]).
     pub async fn get(&self, slug: &Slug) -> Result<Option<Link>, LinkError> {
-        let Some(bytes) = self.kv.get(&kv_key(slug)).await? else {
+        let got = {
+            let _profiled = crate::profile::stage(crate::profile::Stage::KvGet);
+            self.kv.get(&kv_key(slug)).await?
+        };
+        let Some(bytes) = got else {
             return Ok(None);
         };
+        let _profiled = crate::profile::stage(crate::profile::Stage::Decode);
         if crate::ablation::skip(crate::ablation::Part::Decode) {
             return Ok(Some(Link::new(
                 slug.clone(),

@@ -3,19 +3,21 @@
 //! It adapts, it does not decide: Spin's key-value store and SQLite
 //! connections behind the core's ports, Spin variables into `Settings`,
 //! Spin's own `spin-*` headers (never a client's: see [`crate::host`]) into a
-//! [`ClientAddr`] extension, and each request into the core's router.
+//! [`ClientAddr`] extension, and each request into the core's [`Handler`].
 //!
 //! Per instance (Spin reuses an instance for ~128 requests, up to 16 at a
 //! time), on first use: open the key-value store and **one** connection to
 //! the click database, apply the busy timeout and `synchronous=NORMAL`,
-//! check the schema (WAL, migrations: `crate::migrations::run`), build the
-//! router. One connection per instance with
+//! check the schema (WAL, migrations: `crate::migrations::run`), and make
+//! the core's [`Handler`] (which builds the router only for a request that
+//! is no redirect). The instance's concurrent first requests wait on one
+//! build. One connection per instance with
 //! WAL + NORMAL is ~20x faster than a connection per request in the default
 //! rollback mode (docs/spin-platform.md §6). The unrecorded-clicks tally,
 //! which a redirect whose click is recorded never touches, is opened and set
-//! up on its first statement. The router is kept for the instance's later
+//! up on its first statement. The handler is kept for the instance's later
 //! requests only when the key-value store and the click database opened and
-//! the schema is in place; otherwise the request is served by this router
+//! the schema is in place; otherwise the requests are served by this handler
 //! (a failed store answers its errors: 503 from `/health`, degraded
 //! redirects) and the next request opens the stores again, so a store that
 //! comes back is used without a restart.
@@ -34,7 +36,7 @@ use spin_sdk::http::{IntoResponse, Request};
 
 use crate::config::{Settings, names};
 use crate::storage::{KvStore, Rows, SqlStore, SqlValue, Statement, StoreError};
-use crate::{ClientAddr, misconfigured_router};
+use crate::{ClientAddr, Handler};
 
 /// Holds a value of a host binding type across `.await` in futures that axum
 /// requires to be `Send`.
@@ -298,6 +300,7 @@ impl SqlStore for Unavailable {
 }
 
 async fn read_settings() -> Result<Settings, crate::config::ConfigError> {
+    let _profiled = crate::profile::stage(crate::profile::Stage::Settings);
     if crate::ablation::skip(crate::ablation::Part::Settings) {
         return Settings::from_lookup(|k| {
             let fixed = [
@@ -409,18 +412,20 @@ async fn redirect_component() -> bool {
         .is_ok_and(|v| v == "redirect")
 }
 
-/// Builds the instance's router; `true` when it may be kept for the
+/// Builds the instance's handler; `true` when it may be kept for the
 /// instance's later requests (the key-value store and the click database
 /// opened, the schema is in place).
-async fn build() -> (axum::Router, bool) {
+async fn build() -> (Handler, bool) {
     let settings = match read_settings().await {
         Ok(s) => s,
         Err(e) => {
             // A clear error, once per instance, in Spin's log and every answer.
             eprintln!("shortener: refusing to serve: {e}");
-            return (misconfigured_router(e), true);
+            return (Handler::misconfigured(e), true);
         }
     };
+    #[cfg(feature = "otel")]
+    otel::sample(settings.trace_sample_ratio);
     let (kv, kv_opened) = open_kv(Duration::from_millis(u64::from(settings.kv_timeout_ms))).await;
     let remote = settings
         .click_outbox
@@ -436,69 +441,91 @@ async fn build() -> (axum::Router, bool) {
     } else {
         crate::build_app(kv, sql, unrecorded, settings, crate::system_clock())
     };
-    #[cfg(feature = "ablation")]
-    let _ = APP.set(app.clone());
     // With an outbox the redirect component needs no click database until
     // it ships: it migrates then (`crate::outbox::ensure_schema`), so that
     // a new instance's first redirects wait on no remote round trip.
     let lazy_schema = app.settings.click_outbox && redirect_component().await;
-    if !lazy_schema && let Err(e) = crate::migrate(&app).await {
+    let migrated = if lazy_schema {
+        Ok(0)
+    } else {
+        let _profiled = crate::profile::stage(crate::profile::Stage::Migrate);
+        crate::migrate(&app).await
+    };
+    if let Err(e) = migrated {
         eprintln!("shortener: schema migration failed (will retry): {e}");
     }
     // With an outbox, redirects do not need the click database: an instance
     // that could not reach it is kept, and migrates before it first ships
     // or reads (`crate::outbox::ensure_schema`).
     let keep = kv_opened && sql_opened && (app.schema_ready() || app.settings.click_outbox);
-    (crate::router(app), keep)
+    (Handler::new(app), keep)
 }
 
-/// The instance's router, once built. Concurrent first requests of an
-/// instance each build one (opens and migrations are idempotent) and the
-/// first to finish is kept: no request ever waits on another, because a
-/// guest task waiting only on another guest task traps unless wit-bindgen
-/// has `inter-task-wakeup` (enabled too, as a safety net).
-static ROUTER: OnceLock<axum::Router> = OnceLock::new();
+/// The instance's handler, once built and kept.
+static HANDLER: OnceLock<Handler> = OnceLock::new();
 
-/// The instance's state, for the ablation that calls the redirect without
-/// the router.
-#[cfg(feature = "ablation")]
-static APP: OnceLock<crate::App> = OnceLock::new();
+thread_local! {
+    /// The build under way, which the instance's concurrent first requests
+    /// all wait on (Spin starts an instance with up to 16 requests at once:
+    /// each building its own handler multiplied the start-up by as many).
+    /// Waiting on another request's task needs wit-bindgen's
+    /// `inter-task-wakeup` (enabled for this). The shared future is driven by
+    /// whichever waiter polls it, so a first request that is dropped leaves
+    /// the build to the others. Emptied when it ends: a handler that may not
+    /// be kept (a store did not open) serves the requests that waited for
+    /// it, and the next request builds again.
+    static BUILDING: std::cell::RefCell<Option<Building>> = const { std::cell::RefCell::new(None) };
+}
 
-async fn router() -> axum::Router {
-    if let Some(router) = ROUTER.get() {
-        return router.clone();
+type Building = futures::future::Shared<futures::future::LocalBoxFuture<'static, (Handler, bool)>>;
+
+async fn handler() -> Handler {
+    use futures::FutureExt as _;
+    if let Some(handler) = HANDLER.get() {
+        return handler.clone();
     }
-    let (router, keep) = build().await;
+    let building = BUILDING.with(|b| {
+        b.borrow_mut()
+            .get_or_insert_with(|| build().boxed_local().shared())
+            .clone()
+    });
+    let built = {
+        let _profiled = crate::profile::stage(crate::profile::Stage::Build);
+        building.clone().await
+    };
+    let (handler, keep) = built;
+    BUILDING.with(|b| {
+        let mut b = b.borrow_mut();
+        if b.as_ref().is_some_and(|now| now.ptr_eq(&building)) {
+            *b = None;
+        }
+    });
     if keep {
-        return ROUTER.get_or_init(|| router).clone();
+        return HANDLER.get_or_init(|| handler).clone();
     }
-    router
+    handler
 }
 
 #[spin_sdk::http_service]
 async fn handle(request: Request) -> impl IntoResponse {
-    #[cfg(feature = "otel")]
-    otel::init();
-    let mut router = router().await;
-    let (mut parts, body) = request.into_parts();
-    if !crate::ablation::skip(crate::ablation::Part::HostFilter) {
-        // Spin appends its `spin-*` headers after the client's: keep only Spin's.
-        crate::host::trust_host_headers(&mut parts.headers);
-        if let Some(peer) = crate::host::client_addr(&parts.headers) {
-            parts.extensions.insert(ClientAddr(peer));
+    use crate::profile::{self, Stage};
+    let response = {
+        let _profiled = profile::stage(Stage::Shell);
+        #[cfg(feature = "otel")]
+        otel::init();
+        let handler = handler().await;
+        let (mut parts, body) = request.into_parts();
+        if !crate::ablation::skip(crate::ablation::Part::HostFilter) {
+            let _profiled = profile::stage(Stage::HostFilter);
+            // Spin appends its `spin-*` headers after the client's: keep only Spin's.
+            crate::host::trust_host_headers(&mut parts.headers);
+            if let Some(peer) = crate::host::client_addr(&parts.headers) {
+                parts.extensions.insert(ClientAddr(peer));
+            }
         }
-    }
-    let request = http::Request::from_parts(parts, body);
-    #[cfg(feature = "ablation")]
-    if crate::ablation::skip(crate::ablation::Part::Routing)
-        && let Some(app) = APP.get()
-    {
-        // A redirect reads no body.
-        let request = request.map(|_| axum::body::Body::empty());
-        return crate::http::redirect_unrouted(app.clone(), request).await;
-    }
-    match tower_service::Service::call(&mut router, request).await {
-        Ok(response) => response,
-        Err(never) => match never {},
-    }
+        let request = http::Request::from_parts(parts, axum::body::Body::new(body));
+        handler.handle(request).await
+    };
+    crate::profile::request_done();
+    response
 }

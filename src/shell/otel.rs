@@ -7,20 +7,33 @@
 //! component importing `wasi:otel` loads only under
 //! `spin up --experimental-wasi-otel`.
 
-use std::sync::Once;
+use std::sync::OnceLock;
 
 use crate::telemetry::wasi_otel::wit;
-use crate::telemetry::{Exporter, Tracer};
+use crate::telemetry::{Exporter, SampleRatio, Sampling, Tracer};
+
+/// Where the installed tracer's share of traces is set.
+static SAMPLING: OnceLock<Sampling> = OnceLock::new();
 
 /// Installs the bridge as the global `tracing` subscriber, once per
 /// instance (later calls are no-ops). The core extracts `traceparent`
 /// itself (`telemetry::request_span`).
 pub fn init() {
-    static INSTALLED: Once = Once::new();
-    INSTALLED.call_once(|| {
+    SAMPLING.get_or_init(|| {
+        let tracer = Tracer::new(WasiOtel);
+        let sampling = tracer.sampling();
         // Fails only if another global subscriber was installed first.
-        let _ = tracing::subscriber::set_global_default(Tracer::new(WasiOtel));
+        let _ = tracing::subscriber::set_global_default(tracer);
+        sampling
     });
+}
+
+/// Records `ratio` of the traces from now on (`trace_sample_ratio`, read
+/// with the instance's settings, after the tracer had to be in place).
+pub fn sample(ratio: SampleRatio) {
+    if let Some(sampling) = SAMPLING.get() {
+        sampling.set(ratio);
+    }
 }
 
 /// Hands span starts and ends to the host, synchronously. The tracer calls
@@ -31,10 +44,12 @@ struct WasiOtel;
 
 impl Exporter for WasiOtel {
     fn on_start(&self, context: &wit::SpanContext) {
+        let _profiled = crate::profile::stage(crate::profile::Stage::OtelCalls);
         wit::on_start(context);
     }
 
     fn on_end(&self, span: wit::SpanData) {
+        let _profiled = crate::profile::stage(crate::profile::Stage::OtelCalls);
         wit::on_end(&span);
     }
 }

@@ -15,7 +15,7 @@ pub mod tracer;
 pub mod wasi_otel;
 
 #[cfg(any(not(target_arch = "wasm32"), feature = "otel"))]
-pub use tracer::{Exporter, Tracer};
+pub use tracer::{Exporter, Sampling, Tracer};
 
 use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry::trace::TraceContextExt as _;
@@ -108,6 +108,7 @@ pub fn method_label(method: &str) -> &'static str {
 /// Without a matched route (`None`) the span is named by the method alone,
 /// as the HTTP semantic conventions ask.
 pub fn request_span(method: &str, route: Option<&str>, headers: &http::HeaderMap) -> tracing::Span {
+    let _profiled = crate::profile::stage(crate::profile::Stage::Tracer);
     let method = method_label(method);
     let name = match route {
         Some(route) => format!("{method} {route}"),
@@ -154,6 +155,7 @@ fn remote_parent(headers: &http::HeaderMap) -> Option<((u128, u64), String)> {
 
 /// Records the answered status on the request span; a 5xx marks it failed.
 pub fn record_status(span: &tracing::Span, status: http::StatusCode) {
+    let _profiled = crate::profile::stage(crate::profile::Stage::Tracer);
     span.record(attr::HTTP_RESPONSE_STATUS_CODE, i64::from(status.as_u16()));
     if status.is_server_error() {
         fail(span, status.as_str(), None);
@@ -171,5 +173,73 @@ impl opentelemetry::propagation::Extractor for HeaderExtractor<'_> {
     }
 }
 
+/// The share of traces recorded (`trace_sample_ratio`): a number from 0
+/// (none) to 1 (all, the default). A trace is kept by its id, as
+/// OpenTelemetry's `TraceIdRatioBased` sampler keeps it: the same id gets
+/// the same answer in every service that samples by the same ratio.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SampleRatio(f64);
+
+impl SampleRatio {
+    /// Every trace.
+    pub const ALL: Self = Self(1.0);
+
+    /// `raw` as a ratio: a decimal number from 0 to 1.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        match raw.trim().parse::<f64>() {
+            Ok(r) if (0.0..=1.0).contains(&r) => Ok(Self(r)),
+            _ => Err(format!("`{raw}` is not a number from 0 to 1")),
+        }
+    }
+
+    /// The ratio.
+    pub fn get(self) -> f64 {
+        self.0
+    }
+
+    /// Whether the trace `trace_id` is recorded: its low 53 bits, read as a
+    /// fraction of 1, are under the ratio.
+    pub fn keeps(self, trace_id: u128) -> bool {
+        if self.0 >= 1.0 {
+            return true;
+        }
+        let low = (trace_id as u64) >> 11;
+        (low as f64) / ((1u64 << 53) as f64) < self.0
+    }
+}
+
 /// The name of our instrumentation scope.
 pub const SCOPE: &str = "shortener";
+
+#[cfg(test)]
+mod tests {
+    use super::SampleRatio;
+
+    #[test]
+    fn a_ratio_is_a_number_from_zero_to_one() {
+        for raw in ["0", "0.01", " 0.5 ", "1", "1.0"] {
+            assert!(SampleRatio::parse(raw).is_ok(), "{raw}");
+        }
+        for raw in ["", "-0.1", "1.01", "50%", "NaN", "inf", "all"] {
+            let e = SampleRatio::parse(raw).unwrap_err();
+            assert!(e.contains("from 0 to 1"), "{raw}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_trace_is_kept_by_its_id_all_at_one_none_at_zero() {
+        let ratio = |r: &str| SampleRatio::parse(r).unwrap();
+        let low = 0x0000_0000_0000_0000_0000_0000_0000_0800_u128;
+        let high = 0x0000_0000_0000_0000_ffff_ffff_ffff_f800_u128;
+        assert!(ratio("1").keeps(high) && ratio("1").keeps(low));
+        assert!(!ratio("0").keeps(low) && !ratio("0").keeps(high));
+        assert!(ratio("0.01").keeps(low) && !ratio("0.01").keeps(high));
+        // About the ratio of random ids.
+        let kept = (0..10_000u128)
+            .filter(|i| {
+                ratio("0.1").keeps(i.wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835))
+            })
+            .count();
+        assert!((800..1200).contains(&kept), "{kept} of 10,000 at 0.1");
+    }
+}

@@ -4,14 +4,13 @@
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
-use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use serde_json::{Value, json};
-use shortener::ClientAddr;
 use shortener::config::names;
 use shortener::native::{MemoryKv, SqliteStore, TestHost};
 use shortener::storage::{SqlValue, Statement};
+use shortener::{ClientAddr, Handler};
 use time::OffsetDateTime;
 use time::macros::datetime;
 use tower::ServiceExt;
@@ -117,7 +116,11 @@ impl<'a> Visit<'a> {
 }
 
 pub struct TestApp {
-    pub router: Router,
+    /// The app as each Spin instance serves it (the redirect's hot path,
+    /// then the router).
+    pub router: Handler,
+    /// The app behind it.
+    pub app: shortener::App,
     /// Slugs the next random-slug draws return, in order, before random ones.
     slug_queue: Arc<Mutex<Vec<String>>>,
     pub kv: MemoryKv,
@@ -157,7 +160,8 @@ impl TestApp {
             ..app
         };
         Self {
-            router: shortener::router(app),
+            router: Handler::new(app.clone()),
+            app,
             slug_queue,
             kv: host.kv,
             sql: host.sql,

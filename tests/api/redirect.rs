@@ -1,8 +1,10 @@
-use axum::http::{Method, StatusCode};
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
 use serde_json::json;
 use shortener::config::names;
 use shortener::storage::SqlValue;
 use time::macros::datetime;
+use tower::ServiceExt;
 
 use crate::helpers::{CHROME, GOOGLEBOT, TestApp, Visit};
 
@@ -267,4 +269,56 @@ async fn create_brief(app: &TestApp) {
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn the_hot_path_answers_every_request_exactly_as_the_router_does() {
+    let app = TestApp::spawn().await;
+    app.create_ok("https://example.com/docs", Some("docs"))
+        .await;
+    let cases = [
+        (Method::GET, "/docs"),
+        (Method::HEAD, "/docs"),
+        (Method::GET, "/docs?utm=1"),
+        (Method::GET, "/Docs"),
+        (Method::GET, "/nope"),
+        (Method::HEAD, "/nope"),
+        (Method::GET, "/ab"),
+        (Method::GET, "/a_b-c"),
+        (Method::GET, "/health"),
+        (Method::GET, "/HEALTH"),
+        (Method::GET, "/api"),
+        (Method::GET, "/console"),
+        (Method::GET, "/%64ocs"),
+        (Method::GET, "/docs/"),
+        (Method::GET, "/docs.html"),
+        (Method::GET, "/"),
+        (Method::POST, "/docs"),
+        (Method::DELETE, "/docs"),
+    ];
+    for (method, path) in cases {
+        let request = || {
+            Request::builder()
+                .method(method.clone())
+                .uri(path)
+                .header("user-agent", CHROME)
+                .body(Body::empty())
+                .unwrap()
+        };
+        let direct = app.router.clone().oneshot(request()).await.unwrap();
+        let routed = shortener::router(app.app.clone())
+            .oneshot(request())
+            .await
+            .unwrap();
+        assert_eq!(direct.status(), routed.status(), "{method} {path}");
+        assert_eq!(direct.headers(), routed.headers(), "{method} {path}");
+        let body = |r: axum::response::Response| axum::body::to_bytes(r.into_body(), usize::MAX);
+        assert_eq!(
+            body(direct).await.unwrap(),
+            body(routed).await.unwrap(),
+            "{method} {path}"
+        );
+    }
+    // Both served the GETs of the link: the same clicks, once each.
+    assert_eq!(app.clicks_of("docs"), 6);
 }

@@ -27,6 +27,10 @@ pub fn trials() -> Vec<Trial> {
             "telemetry::a_traced_redirect_has_one_client_span_per_storage_call_under_its_request_span",
             a_traced_redirect_has_one_client_span_per_storage_call_under_its_request_span,
         ));
+        trials.push(trial(
+            "telemetry::at_trace_sample_ratio_zero_the_component_sends_no_span_and_spins_own_still_arrive",
+            at_trace_sample_ratio_zero_the_component_sends_no_span_and_spins_own_still_arrive,
+        ));
     }
     trials
 }
@@ -34,13 +38,67 @@ pub fn trials() -> Vec<Trial> {
 /// Spin exporting to `receiver` quickly (short batch delay and metric
 /// interval).
 fn spin_exporting_to(receiver: &Receiver) -> SpinApp {
+    exporting_to(receiver).start()
+}
+
+fn exporting_to(receiver: &Receiver) -> SpinBuilder {
     SpinBuilder::default()
         .env("OTEL_EXPORTER_OTLP_ENDPOINT", &receiver.endpoint())
         .env("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
         .env("OTEL_SERVICE_NAME", "shortener-e2e")
         .env("OTEL_BSP_SCHEDULE_DELAY", "200")
         .env("OTEL_METRIC_EXPORT_INTERVAL", "1000")
-        .start()
+}
+
+/// `GET path` as a Chrome browser in a new trace: (trace id hex, parent
+/// span id hex), once it answered a redirect.
+fn follow_in_new_trace(spin: &SpinApp, path: &str) -> Result<(String, String), Failed> {
+    let (header, trace, parent) = traceparent();
+    let r = spin.request(
+        "GET",
+        path,
+        &[("User-Agent", CHROME), ("traceparent", &header)],
+        None,
+    );
+    ensure!(r.status == 302, "{path}: {}", r.status);
+    Ok((trace, parent))
+}
+
+/// With `trace_sample_ratio = 0` the component makes no span (neither a
+/// request span nor a storage span), while the redirect works and Spin's
+/// own spans of the same requests still arrive.
+fn at_trace_sample_ratio_zero_the_component_sends_no_span_and_spins_own_still_arrive()
+-> Result<(), Failed> {
+    let receiver = Receiver::start();
+    let spin = exporting_to(&receiver)
+        .variable("trace_sample_ratio", "0")
+        .start();
+    spin.create(json!({"url": "https://e.com/unsampled", "slug": "unsampled"}))?;
+    let mut traces = Vec::new();
+    for _ in 0..20 {
+        traces.push(follow_in_new_trace(&spin, "/unsampled")?.0);
+    }
+    let last = traces.last().cloned().unwrap_or_default();
+    let arrived = receiver.wait_for(Duration::from_secs(90), |got| {
+        in_trace(&got.spans, &last)
+            .iter()
+            .any(|s| s.name.starts_with("GET /..."))
+    });
+    ensure!(
+        arrived,
+        "Spin's own span of the last redirect never arrived"
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let ours = receiver.with(|got| {
+        let ours: Vec<&Span> = traces
+            .iter()
+            .flat_map(|t| in_trace(&got.spans, t))
+            .filter(|s| s.name == "GET /{slug}" || s.name == "kv.get" || s.name == "sqlite.execute")
+            .collect();
+        describe(&ours)
+    });
+    ensure!(ours.is_empty(), "the component sent spans: {ours}");
+    Ok(())
 }
 
 /// A fresh W3C trace context: (header, trace id hex, parent span id hex).
@@ -98,14 +156,7 @@ fn spins_request_count_and_server_span_arrive_over_otlp() -> Result<(), Failed> 
     let receiver = Receiver::start();
     let spin = spin_exporting_to(&receiver);
     spin.create(json!({"url": "https://e.com/", "slug": "counted"}))?;
-    let (header, trace, parent) = traceparent();
-    let r = spin.request(
-        "GET",
-        "/counted",
-        &[("User-Agent", CHROME), ("traceparent", &header)],
-        None,
-    );
-    ensure!(r.status == 302, "{}", r.status);
+    let (trace, parent) = follow_in_new_trace(&spin, "/counted")?;
 
     // Spin exports a point per component that served a request; the
     // redirect's and the API's may come in different exports.
@@ -178,14 +229,7 @@ fn a_traced_redirect_has_one_client_span_per_storage_call_under_its_request_span
     let receiver = Receiver::start();
     let spin = spin_exporting_to(&receiver);
     spin.create(json!({"url": "https://e.com/traced", "slug": "traced-link"}))?;
-    let (hit_header, hit_trace, hit_parent) = traceparent();
-    let r = spin.request(
-        "GET",
-        "/traced-link",
-        &[("User-Agent", CHROME), ("traceparent", &hit_header)],
-        None,
-    );
-    ensure!(r.status == 302, "{}", r.status);
+    let (hit_trace, hit_parent) = follow_in_new_trace(&spin, "/traced-link")?;
     let (miss_header, miss_trace, _) = traceparent();
     let r = spin.request(
         "GET",

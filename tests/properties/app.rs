@@ -7,10 +7,10 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use serde_json::Value;
+use shortener::Handler;
 use shortener::config::names;
 use shortener::links::SlugSource;
 use shortener::native::{MemoryKv, SqliteStore, TestHost};
@@ -48,7 +48,7 @@ impl Reply {
 }
 
 pub struct Harness {
-    router: Router,
+    router: Handler,
     rt: tokio::runtime::Runtime,
     now: Arc<Mutex<OffsetDateTime>>,
     pub kv: MemoryKv,
@@ -105,7 +105,7 @@ impl Harness {
             None => host.app.clone(),
         };
         Self {
-            router: shortener::router(app),
+            router: Handler::new(app),
             rt,
             now: host.now,
             kv: host.kv,

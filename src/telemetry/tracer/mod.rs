@@ -14,8 +14,12 @@
 //! - A span's parent is its explicit parent, else the current span; a span
 //!   without one continues the remote parent in `otel.parent_trace_id` and
 //!   `otel.parent_span_id` (the `traceparent` ids as numbers, both
-//!   non-zero, with its `otel.trace_state`), else starts a new trace. Every
-//!   span is sampled.
+//!   non-zero, with its `otel.trace_state`), else starts a new trace.
+//! - A trace is recorded or not as a whole: its root decides by its trace
+//!   id and the [`Sampling`] ratio (the operator's `trace_sample_ratio`,
+//!   all by default; never the remote parent's sampled flag), and every
+//!   span under it follows. A span of a trace not recorded costs a map
+//!   entry: no fields are read, nothing goes to the exporter.
 //! - An event inside a span becomes a span event named by its message, with
 //!   `level`, `target` and its fields as attributes. Events never change a
 //!   span's status: a span fails only through `otel.status_code`
@@ -28,7 +32,8 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt::{self, Write as _};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use tracing::field::{Field, Visit};
@@ -36,11 +41,11 @@ use tracing::span::{Attributes, Id, Record};
 use tracing::subscriber::Interest;
 use tracing::{Event, Level, Metadata, Subscriber};
 
-use super::SCOPE;
 use super::wasi_otel::{
-    InstrumentationScope, KeyValue, NO_SPAN, bool_json, datetime, f64_json, int_json, span_id_hex,
+    InstrumentationScope, KeyValue, bool_json, datetime, f64_json, int_json, span_id_hex,
     string_json, trace_id_hex, wit,
 };
+use super::{SCOPE, SampleRatio};
 
 /// Where finished spans go: the host over wasi:otel in Spin, memory in tests.
 pub trait Exporter: Send + Sync + 'static {
@@ -55,13 +60,43 @@ pub trait Exporter: Send + Sync + 'static {
 pub struct Tracer {
     open: Mutex<HashMap<u64, Open>>,
     exporter: Box<dyn Exporter>,
+    sampling: Sampling,
 }
 
-/// A started span: its record so far, and how many `tracing` handles
-/// (`Span` clones) still refer to it.
+/// The share of traces a [`Tracer`] records, which may be set after the
+/// tracer is installed (the shell reads it with the Spin variables, after
+/// the subscriber must already be in place). All until set.
+#[derive(Clone)]
+pub struct Sampling(Arc<AtomicU64>);
+
+impl Default for Sampling {
+    fn default() -> Self {
+        Self(Arc::new(AtomicU64::new(SampleRatio::ALL.get().to_bits())))
+    }
+}
+
+impl Sampling {
+    /// Records `ratio` of the traces from now on.
+    pub fn set(&self, ratio: SampleRatio) {
+        self.0.store(ratio.get().to_bits(), Ordering::Relaxed);
+    }
+
+    /// The ratio in force.
+    pub fn ratio(&self) -> SampleRatio {
+        SampleRatio(f64::from_bits(self.0.load(Ordering::Relaxed)))
+    }
+}
+
+/// A started span: how many `tracing` handles (`Span` clones) still refer
+/// to it, and its record so far (`None`: its trace is not recorded).
 struct Open {
     handles: usize,
     metadata: &'static Metadata<'static>,
+    record: Option<Recorded>,
+}
+
+/// What is known of a recorded span.
+struct Recorded {
     data: wit::SpanData,
     status: Status,
 }
@@ -85,7 +120,36 @@ impl Tracer {
         Self {
             open: Mutex::new(HashMap::new()),
             exporter: Box::new(exporter),
+            sampling: Sampling::default(),
         }
+    }
+
+    /// Where the share of traces this tracer records is set.
+    pub fn sampling(&self) -> Sampling {
+        self.sampling.clone()
+    }
+
+    /// Whether the span `id` is open and recorded.
+    fn recorded(&self, id: u64) -> bool {
+        self.open().get(&id).is_some_and(|o| o.record.is_some())
+    }
+
+    /// Opens an unrecorded span (its trace is not sampled).
+    fn open_unrecorded(
+        &self,
+        open: &mut HashMap<u64, Open>,
+        metadata: &'static Metadata<'static>,
+    ) -> Id {
+        let span_id = Self::new_span_id(open);
+        open.insert(
+            span_id,
+            Open {
+                handles: 1,
+                metadata,
+                record: None,
+            },
+        );
+        Id::from_u64(span_id)
     }
 
     fn open(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Open>> {
@@ -128,15 +192,26 @@ fn new_trace_id() -> u128 {
 
 impl Subscriber for Tracer {
     fn register_callsite(&self, metadata: &'static Metadata<'static>) -> Interest {
-        if self.enabled(metadata) {
-            Interest::always()
+        if *metadata.level() <= Level::INFO {
+            // Asked again at every hit (`enabled`): whether a span or event
+            // is made depends on the trace it would belong to.
+            Interest::sometimes()
         } else {
             Interest::never()
         }
     }
 
+    /// Nothing at all is made (no field evaluated, no span opened) at ratio
+    /// 0, nor inside a span whose trace is not recorded: only a trace's
+    /// root is made to decide it.
     fn enabled(&self, metadata: &Metadata<'_>) -> bool {
-        *metadata.level() <= Level::INFO
+        if *metadata.level() > Level::INFO || self.sampling.ratio().get() <= 0.0 {
+            return false;
+        }
+        let open = self.open();
+        self.current(&open)
+            .and_then(|id| open.get(&id))
+            .is_none_or(|span| span.record.is_some())
     }
 
     fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {
@@ -144,35 +219,65 @@ impl Subscriber for Tracer {
     }
 
     fn new_span(&self, attrs: &Attributes<'_>) -> Id {
+        let _profiled = crate::profile::stage(crate::profile::Stage::Tracer);
         let metadata = attrs.metadata();
+        let local_parent = {
+            let mut open = self.open();
+            let local_parent = match attrs.parent() {
+                Some(parent) => Some(parent.into_u64()),
+                None if attrs.is_contextual() => self.current(&open),
+                None => None,
+            };
+            match local_parent.and_then(|id| open.get(&id)) {
+                // A child of a span whose trace is not recorded is not
+                // either: its fields are never read.
+                Some(parent) if parent.record.is_none() => {
+                    return self.open_unrecorded(&mut open, metadata);
+                }
+                Some(_) => local_parent,
+                None => None,
+            }
+        };
+        // A root decides its trace by the trace id (the remote parent's, or
+        // a new one) before any other field is read.
+        let root = match local_parent {
+            Some(_) => None,
+            None => {
+                let mut remote = Fields::ids_only();
+                attrs.record(&mut remote);
+                let (trace_id, parent_span_id) =
+                    remote.remote_parent().unwrap_or((new_trace_id(), 0));
+                if !self.sampling.ratio().keeps(trace_id) {
+                    return self.open_unrecorded(&mut self.open(), metadata);
+                }
+                Some((trace_id, parent_span_id))
+            }
+        };
         let mut fields = Fields::default();
         attrs.record(&mut fields);
         let now = datetime(SystemTime::now());
 
         let mut open = self.open();
-        let local_parent = match attrs.parent() {
-            Some(parent) => Some(parent.into_u64()),
-            None if attrs.is_contextual() => self.current(&open),
-            None => None,
-        };
         // A child takes its parent's trace (ids already in hex); a root the
-        // remote parent's, or a new one.
-        let (trace_id, parent_span_id, trace_state) =
-            match local_parent.and_then(|id| open.get(&id)) {
-                Some(parent) => (
-                    parent.data.span_context.trace_id.clone(),
-                    parent.data.span_context.span_id.clone(),
-                    parent.data.span_context.trace_state.clone(),
-                ),
-                None => match fields.remote_parent() {
-                    Some((trace_id, span_id)) => (
-                        trace_id_hex(trace_id),
-                        span_id_hex(span_id),
-                        fields.trace_state.take().unwrap_or_default(),
-                    ),
-                    None => (trace_id_hex(new_trace_id()), NO_SPAN.to_owned(), Vec::new()),
-                },
-            };
+        // one it decided (its parent closed meanwhile: a new trace).
+        let parent = local_parent
+            .and_then(|id| open.get(&id))
+            .and_then(|parent| parent.record.as_ref());
+        let (trace_id, parent_span_id, trace_state) = match parent {
+            Some(parent) => (
+                parent.data.span_context.trace_id.clone(),
+                parent.data.span_context.span_id.clone(),
+                parent.data.span_context.trace_state.clone(),
+            ),
+            None => {
+                let (trace_id, parent_span_id) = root.unwrap_or((new_trace_id(), 0));
+                (
+                    trace_id_hex(trace_id),
+                    span_id_hex(parent_span_id),
+                    fields.trace_state.take().unwrap_or_default(),
+                )
+            }
+        };
         let span_id = Self::new_span_id(&open);
         let data = wit::SpanData {
             span_context: wit::SpanContext {
@@ -207,8 +312,10 @@ impl Subscriber for Tracer {
             Open {
                 handles: 1,
                 metadata,
-                data,
-                status: fields.status,
+                record: Some(Recorded {
+                    data,
+                    status: fields.status,
+                }),
             },
         );
         drop(open);
@@ -217,10 +324,17 @@ impl Subscriber for Tracer {
     }
 
     fn record(&self, span: &Id, values: &Record<'_>) {
+        let _profiled = crate::profile::stage(crate::profile::Stage::Tracer);
+        if !self.recorded(span.into_u64()) {
+            return;
+        }
         let mut fields = Fields::default();
         values.record(&mut fields);
         let mut open = self.open();
-        let Some(span) = open.get_mut(&span.into_u64()) else {
+        let Some(span) = open
+            .get_mut(&span.into_u64())
+            .and_then(|o| o.record.as_mut())
+        else {
             return;
         };
         if let Some(name) = fields.name {
@@ -241,17 +355,24 @@ impl Subscriber for Tracer {
     fn record_follows_from(&self, _span: &Id, _follows: &Id) {}
 
     fn event(&self, event: &Event<'_>) {
+        let _profiled = crate::profile::stage(crate::profile::Stage::Tracer);
         let metadata = event.metadata();
+        let target = {
+            let open = self.open();
+            match event.parent() {
+                Some(parent) => Some(parent.into_u64()),
+                None if event.is_contextual() => self.current(&open),
+                None => None,
+            }
+        };
+        // Events outside any recorded span of ours have nowhere to go.
+        let Some(target) = target.filter(|id| self.recorded(*id)) else {
+            return;
+        };
         let mut fields = EventFields::default();
         event.record(&mut fields);
         let mut open = self.open();
-        let target = match event.parent() {
-            Some(parent) => Some(parent.into_u64()),
-            None if event.is_contextual() => self.current(&open),
-            None => None,
-        };
-        // Events outside any span of ours have nowhere to go.
-        let Some(span) = target.and_then(|id| open.get_mut(&id)) else {
+        let Some(span) = open.get_mut(&target).and_then(|o| o.record.as_mut()) else {
             return;
         };
         let mut attributes = vec![
@@ -273,10 +394,12 @@ impl Subscriber for Tracer {
     }
 
     fn enter(&self, span: &Id) {
+        let _profiled = crate::profile::stage(crate::profile::Stage::Tracer);
         ENTERED.with(|entered| entered.borrow_mut().push(span.into_u64()));
     }
 
     fn exit(&self, span: &Id) {
+        let _profiled = crate::profile::stage(crate::profile::Stage::Tracer);
         let id = span.into_u64();
         ENTERED.with(|entered| {
             let mut entered = entered.borrow_mut();
@@ -287,6 +410,7 @@ impl Subscriber for Tracer {
     }
 
     fn clone_span(&self, span: &Id) -> Id {
+        let _profiled = crate::profile::stage(crate::profile::Stage::Tracer);
         if let Some(open) = self.open().get_mut(&span.into_u64()) {
             open.handles += 1;
         }
@@ -294,6 +418,7 @@ impl Subscriber for Tracer {
     }
 
     fn try_close(&self, span: Id) -> bool {
+        let _profiled = crate::profile::stage(crate::profile::Stage::Tracer);
         let id = span.into_u64();
         let mut open = self.open();
         let Some(entry) = open.get_mut(&id) else {
@@ -303,9 +428,9 @@ impl Subscriber for Tracer {
         if entry.handles > 0 {
             return false;
         }
-        let Open {
-            mut data, status, ..
-        } = open.remove(&id).expect("the entry just found");
+        let Some(Recorded { mut data, status }) = open.remove(&id).and_then(|o| o.record) else {
+            return true;
+        };
         drop(open);
         data.end_time = datetime(SystemTime::now());
         data.status = status.finish();
@@ -314,6 +439,7 @@ impl Subscriber for Tracer {
     }
 
     fn current_span(&self) -> tracing_core::span::Current {
+        let _profiled = crate::profile::stage(crate::profile::Stage::Tracer);
         let open = self.open();
         match self
             .current(&open)
@@ -349,6 +475,9 @@ impl Status {
 /// The fields of a span: `otel.*` conventions apart, attributes as JSON.
 #[derive(Default)]
 struct Fields {
+    /// Only the remote parent's ids are read (a root's sampling decision):
+    /// nothing else is formatted.
+    ids_only: bool,
     name: Option<String>,
     kind: Option<wit::SpanKind>,
     status: Status,
@@ -359,6 +488,13 @@ struct Fields {
 }
 
 impl Fields {
+    fn ids_only() -> Self {
+        Self {
+            ids_only: true,
+            ..Self::default()
+        }
+    }
+
     fn special(&mut self, field: &Field, value: &str) -> bool {
         match field.name() {
             "otel.name" => self.name = Some(value.to_owned()),
@@ -378,6 +514,9 @@ impl Fields {
     }
 
     fn attribute(&mut self, field: &Field, value: String) {
+        if self.ids_only {
+            return;
+        }
         self.attributes.push(KeyValue {
             key: field.name().to_owned(),
             value,
@@ -416,11 +555,14 @@ impl Visit for Fields {
         self.attribute(field, f64_json(value));
     }
     fn record_str(&mut self, field: &Field, value: &str) {
-        if !self.special(field, value) {
+        if !self.ids_only && !self.special(field, value) {
             self.attribute(field, string_json(value));
         }
     }
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        if self.ids_only {
+            return;
+        }
         let text = debug_text(value);
         if !self.special(field, &text) {
             self.attribute(field, string_json(&text));

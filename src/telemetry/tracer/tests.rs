@@ -1,6 +1,7 @@
 //! The tracer's unit tests: the records it hands the exporter.
 
 use super::*;
+use crate::telemetry::wasi_otel::NO_SPAN;
 use std::sync::Arc;
 
 #[derive(Debug, PartialEq)]
@@ -283,4 +284,100 @@ fn concurrent_tasks_nest_under_their_own_request() {
             find(request).span_context.span_id
         );
     }
+}
+
+fn traced_at(ratio: &str, f: impl FnOnce()) -> Vec<Call> {
+    let recorder = Recorder::default();
+    let tracer = Tracer::new(recorder.clone());
+    tracer
+        .sampling()
+        .set(SampleRatio::parse(ratio).expect("a ratio"));
+    tracing::subscriber::with_default(tracer, f);
+    std::mem::take(&mut *recorder.0.lock().unwrap())
+}
+
+/// A request: a root span, a client span in it, an event, a record.
+fn request() {
+    let root = tracing::info_span!(
+        "request",
+        otel.kind = "server",
+        status = tracing::field::Empty
+    );
+    let _entered = root.enter();
+    tracing::info_span!("kv.get", otel.kind = "client").in_scope(|| {
+        tracing::warn!("slow");
+    });
+    root.record("status", 302);
+}
+
+#[test]
+fn at_ratio_zero_no_span_of_a_request_reaches_the_exporter() {
+    let calls = traced_at("0", || {
+        for _ in 0..50 {
+            request();
+        }
+    });
+    assert!(calls.is_empty(), "{calls:#?}");
+}
+
+#[test]
+fn a_trace_is_recorded_whole_or_not_at_all_in_about_the_ratio() {
+    let calls = traced_at("0.5", || {
+        for _ in 0..400 {
+            request();
+        }
+    });
+    let ends = ends(&calls);
+    let starts = calls.iter().filter(|c| matches!(c, Call::Start(_))).count();
+    assert_eq!(starts, ends.len(), "every recorded span starts and ends");
+    let roots: Vec<_> = ends.iter().filter(|s| s.name == "request").collect();
+    let children: Vec<_> = ends.iter().filter(|s| s.name == "kv.get").collect();
+    assert!(
+        (120..280).contains(&roots.len()),
+        "{} of 400 traces",
+        roots.len()
+    );
+    // Each recorded root has its child, with its event; no child is alone.
+    assert_eq!(children.len(), roots.len());
+    for child in &children {
+        assert!(
+            roots
+                .iter()
+                .any(|r| r.span_context.span_id == child.parent_span_id)
+        );
+        assert_eq!(child.events.len(), 1);
+    }
+    assert!(roots.iter().all(|r| attr(r, "status") == Some("302")));
+}
+
+#[test]
+fn a_continued_trace_is_kept_or_dropped_by_the_remote_parents_trace_id() {
+    let keep = |trace_id: u128| {
+        let calls = traced_at("0.5", || {
+            tracing::info_span!(
+                "request",
+                otel.parent_trace_id = trace_id,
+                otel.parent_span_id = 7_u64,
+            )
+            .in_scope(|| {});
+        });
+        !ends(&calls).is_empty()
+    };
+    // Low bits under half of the range are kept, above it are not.
+    assert!(keep(0x0123_0000_0000_0000_0000_0000_0000_0800));
+    assert!(!keep(0x0123_0000_0000_0000_ffff_ffff_ffff_f800));
+}
+
+#[test]
+fn inside_a_trace_not_recorded_and_at_ratio_zero_no_span_is_made_at_all() {
+    traced_at("0", || {
+        assert!(tracing::info_span!("request").is_disabled());
+    });
+    let calls = traced_at("0.0000000001", || {
+        let root = tracing::info_span!("request", otel.kind = "server");
+        assert!(!root.is_disabled(), "a root is made, to decide its trace");
+        let _entered = root.enter();
+        assert!(tracing::info_span!("kv.get").is_disabled());
+    });
+    assert!(calls.is_empty(), "{calls:#?}");
 }

@@ -64,8 +64,51 @@ fn answer(status: u16, location: Option<&str>, body: String) -> http::Response<S
 
 const INSERT: &str = "INSERT INTO clicks (slug, at, user_agent) VALUES (?1, ?2, ?3)";
 
+/// The guest's time in the get, the INSERT and the rest, summed per
+/// instance and printed every 16 requests in the format of the main
+/// crate's `src/profile.rs` (`profile` feature; `benches/spin/run.sh
+/// --profile`, valid at `oha -c 1`).
+#[cfg(feature = "profile")]
+mod profile {
+    use std::cell::Cell;
+    use std::time::Instant;
+    thread_local! {
+        /// Requests, then ns of: the rest, the get, the INSERT.
+        static TOTALS: Cell<[u64; 4]> = const { Cell::new([0; 4]) };
+    }
+    /// Adds the time since `t` to stage `i` (2: the get, 3: the INSERT).
+    pub fn add(i: usize, t: Instant) {
+        let mut totals = TOTALS.get();
+        totals[i] += t.elapsed().as_nanos() as u64;
+        TOTALS.set(totals);
+    }
+    pub fn done(started: Instant) {
+        let mut t = TOTALS.get();
+        let whole = started.elapsed().as_nanos() as u64;
+        t[0] += 1;
+        t[1] += whole.saturating_sub(t[2] + t[3]);
+        if t[0].is_multiple_of(16) {
+            eprintln!(
+                "shortener-profile n=16 shell={} kv_get={} click_write={}",
+                t[1], t[2], t[3]
+            );
+            t = [t[0], 0, 0, 0];
+        }
+        TOTALS.set(t);
+    }
+}
+
 #[spin_sdk::http_service]
 async fn handle(request: Request) -> impl IntoResponse {
+    #[cfg(feature = "profile")]
+    let started = std::time::Instant::now();
+    let response = redirect(request).await;
+    #[cfg(feature = "profile")]
+    profile::done(started);
+    response
+}
+
+async fn redirect(request: Request) -> http::Response<String> {
     let slug = request.uri().path().trim_start_matches('/').to_owned();
     let user_agent = request
         .headers()
@@ -97,7 +140,11 @@ async fn handle(request: Request) -> impl IntoResponse {
     let request_span = traced::Span::server("GET /{slug}", &["GET", "/{slug}"]);
     #[cfg(feature = "traced")]
     let kv_span = traced::Span::kv_get(&request_span);
+    #[cfg(feature = "profile")]
+    let t = std::time::Instant::now();
     let got = store.get(&slug).await;
+    #[cfg(feature = "profile")]
+    profile::add(2, t);
     #[cfg(feature = "traced")]
     kv_span.end(&[]);
     let url = match got {
@@ -115,7 +162,11 @@ async fn handle(request: Request) -> impl IntoResponse {
     ];
     #[cfg(feature = "traced")]
     let sql_span = traced::Span::sqlite_insert(&request_span, INSERT);
+    #[cfg(feature = "profile")]
+    let t = std::time::Instant::now();
     let inserted = db.execute(INSERT, &params);
+    #[cfg(feature = "profile")]
+    profile::add(3, t);
     #[cfg(feature = "traced")]
     sql_span.end(&[]);
     let response = match inserted {
