@@ -102,13 +102,19 @@ pub fn method_label(method: &str) -> &'static str {
 /// Trace context: the span continues the trace id of a valid W3C
 /// `traceparent` in `headers` (from a tracing proxy), or starts a new trace
 /// (the [`Tracer`] reads the parent's ids from `otel.parent_trace_id` and
-/// `otel.parent_span_id`). It is always
-/// recorded, whatever the parent's sampled flag says: the public can reach
-/// the app without a proxy, and must not be able to switch its spans off.
+/// `otel.parent_span_id`). Whether it is recorded is the tracer's decision
+/// (`trace_sample_ratio`, by trace id), never the parent's sampled flag: the
+/// public can reach the app without a proxy, and must not be able to switch
+/// its spans off.
 /// Without a matched route (`None`) the span is named by the method alone,
 /// as the HTTP semantic conventions ask.
 pub fn request_span(method: &str, route: Option<&str>, headers: &http::HeaderMap) -> tracing::Span {
     let _profiled = crate::profile::stage(crate::profile::Stage::Tracer);
+    // No span would be made (no subscriber, or `trace_sample_ratio = 0`):
+    // neither its name nor the `traceparent` is worth reading.
+    if !tracing::enabled!(tracing::Level::INFO) {
+        return tracing::Span::none();
+    }
     let method = method_label(method);
     let name = match route {
         Some(route) => format!("{method} {route}"),
