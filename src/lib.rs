@@ -152,12 +152,14 @@ impl Handler {
     pub async fn handle(&self, request: axum::extract::Request) -> axum::response::Response {
         let _profiled = profile::stage(profile::Stage::Handler);
         let mut router = match &self.0 {
-            Serves::App { app, .. }
-                if http::direct_segment(request.method(), request.uri().path()).is_some() =>
-            {
-                return http::redirect_direct(app.clone(), request).await;
+            Serves::App { app, router: built } => {
+                if let Some(segment) = http::direct_segment(request.method(), request.uri().path())
+                {
+                    let slug = links::Slug::parse(segment).ok();
+                    return http::redirect_direct(app.clone(), slug, request).await;
+                }
+                built.get_or_init(|| router(app.clone())).clone()
             }
-            Serves::App { app, router: built } => built.get_or_init(|| router(app.clone())).clone(),
             Serves::Misconfigured(router) => router.clone(),
         };
         match tower_service::Service::call(&mut router, request).await {

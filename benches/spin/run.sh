@@ -26,7 +26,7 @@
 #
 # Usage: benches/spin/run.sh [--rounds 3] [--requests 4000] [--concurrency 32]
 #                            [--no-build] [--profile]
-#                            [--variant name=path.wasm[,no-otel][,no-export][,reuse=N][,ablate=a+b][,sample=R][,spin-sample=R][,var=name=value][,profile][,half]]...
+#                            [--variant name=path.wasm[,no-otel][,no-export][,reuse=N][,ablate=a+b][,var=name=value][,spin-sample=R][,profile][,half]]...
 # A --variant is another build of our component (e.g. a profiling variant)
 # measured in the same rounds as ours (the path may be relative); `no-otel`
 # starts it without --experimental-wasi-otel (for a --no-default-features
@@ -36,8 +36,8 @@
 # parts of the redirect in a build with `--features ablation` (src/ablation.rs;
 # `rollups` drops the rollup trigger, and then only raw rows are reconciled),
 # `half` runs it at half load too (as ours and ours-untraced always are),
-# `var=name=value` sets one of its Spin variables (e.g. var=click_outbox=true),
-# `sample=R` sets the component's `trace_sample_ratio` to R, `spin-sample=R`
+# `var=name=value` sets one of its Spin variables (e.g.
+# var=trace_sample_ratio=0.1, var=click_outbox=true), `spin-sample=R`
 # samples Spin's own spans at R (OTEL_TRACES_SAMPLER=traceidratio), and
 # `profile` (an ablation build, with --concurrency 1) prints the guest's
 # self time per stage of the redirect (src/profile.rs); `--profile` adds
@@ -166,7 +166,7 @@ OURS_ARGS=(--variable "admin_token=$TOKEN" --variable "visitor_salt=$SALT"
 TRACED=() # the names that run with Spin exporting
 HALF_NAMES=(ours ours-untraced) # the names also run at half load
 NO_ROLLUPS=() # the names whose rollup trigger was dropped
-start_ours() { # name wasm [options: no-otel,no-export,reuse=N,ablate=a+b]
+start_ours() { # name wasm [options: see --variant above]
     local extra=() opt otel=1 export=1 ablate="" profile="" sampler=parentbased_always_on sampler_arg=""
     IFS=, read -ra opts <<<"${3:-}"
     for opt in "${opts[@]}"; do
@@ -177,7 +177,6 @@ start_ours() { # name wasm [options: no-otel,no-export,reuse=N,ablate=a+b]
             ablate=*) ablate="${opt#ablate=}" ;;
             half) HALF_NAMES+=("$1") ;;
             profile) profile=1; PROFILED+=("$1") ;;
-            sample=*) extra+=(--variable "trace_sample_ratio=${opt#sample=}") ;;
             var=*) extra+=(--variable "${opt#var=}") ;;
             spin-sample=*) sampler=traceidratio; sampler_arg="${opt#spin-sample=}" ;;
             *) echo "unknown variant option: $opt" >&2; exit 2 ;;
@@ -241,12 +240,6 @@ sed "s|^source = .*|source = \"$CLICK_TRACED_WASM\"|" "$BENCH/kv-click/spin.toml
 OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$SINK_PORT" OTEL_SERVICE_NAME="kv-click-traced" \
     start kv-click-traced "$WORK/kv-click-traced.spin.toml" --experimental-wasi-otel
 TRACED+=(kv-traced kv-click-traced)
-for name in kv kv-traced kv-click kv-click-traced; do
-    port_var="PORT_${name//-/_}"
-    code="$(curl -s -o /dev/null -w '%{http_code}' -X PUT "http://127.0.0.1:${!port_var}/$SLUG" \
-        --data-binary 'https://example.com/landing')"
-    [[ "$code" == 201 ]] || { echo "$name: seeding answered $code" >&2; exit 1; }
-done
 PROFILED=() # the names that print a guest-side profile (src/profile.rs)
 NAMES=(hello kv kv-traced kv-click kv-click-traced)
 if [[ $PROFILE == 1 ]]; then
@@ -254,11 +247,14 @@ if [[ $PROFILE == 1 ]]; then
     sed "s|^source = .*|source = \"$CLICK_PROFILE_WASM\"|" "$BENCH/kv-click/spin.toml" \
         >"$WORK/kv-click-profile.spin.toml"
     start kv-click-profile "$WORK/kv-click-profile.spin.toml"
-    code="$(curl -s -o /dev/null -w '%{http_code}' -X PUT "http://127.0.0.1:$PORT_kv_click_profile/$SLUG" \
-        --data-binary 'https://example.com/landing')"
-    [[ "$code" == 201 ]] || { echo "kv-click-profile: seeding answered $code" >&2; exit 1; }
     NAMES+=(kv-click-profile); PROFILED+=(kv-click-profile)
 fi
+for name in "${NAMES[@]:1}"; do # every baseline but hello: seed the link
+    port_var="PORT_${name//-/_}"
+    code="$(curl -s -o /dev/null -w '%{http_code}' -X PUT "http://127.0.0.1:${!port_var}/$SLUG" \
+        --data-binary 'https://example.com/landing')"
+    [[ "$code" == 201 ]] || { echo "$name: seeding answered $code" >&2; exit 1; }
+done
 start_ours ours "$OURS_WASM"
 start_ours ours-untraced "$OURS_WASM" no-export
 NAMES+=(ours ours-untraced)

@@ -31,6 +31,7 @@ use tracing::Instrument;
 use crate::app::{App, ClientAddr};
 use crate::clicks;
 use crate::error::AppError;
+use crate::links::Slug;
 use crate::redirect::{self, Outcome, Visit};
 use crate::telemetry;
 use extract::SlugPath;
@@ -58,9 +59,6 @@ pub fn routes() -> Router<App> {
 /// The middleware that runs every request in its server span and records
 /// the answered status on it.
 pub async fn request_span(request: Request, next: Next) -> Response {
-    if crate::ablation::skip(crate::ablation::Part::RequestSpan) {
-        return next.run(request).await;
-    }
     let route = request
         .extensions()
         .get::<MatchedPath>()
@@ -171,24 +169,17 @@ pub fn direct_segment<'a>(method: &Method, path: &'a str) -> Option<&'a str> {
 }
 
 /// `GET`/`HEAD /{slug}` without axum's router and layers (the hot path; a
-/// request [`direct_segment`] accepts): the same handler, request span and
-/// `Cache-Control` as the routed one, so the answer is the router's.
-pub async fn redirect_direct(app: App, request: Request) -> Response {
-    use crate::links::Slug;
-    let span = if crate::ablation::skip(crate::ablation::Part::RequestSpan) {
-        tracing::Span::none()
-    } else {
-        telemetry::request_span(
-            request.method().as_str(),
-            Some(SLUG_ROUTE),
-            request.headers(),
-        )
-    };
+/// request [`direct_segment`] accepts, with the slug its segment parses
+/// to): the same handler, request span and `Cache-Control` as the routed
+/// one, so the answer is the router's.
+pub async fn redirect_direct(app: App, slug: Option<Slug>, request: Request) -> Response {
+    let span = telemetry::request_span(
+        request.method().as_str(),
+        Some(SLUG_ROUTE),
+        request.headers(),
+    );
     let head = request.method() == Method::HEAD;
-    let slug = direct_segment(request.method(), request.uri().path())
-        .and_then(|segment| Slug::parse(segment).ok())
-        .map(SlugPath)
-        .ok_or(AppError::NoLink);
+    let slug = slug.map(SlugPath).ok_or(AppError::NoLink);
     let response = redirect(State(app), slug, request)
         .instrument(span.clone())
         .await

@@ -445,14 +445,11 @@ async fn build() -> (Handler, bool) {
     // it ships: it migrates then (`crate::outbox::ensure_schema`), so that
     // a new instance's first redirects wait on no remote round trip.
     let lazy_schema = app.settings.click_outbox && redirect_component().await;
-    let migrated = if lazy_schema {
-        Ok(0)
-    } else {
+    if !lazy_schema {
         let _profiled = crate::profile::stage(crate::profile::Stage::Migrate);
-        crate::migrate(&app).await
-    };
-    if let Err(e) = migrated {
-        eprintln!("shortener: schema migration failed (will retry): {e}");
+        if let Err(e) = crate::migrate(&app).await {
+            eprintln!("shortener: schema migration failed (will retry): {e}");
+        }
     }
     // With an outbox, redirects do not need the click database: an instance
     // that could not reach it is kept, and migrates before it first ships
@@ -489,11 +486,10 @@ async fn handler() -> Handler {
             .get_or_insert_with(|| build().boxed_local().shared())
             .clone()
     });
-    let built = {
+    let (handler, keep) = {
         let _profiled = crate::profile::stage(crate::profile::Stage::Build);
         building.clone().await
     };
-    let (handler, keep) = built;
     BUILDING.with(|b| {
         let mut b = b.borrow_mut();
         if b.as_ref().is_some_and(|now| now.ptr_eq(&building)) {

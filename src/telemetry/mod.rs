@@ -111,8 +111,11 @@ pub fn method_label(method: &str) -> &'static str {
 pub fn request_span(method: &str, route: Option<&str>, headers: &http::HeaderMap) -> tracing::Span {
     let _profiled = crate::profile::stage(crate::profile::Stage::Tracer);
     // No span would be made (no subscriber, or `trace_sample_ratio = 0`):
-    // neither its name nor the `traceparent` is worth reading.
-    if !tracing::enabled!(tracing::Level::INFO) {
+    // neither its name nor the `traceparent` is worth reading. (The
+    // benchmark's ablation removes the span here too.)
+    if crate::ablation::skip(crate::ablation::Part::RequestSpan)
+        || !tracing::enabled!(tracing::Level::INFO)
+    {
         return tracing::Span::none();
     }
     let method = method_label(method);

@@ -239,9 +239,11 @@ impl Subscriber for Tracer {
             }
         };
         // A root decides its trace by the trace id (the remote parent's, or
-        // a new one) before any other field is read.
+        // a new one) before any other field is read; with every trace kept
+        // there is nothing to decide, and the ids come with the fields.
         let root = match local_parent {
             Some(_) => None,
+            None if self.sampling.ratio().get() >= 1.0 => None,
             None => {
                 let mut remote = Fields::ids_only();
                 attrs.record(&mut remote);
@@ -259,7 +261,8 @@ impl Subscriber for Tracer {
 
         let mut open = self.open();
         // A child takes its parent's trace (ids already in hex); a root the
-        // one it decided (its parent closed meanwhile: a new trace).
+        // one it decided, else the remote parent's, else a new one (also a
+        // child whose parent closed meanwhile).
         let parent = local_parent
             .and_then(|id| open.get(&id))
             .and_then(|parent| parent.record.as_ref());
@@ -270,7 +273,9 @@ impl Subscriber for Tracer {
                 parent.data.span_context.trace_state.clone(),
             ),
             None => {
-                let (trace_id, parent_span_id) = root.unwrap_or((new_trace_id(), 0));
+                let (trace_id, parent_span_id) = root
+                    .or(fields.remote_parent())
+                    .unwrap_or((new_trace_id(), 0));
                 (
                     trace_id_hex(trace_id),
                     span_id_hex(parent_span_id),
