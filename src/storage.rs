@@ -37,6 +37,15 @@ impl StoreError {
             message: message.to_string(),
         }
     }
+
+    /// The kind the hosts give a call that did not answer within its bound.
+    pub const TIMEOUT: &'static str = "timeout";
+
+    /// Whether the store did not answer within its bound: the request may
+    /// succeed if tried again.
+    pub fn timed_out(&self) -> bool {
+        self.kind == Self::TIMEOUT
+    }
 }
 
 /// A key-value store.

@@ -93,7 +93,7 @@ async fn kv_within<T>(
 
 fn kv_timed_out(timeout: Duration) -> StoreError {
     StoreError::new(
-        "timeout",
+        StoreError::TIMEOUT,
         format!(
             "the key-value store did not answer within {} ms",
             timeout.as_millis()
@@ -203,7 +203,7 @@ impl SqlStore for RemoteSql {
             None => {
                 self.replace(&conn).await;
                 Err(StoreError::new(
-                    "timeout",
+                    StoreError::TIMEOUT,
                     format!(
                         "the click database did not answer within {} ms",
                         self.bound.as_millis()
@@ -462,44 +462,62 @@ async fn build() -> (Handler, bool) {
 static HANDLER: OnceLock<Handler> = OnceLock::new();
 
 thread_local! {
-    /// The build under way, which the instance's concurrent first requests
-    /// all wait on (Spin starts an instance with up to 16 requests at once:
-    /// each building its own handler multiplied the start-up by as many).
-    /// Waiting on another request's task needs wit-bindgen's
-    /// `inter-task-wakeup` (enabled for this). The shared future is driven by
-    /// whichever waiter polls it, so a first request that is dropped leaves
-    /// the build to the others. Emptied when it ends: a handler that may not
-    /// be kept (a store did not open) serves the requests that waited for
-    /// it, and the next request builds again.
+    /// The build under way: the instance's concurrent first requests wait
+    /// for it rather than each building its own (Spin starts an instance
+    /// with up to 16 requests at once). Emptied when it ends: a handler that
+    /// may not be kept (a store did not open) serves the requests that
+    /// waited for it, and the next request builds again.
     static BUILDING: std::cell::RefCell<Option<Building>> = const { std::cell::RefCell::new(None) };
 }
 
-type Building = futures::future::Shared<futures::future::LocalBoxFuture<'static, (Handler, bool)>>;
+/// What the waiting requests receive from the one that builds.
+///
+/// The build itself runs in its builder's task only. wit-bindgen keeps each
+/// task's pending host calls in that task's own table, so a host future
+/// polled from two tasks (as a `Shared` build would be, by whichever waiter
+/// polls it) leaves a stale entry behind and later trips the runtime's
+/// assertion (`waitable.rs`, a trap) when the slot is reused: seen under
+/// load on real Spin. The waiters poll only this channel, which is plain
+/// Rust; waking them from the builder's task needs wit-bindgen's
+/// `inter-task-wakeup` (enabled for this). A builder that is dropped (its
+/// client went away) drops its sender, and a waiter builds instead.
+type Building = futures::future::Shared<futures::channel::oneshot::Receiver<(Handler, bool)>>;
 
 async fn handler() -> Handler {
     use futures::FutureExt as _;
-    if let Some(handler) = HANDLER.get() {
-        return handler.clone();
-    }
-    let building = BUILDING.with(|b| {
-        b.borrow_mut()
-            .get_or_insert_with(|| build().boxed_local().shared())
-            .clone()
-    });
-    let (handler, keep) = {
-        let _profiled = crate::profile::stage(crate::profile::Stage::Build);
-        building.clone().await
-    };
-    BUILDING.with(|b| {
-        let mut b = b.borrow_mut();
-        if b.as_ref().is_some_and(|now| now.ptr_eq(&building)) {
-            *b = None;
+    loop {
+        if let Some(handler) = HANDLER.get() {
+            return handler.clone();
         }
-    });
-    if keep {
-        return HANDLER.get_or_init(|| handler).clone();
+        let _profiled = crate::profile::stage(crate::profile::Stage::Build);
+        let under_way = BUILDING.with(|b| b.borrow().clone());
+        let (handler, keep) = match under_way {
+            Some(building) => match building.clone().await {
+                Ok(built) => built,
+                Err(futures::channel::oneshot::Canceled) => {
+                    BUILDING.with(|b| {
+                        let mut b = b.borrow_mut();
+                        if b.as_ref().is_some_and(|now| now.ptr_eq(&building)) {
+                            *b = None;
+                        }
+                    });
+                    continue;
+                }
+            },
+            None => {
+                let (built_tx, built_rx) = futures::channel::oneshot::channel();
+                BUILDING.with(|b| *b.borrow_mut() = Some(built_rx.shared()));
+                let built = build().await;
+                BUILDING.with(|b| *b.borrow_mut() = None);
+                let _ = built_tx.send(built.clone());
+                built
+            }
+        };
+        if keep {
+            return HANDLER.get_or_init(|| handler).clone();
+        }
+        return handler;
     }
-    handler
 }
 
 #[spin_sdk::http_service]
