@@ -288,6 +288,10 @@ pub enum AppError {
         #[source]
         source: StoreError,
     },
+    /// A store did not answer within its bound (`kv_timeout_ms`,
+    /// `click_db_timeout_ms`): 503, try again; the cause is logged, not sent.
+    #[error("A store did not answer in time; try again shortly.")]
+    StoreTimedOut(#[source] StoreError),
 }
 
 impl AppError {
@@ -334,16 +338,20 @@ impl AppError {
             AppError::Misconfigured(_) => (StatusCode::INTERNAL_SERVER_ERROR, C::Misconfigured),
             AppError::CorruptRecord => (StatusCode::INTERNAL_SERVER_ERROR, C::CorruptRecord),
             AppError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, C::Internal),
-            AppError::StoreUnavailable { .. } | AppError::Unhealthy(_) => {
-                (StatusCode::SERVICE_UNAVAILABLE, C::StoreUnavailable)
-            }
+            AppError::StoreUnavailable { .. }
+            | AppError::StoreTimedOut(_)
+            | AppError::Unhealthy(_) => (StatusCode::SERVICE_UNAVAILABLE, C::StoreUnavailable),
         }
     }
 }
 
 impl From<StoreError> for AppError {
     fn from(e: StoreError) -> Self {
-        AppError::internal(e)
+        if e.timed_out() {
+            AppError::StoreTimedOut(e)
+        } else {
+            AppError::internal(e)
+        }
     }
 }
 
@@ -465,7 +473,7 @@ impl IntoResponse for AppError {
                 tracing::error!(error = chain, "request failed");
                 "Something went wrong on our side; it has been logged.".to_owned()
             }
-            AppError::StoreUnavailable { source, .. } => {
+            AppError::StoreUnavailable { source, .. } | AppError::StoreTimedOut(source) => {
                 eprintln!("shortener: store unavailable: {source}");
                 tracing::error!(error = %source, "store unavailable");
                 self.to_string()
@@ -523,6 +531,26 @@ mod tests {
             body["error"]["message"],
             "Something went wrong on our side; it has been logged."
         );
+    }
+
+    #[tokio::test]
+    async fn a_store_that_did_not_answer_in_time_is_a_503_to_retry_without_its_cause() {
+        let timed_out = StoreError::new(
+            StoreError::TIMEOUT,
+            "the click database did not answer within 300 ms at 10.0.0.7",
+        );
+        let response = AppError::from(timed_out).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(body["error"]["code"], "store_unavailable");
+        assert!(!body.to_string().contains("10.0.0.7"), "{body}");
+        let other = StoreError::new("io", "no such table: clicks");
+        let (status, body) = body_of(AppError::from(other)).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
     }
 
     #[tokio::test]

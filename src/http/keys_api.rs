@@ -74,6 +74,8 @@ pub(crate) struct KeyList {
         (status = 413, description = "The body is over 16 KiB (`payload_too_large`).", body = crate::error::ErrorBody),
         (status = 415, description = "The body is not `application/json` (`unsupported_media_type`).", body = crate::error::ErrorBody),
         (status = 500, description = "A store failed (`internal`); the cause is logged, not sent.", body = crate::error::ErrorBody),
+        (status = 503, description = "A store did not answer within its bound (`kv_timeout_ms`, `click_db_timeout_ms`): try again (`store_unavailable`; `Retry-After`).",
+            headers(("retry-after" = String, description = "Seconds.")), body = crate::error::ErrorBody),
     )
 ))]
 pub(crate) async fn create_key(
@@ -113,6 +115,8 @@ pub(crate) async fn create_key(
         (status = 401, description = "No, a wrong, an expired or a revoked key (`unauthorized`), or the API is disabled (`api_disabled`).", body = crate::error::ErrorBody),
         (status = 403, description = "The key is not an admin key (`forbidden`).", body = crate::error::ErrorBody),
         (status = 500, description = "A store failed (`internal`); the cause is logged, not sent.", body = crate::error::ErrorBody),
+        (status = 503, description = "A store did not answer within its bound (`kv_timeout_ms`, `click_db_timeout_ms`): try again (`store_unavailable`; `Retry-After`).",
+            headers(("retry-after" = String, description = "Seconds.")), body = crate::error::ErrorBody),
     )
 ))]
 pub(crate) async fn list_keys(

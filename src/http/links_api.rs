@@ -162,6 +162,8 @@ impl LinkView {
         (status = 413, description = "The body is over 16 KiB (`payload_too_large`).", body = crate::error::ErrorBody),
         (status = 415, description = "The body is not `application/json` (`unsupported_media_type`).", body = crate::error::ErrorBody),
         (status = 500, description = "A store failed (`internal`); the cause is logged, not sent.", body = crate::error::ErrorBody),
+        (status = 503, description = "A store did not answer within its bound (`kv_timeout_ms`, `click_db_timeout_ms`): try again (`store_unavailable`; `Retry-After`).",
+            headers(("retry-after" = String, description = "Seconds.")), body = crate::error::ErrorBody),
     )
 ))]
 pub(crate) async fn create_link(
@@ -283,6 +285,8 @@ pub(crate) struct LinkPage {
         (status = 400, description = "`invalid_limit`, `invalid_cursor` (not one returned for this `sort` and `order`), `cursor_expired` (a `sort=clicks` cursor older than the last 2^20 click-total changes: start again), `invalid_sort`, `invalid_order`, `invalid_tag`, `invalid_search` or `invalid_query`.", body = crate::error::ErrorBody),
         (status = 401, description = "No or a wrong bearer token (`unauthorized`), or the API is disabled (`api_disabled`).", body = crate::error::ErrorBody),
         (status = 500, description = "A store failed (`internal`); the cause is logged, not sent.", body = crate::error::ErrorBody),
+        (status = 503, description = "A store did not answer within its bound (`kv_timeout_ms`, `click_db_timeout_ms`): try again (`store_unavailable`; `Retry-After`).",
+            headers(("retry-after" = String, description = "Seconds.")), body = crate::error::ErrorBody),
     )
 ))]
 pub(crate) async fn list_links(
@@ -323,7 +327,7 @@ pub(crate) async fn list_links(
         (status = 401, description = "No or a wrong bearer token (`unauthorized`), or the API is disabled (`api_disabled`).", body = crate::error::ErrorBody),
         (status = 404, description = "No link has that slug (`not_found`).", body = crate::error::ErrorBody),
         (status = 500, description = "A store failed (`internal`; the cause is logged, not sent), or the link's stored record does not decode (`corrupt_record`: delete the link and create it again).", body = crate::error::ErrorBody),
-        (status = 503, description = "The unrecorded-clicks tally cannot be read (`store_unavailable`; `Retry-After`).",
+        (status = 503, description = "The unrecorded-clicks tally cannot be read, or a store did not answer within its bound, `kv_timeout_ms` or `click_db_timeout_ms` (`store_unavailable`; `Retry-After`).",
             headers(("retry-after" = String, description = "Seconds.")), body = crate::error::ErrorBody),
     )
 ))]
@@ -358,6 +362,8 @@ pub(crate) async fn get_link(
         (status = 401, description = "No or a wrong bearer token (`unauthorized`), or the API is disabled (`api_disabled`).", body = crate::error::ErrorBody),
         (status = 404, description = "No link has that slug (`not_found`).", body = crate::error::ErrorBody),
         (status = 500, description = "A store failed (`internal`); the cause is logged, not sent.", body = crate::error::ErrorBody),
+        (status = 503, description = "A store did not answer within its bound (`kv_timeout_ms`, `click_db_timeout_ms`): try again (`store_unavailable`; `Retry-After`).",
+            headers(("retry-after" = String, description = "Seconds.")), body = crate::error::ErrorBody),
     )
 ))]
 pub(crate) async fn delete_link(
@@ -440,6 +446,8 @@ where
         (status = 413, description = "The body is over 16 KiB (`payload_too_large`).", body = crate::error::ErrorBody),
         (status = 415, description = "The body is not `application/json` (`unsupported_media_type`).", body = crate::error::ErrorBody),
         (status = 500, description = "A store failed (`internal`; the cause is logged, not sent), or the link's stored record does not decode (`corrupt_record`: delete the link and create it again).", body = crate::error::ErrorBody),
+        (status = 503, description = "A store did not answer within its bound (`kv_timeout_ms`, `click_db_timeout_ms`): try again (`store_unavailable`; `Retry-After`).",
+            headers(("retry-after" = String, description = "Seconds.")), body = crate::error::ErrorBody),
     )
 ))]
 pub(crate) async fn update_link(
@@ -534,6 +542,8 @@ pub(crate) async fn update_link(
         (status = 401, description = "No or a wrong bearer token (`unauthorized`), or the API is disabled (`api_disabled`).", body = crate::error::ErrorBody),
         (status = 404, description = "No link has that slug (`not_found`).", body = crate::error::ErrorBody),
         (status = 500, description = "A store failed (`internal`; the cause is logged, not sent), or the link's stored record does not decode (`corrupt_record`: delete the link and create it again).", body = crate::error::ErrorBody),
+        (status = 503, description = "A store did not answer within its bound (`kv_timeout_ms`, `click_db_timeout_ms`): try again (`store_unavailable`; `Retry-After`).",
+            headers(("retry-after" = String, description = "Seconds.")), body = crate::error::ErrorBody),
     )
 ))]
 pub(crate) async fn link_qr(
@@ -572,6 +582,8 @@ pub(crate) async fn link_qr(
         (status = 401, description = "No or a wrong bearer token (`unauthorized`), or the API is disabled (`api_disabled`).", body = crate::error::ErrorBody),
         (status = 404, description = "No link has that slug (`not_found`).", body = crate::error::ErrorBody),
         (status = 500, description = "A store failed (`internal`; the cause is logged, not sent), or the link's stored record does not decode (`corrupt_record`: delete the link and create it again).", body = crate::error::ErrorBody),
+        (status = 503, description = "A store did not answer within its bound (`kv_timeout_ms`, `click_db_timeout_ms`): try again (`store_unavailable`; `Retry-After`).",
+            headers(("retry-after" = String, description = "Seconds.")), body = crate::error::ErrorBody),
     )
 ))]
 pub(crate) async fn link_stats(

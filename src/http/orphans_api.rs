@@ -25,6 +25,8 @@ pub fn routes() -> Router<App> {
         (status = 400, description = "`invalid_date`, `invalid_date_range` or `invalid_query`.", body = crate::error::ErrorBody),
         (status = 401, description = "No or a wrong bearer token (`unauthorized`), or the API is disabled (`api_disabled`).", body = crate::error::ErrorBody),
         (status = 500, description = "A store failed (`internal`); the cause is logged, not sent.", body = crate::error::ErrorBody),
+        (status = 503, description = "A store did not answer within its bound (`kv_timeout_ms`, `click_db_timeout_ms`): try again (`store_unavailable`; `Retry-After`).",
+            headers(("retry-after" = String, description = "Seconds.")), body = crate::error::ErrorBody),
     )
 ))]
 pub(crate) async fn orphan_visits(

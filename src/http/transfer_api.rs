@@ -83,6 +83,8 @@ fn download(
         (status = 400, description = "`invalid_format` or `invalid_query`.", body = crate::error::ErrorBody),
         (status = 401, description = "No, a wrong, an expired or a revoked key (`unauthorized`), or the API is disabled (`api_disabled`).", body = crate::error::ErrorBody),
         (status = 500, description = "A store failed (`internal`); the cause is logged, not sent.", body = crate::error::ErrorBody),
+        (status = 503, description = "A store did not answer within its bound (`kv_timeout_ms`, `click_db_timeout_ms`): try again (`store_unavailable`; `Retry-After`).",
+            headers(("retry-after" = String, description = "Seconds.")), body = crate::error::ErrorBody),
     )
 ))]
 pub(crate) async fn export_links(
@@ -126,6 +128,8 @@ pub(crate) struct ClicksQuery {
         (status = 401, description = "No, a wrong, an expired or a revoked key (`unauthorized`), or the API is disabled (`api_disabled`).", body = crate::error::ErrorBody),
         (status = 404, description = "No link has that slug (`not_found`).", body = crate::error::ErrorBody),
         (status = 500, description = "A store failed (`internal`; the cause is logged, not sent), or the link's stored record does not decode (`corrupt_record`).", body = crate::error::ErrorBody),
+        (status = 503, description = "A store did not answer within its bound (`kv_timeout_ms`, `click_db_timeout_ms`): try again (`store_unavailable`; `Retry-After`).",
+            headers(("retry-after" = String, description = "Seconds.")), body = crate::error::ErrorBody),
     )
 ))]
 pub(crate) async fn export_clicks(
@@ -178,6 +182,8 @@ pub(crate) struct ImportQuery {
         (status = 403, description = "The key is a viewer key (`forbidden`).", body = crate::error::ErrorBody),
         (status = 413, description = "The body is over 10 MiB (`payload_too_large`).", body = crate::error::ErrorBody),
         (status = 500, description = "A store failed (`internal`); the rows before it were imported, and importing again creates the rest.", body = crate::error::ErrorBody),
+        (status = 503, description = "A store did not answer within its bound (`kv_timeout_ms`, `click_db_timeout_ms`): try again (`store_unavailable`; `Retry-After`).",
+            headers(("retry-after" = String, description = "Seconds.")), body = crate::error::ErrorBody),
     )
 ))]
 pub(crate) async fn import_links(

@@ -234,13 +234,27 @@ impl SqldCluster {
             (raw_humans, raw_bots) == (humans as i64, bots as i64),
             "{slug}: sqld has {raw_humans} human and {raw_bots} bot clicks; {humans} and {bots} were served"
         );
-        let (status, stats) = api(
-            &self.proxy(),
-            "GET",
-            &format!("/api/links/{slug}/stats"),
-            None,
-        )?;
-        ensure!(status == 200, "stats of {slug}: {status} {stats}");
+        // A read bounded by `click_db_timeout_ms` may answer 503 (try again)
+        // on a loaded machine: retried as its `Retry-After` says, a while.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let (status, stats) = loop {
+            let (status, stats) = api(
+                &self.proxy(),
+                "GET",
+                &format!("/api/links/{slug}/stats"),
+                None,
+            )?;
+            if status != 503 || Instant::now() > deadline {
+                break (status, stats);
+            }
+            eprintln!("stats of {slug}: 503 {stats}; retried in 1 s");
+            thread::sleep(Duration::from_secs(1));
+        };
+        ensure!(
+            status == 200,
+            "stats of {slug}: {status} {stats}; the replicas logged:\n{}",
+            self.log_lines().join("\n")
+        );
         ensure!(
             stats["humans"] == humans && stats["bots"] == bots,
             "{slug}: stats say {} humans and {} bots; {humans} and {bots} were served",
